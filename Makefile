@@ -1,0 +1,40 @@
+# Tidelog's two commands: `make run` starts everything on this machine, `make test` runs the
+# whole suite. Both install what is missing first (a virtualenv from requirements.lock).
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test install lint bench services help
+
+help:
+	@echo "make run    start Tidelog (command API :8000, query API :8001, workers, projections)"
+	@echo "make test   lint, type-check and run the whole test suite"
+	@echo "make bench  run loadtest/bench_ingest.py against a fresh private stack"
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "Tidelog needs Python 3.12 (Django 6): none found" >&2; exit 1; fi
+	@echo "== installing into $(VENV) with $(PYTHON)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP)
+	@$(BIN)/python bin/tidelog-run
+
+test: $(STAMP)
+	@echo "== ruff"
+	@$(BIN)/ruff check .
+	@echo "== mypy contracts/"
+	@$(BIN)/mypy
+	@echo "== import boundaries"
+	@$(BIN)/lint-imports
+	@echo "== pytest"
+	@eval "$$(bash bin/ensure-services)" && $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@$(BIN)/python loadtest/bench_ingest.py

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CommandSideConfig(AppConfig):
+    name = "command_side"
+    verbose_name = "Ingestion"

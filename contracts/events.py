@@ -1,0 +1,193 @@
+"""The analytics event: as an SDK sends it (wire v1) and as the buffer carries it (`EventCaptured`).
+
+Decoding is one msgspec pass per event: types, lengths and required fields are checked by the
+decoder itself; only the properties' shape is walked afterwards.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+from uuid import UUID
+
+import msgspec
+
+from contracts import limits
+from contracts.errors import ErrorCode
+
+WIRE_VERSION: Final = 1
+
+EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_EVENT_TYPE_LENGTH)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_ID_LENGTH)]
+ShortText = Annotated[str, msgspec.Meta(max_length=limits.MAX_SHORT_TEXT_LENGTH)]
+
+
+class EventIn(msgspec.Struct, frozen=True, kw_only=True):
+    """One event as a mobile SDK sends it. Unknown fields are ignored (newer SDKs)."""
+
+    event_type: EventType
+    distinct_id: Identifier
+    timestamp: datetime | None = None
+    uuid: UUID | None = None
+    session_id: Identifier | None = None
+    device_id: Identifier | None = None
+    app_version: ShortText | None = None
+    os_name: ShortText | None = None
+    os_version: ShortText | None = None
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class CaptureIn(EventIn, frozen=True, kw_only=True):
+    """The body of `capture/`: one event, plus the request-level fields."""
+
+    sent_at: datetime | None = None
+    api_key: str | None = None
+
+
+class BatchIn(msgspec.Struct, frozen=True, kw_only=True):
+    """The body of `batch/`. Events stay raw here so each is decoded, and fails, on its own."""
+
+    events: list[msgspec.Raw]
+    sent_at: datetime | None = None
+    api_key: str | None = None
+
+
+class KeyProbe(msgspec.Struct, frozen=True):
+    """Only the key, for a body whose rest could not be decoded."""
+
+    api_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    """Why one event was rejected: a code, the field at fault (dotted path) and a message."""
+
+    code: ErrorCode
+    field: str | None
+    message: str
+    index: int | None = None
+
+
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+
+
+def _dotted(path: str) -> str | None:
+    path = path.lstrip(".")
+    return path or None
+
+
+def error_from_validation(exc: msgspec.DecodeError, *, prefix: str | None = None) -> EventError:
+    """Map a msgspec error message onto our error codes and a dotted field path."""
+    text = str(exc)
+    match = _PATH.search(text)
+    field = _dotted(match.group("path")) if match else None
+    message = _PATH.sub("", text)
+    if missing := _MISSING.match(message):
+        name = missing.group("field")
+        field = f"{field}.{name}" if field else name
+        code = ErrorCode.MISSING_FIELD
+    elif "length <=" in message:
+        code = ErrorCode.VALUE_TOO_LONG
+    elif "length >=" in message:
+        code = ErrorCode.EMPTY_VALUE
+    elif "datetime" in message:
+        code = ErrorCode.INVALID_TIMESTAMP
+    elif "UUID" in message:
+        code = ErrorCode.INVALID_UUID
+    elif message.startswith("Expected"):
+        code = ErrorCode.INVALID_TYPE
+    elif not isinstance(exc, msgspec.ValidationError):
+        code = ErrorCode.INVALID_JSON
+    else:
+        code = ErrorCode.INVALID_VALUE
+    if prefix and field:
+        field = f"{prefix}.{field}"
+    elif prefix:
+        field = prefix
+    return EventError(code=code, field=field, message=message)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value: a scalar is 0, `{}` or `[]` is 1. Iterative: no recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        level += 1
+        if level > deepest:
+            deepest = level
+            if deepest > limits.MAX_PROPERTY_DEPTH:
+                return deepest
+        stack.extend((child, level) for child in children)
+    return deepest
+
+
+def check_event(event: EventIn, *, size: int) -> EventError | None:
+    """The rules a decoder cannot state: whole-event size and the shape of `properties`."""
+    if size > limits.MAX_EVENT_BYTES:
+        return EventError(
+            ErrorCode.EVENT_TOO_LARGE, None, f"event is {size} bytes, over {limits.MAX_EVENT_BYTES}"
+        )
+    if len(event.properties) > limits.MAX_PROPERTY_KEYS:
+        return EventError(
+            ErrorCode.TOO_MANY_PROPERTIES,
+            "properties",
+            f"{len(event.properties)} keys, over {limits.MAX_PROPERTY_KEYS}",
+        )
+    if event.properties and _depth(event.properties) > limits.MAX_PROPERTY_DEPTH:
+        return EventError(
+            ErrorCode.PROPERTIES_TOO_DEEP,
+            "properties",
+            f"nested deeper than {limits.MAX_PROPERTY_DEPTH} levels",
+        )
+    return None
+
+
+_event_decoder = msgspec.json.Decoder(EventIn)
+_capture_decoder = msgspec.json.Decoder(CaptureIn)
+_batch_decoder = msgspec.json.Decoder(BatchIn)
+_key_decoder = msgspec.json.Decoder(KeyProbe)
+
+
+def decode_event(raw: bytes) -> EventIn | EventError:
+    try:
+        event = _event_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        return error_from_validation(exc)
+    return check_event(event, size=len(raw)) or event
+
+
+def decode_capture(body: bytes) -> CaptureIn | EventError:
+    try:
+        event = _capture_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        return error_from_validation(exc)
+    return check_event(event, size=len(body)) or event
+
+
+def decode_batch(body: bytes) -> BatchIn | EventError:
+    try:
+        return _batch_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        return error_from_validation(exc)
+
+
+def api_key_in_body(body: bytes) -> str | None:
+    try:
+        return _key_decoder.decode(body).api_key
+    except msgspec.DecodeError:
+        return None
+
+
+def as_utc(value: datetime) -> datetime:
+    """SDKs that send a naive ISO time mean UTC (PostHog's Android SDK did before 3.0)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -1,0 +1,162 @@
+"""All configuration, read once from the environment, with defaults that run on this machine.
+
+Never import application code here: settings are the root of the import graph.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env("DJANGO_SECRET_KEY", "tidelog-insecure-development-key-change-me-in-production")
+ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "tenancy",
+    "command_side",
+    "projections",
+    "query_side",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# The query API and the admin are the default root; the command API runs in its own process
+# with core.settings_command, which swaps the root and trims the middleware for the hot path.
+ROOT_URLCONF = "core.urls_query"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "core.wsgi_query.application"
+
+DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tidelog")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+# The query API may read from a replica. Unset, it reads the primary through the same
+# connection, which keeps tests (one transaction per test) seeing their own writes.
+QUERY_DATABASE_URL = env("QUERY_DATABASE_URL", "")
+QUERY_DB_ALIAS = "default"
+if QUERY_DATABASE_URL:
+    DATABASES["query"] = dj_database_url.parse(QUERY_DATABASE_URL, conn_max_age=600)
+    QUERY_DB_ALIAS = "query"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every Redis key Tidelog writes starts with this prefix; tests give each run its own.
+REDIS_PREFIX = env("TIDELOG_REDIS_PREFIX", "tidelog")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve the admin's static files straight from the apps when collectstatic has not run.
+WHITENOISE_USE_FINDERS = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "query_side.auth.PersonalAPIKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "query_side.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Ingestion -------------------------------------------------------------------------------
+# The Redis buffer holds at most this many accepted requests (each at most
+# contracts.limits.MAX_BATCH_EVENTS events); past it the command API answers 503.
+TIDELOG_BUFFER_MAX_ENTRIES = env_int("TIDELOG_BUFFER_MAX_ENTRIES", 200_000)
+# Seconds an SDK is told to wait when the buffer is full or Redis is down.
+TIDELOG_RETRY_AFTER_SECONDS = env_int("TIDELOG_RETRY_AFTER_SECONDS", 5)
+# A buffered entry read by a drainer that has not acknowledged it after this long is
+# reclaimed by another drainer (the first one crashed or hung).
+TIDELOG_RECLAIM_IDLE_MS = env_int("TIDELOG_RECLAIM_IDLE_MS", 30_000)
+# Stream entries (requests) one drain transaction takes; each holds up to 1,000 events.
+TIDELOG_DRAIN_ENTRIES = env_int("TIDELOG_DRAIN_ENTRIES", 100)
+# How many drain actors may run at once (one per Dramatiq worker thread is right).
+TIDELOG_DRAIN_PARALLELISM = env_int("TIDELOG_DRAIN_PARALLELISM", 2)
+# (project, uuid) pairs are remembered this long for exact deduplication. It must outlast any
+# SDK retry: PostHog's and Aptabase's mobile SDKs retry a failed flush for hours, at most days.
+TIDELOG_DEDUP_WINDOW_DAYS = env_int("TIDELOG_DEDUP_WINDOW_DAYS", 14)
+# Daily partitions are created this many days ahead (plain PostgreSQL only).
+TIDELOG_PARTITIONS_AHEAD_DAYS = env_int("TIDELOG_PARTITIONS_AHEAD_DAYS", 3)
+# Events older than this many days go to the default partition instead of one of their own.
+TIDELOG_PARTITIONS_BACKFILL_DAYS = env_int("TIDELOG_PARTITIONS_BACKFILL_DAYS", 400)
+# Seconds a project API key lookup stays cached in each command API process.
+TIDELOG_KEY_CACHE_SECONDS = env_int("TIDELOG_KEY_CACHE_SECONDS", 30)
+
+# --- Projections -----------------------------------------------------------------------------
+TIDELOG_PROJECTION_BATCH = env_int("TIDELOG_PROJECTION_BATCH", 5_000)
+TIDELOG_PROJECTION_POLL_SECONDS = float(env("TIDELOG_PROJECTION_POLL_SECONDS", "0.2"))
+
+# --- Dramatiq --------------------------------------------------------------------------------
+# Default prefetch gives ~530 messages/s a worker; ~100 gives ~5,300 (measured, DESIGN.md).
+DRAMATIQ_QUEUE_PREFETCH = env_int("dramatiq_queue_prefetch", 100)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("TIDELOG_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

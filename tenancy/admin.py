@@ -1,0 +1,33 @@
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from tenancy.models import PersonalAPIKey, Project
+from tenancy.services import personal_api_key_issue
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "api_key", "created_at"]
+    readonly_fields = ["api_key", "created_at"]
+    search_fields = ["name"]
+    actions = ["issue_personal_api_key"]
+
+    @admin.action(description="Issue a personal API key (shown once)")
+    def issue_personal_api_key(self, request: HttpRequest, queryset: "object") -> None:
+        for project in queryset:  # type: ignore[attr-defined]
+            secret = personal_api_key_issue(project=project, label=f"issued by {request.user}")
+            self.message_user(
+                request, f"Personal API key for {project}: {secret} (copy it now)", messages.WARNING
+            )
+
+
+@admin.register(PersonalAPIKey)
+class PersonalAPIKeyAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "project", "label", "created_at", "last_used_at", "is_revoked"]
+    list_filter = ["is_revoked"]
+    readonly_fields = ["prefix", "secret_hash", "created_at", "last_used_at"]
+    fields = ["project", "label", "prefix", "secret_hash", "created_at", "last_used_at", "is_revoked"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Keys are issued with the action on a project, which shows the secret once.
+        return False

@@ -1,0 +1,52 @@
+"""Shared fixtures. Every test run gets its own PostgreSQL database and its own Redis key prefix,
+so runs on one machine (a developer's and CI's, or two developers') never see each other's data.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis as redis_lib
+from django.conf import settings
+
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings() -> None:
+    settings.DATABASES["default"].setdefault("TEST", {})
+    settings.DATABASES["default"]["TEST"]["NAME"] = f"test_tidelog_{RUN_ID}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_prefix() -> Iterator[str]:
+    prefix = f"tidelog-test-{RUN_ID}"
+    settings.REDIS_PREFIX = prefix
+    yield prefix
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture
+def redis_client(redis_prefix: str) -> Iterator[redis_lib.Redis]:
+    """The real Redis, emptied of this run's keys after each test."""
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    yield client
+    for key in client.scan_iter(match=f"{redis_prefix}:*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture
+def project(db):  # type: ignore[no-untyped-def]
+    from tenancy.services import project_create
+
+    return project_create(name="Test project")
+
+
+@pytest.fixture
+def other_project(db):  # type: ignore[no-untyped-def]
+    from tenancy.services import project_create
+
+    return project_create(name="Other project")
