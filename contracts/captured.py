@@ -9,6 +9,7 @@ to these structs and add an upcaster from the previous version.
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
+from uuid import UUID
 
 import msgspec
 
@@ -18,7 +19,7 @@ BUFFER_VERSION: Final = 1
 class EventCaptured(msgspec.Struct, frozen=True, array_like=True):
     """An accepted event, normalised: server-side uuid and skew-corrected time."""
 
-    uuid: str
+    uuid: UUID
     event_type: str
     distinct_id: str
     timestamp: datetime

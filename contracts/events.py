@@ -191,3 +191,80 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+SESSION_START: Final = "$session_start"
+SESSION_END: Final = "$session_end"
+
+
+class SessionStartIn(msgspec.Struct, frozen=True, kw_only=True):
+    """The body of `session/start/`. Without a session_id the server makes one and returns it."""
+
+    distinct_id: Identifier
+    session_id: Identifier | None = None
+    timestamp: datetime | None = None
+    device_id: Identifier | None = None
+    app_version: ShortText | None = None
+    os_name: ShortText | None = None
+    os_version: ShortText | None = None
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+    sent_at: datetime | None = None
+    api_key: str | None = None
+
+    def as_event(self, session_id: str) -> EventIn:
+        return EventIn(
+            event_type=SESSION_START,
+            distinct_id=self.distinct_id,
+            timestamp=self.timestamp,
+            session_id=session_id,
+            device_id=self.device_id,
+            app_version=self.app_version,
+            os_name=self.os_name,
+            os_version=self.os_version,
+            properties=self.properties,
+        )
+
+
+class SessionEndIn(msgspec.Struct, frozen=True, kw_only=True):
+    """The body of `session/{session_id}/end/`."""
+
+    distinct_id: Identifier
+    timestamp: datetime | None = None
+    device_id: Identifier | None = None
+    app_version: ShortText | None = None
+    os_name: ShortText | None = None
+    os_version: ShortText | None = None
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+    sent_at: datetime | None = None
+    api_key: str | None = None
+
+    def as_event(self, session_id: str) -> EventIn:
+        return EventIn(
+            event_type=SESSION_END,
+            distinct_id=self.distinct_id,
+            timestamp=self.timestamp,
+            session_id=session_id,
+            device_id=self.device_id,
+            app_version=self.app_version,
+            os_name=self.os_name,
+            os_version=self.os_version,
+            properties=self.properties,
+        )
+
+
+_session_start_decoder = msgspec.json.Decoder(SessionStartIn)
+_session_end_decoder = msgspec.json.Decoder(SessionEndIn)
+
+
+def decode_session_start(body: bytes) -> SessionStartIn | EventError:
+    try:
+        return _session_start_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        return error_from_validation(exc)
+
+
+def decode_session_end(body: bytes) -> SessionEndIn | EventError:
+    try:
+        return _session_end_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        return error_from_validation(exc)

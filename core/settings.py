@@ -25,7 +25,9 @@ def env_bool(name: str, default: bool) -> bool:
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env("DJANGO_SECRET_KEY", "tidelog-insecure-development-key-change-me-in-production")
-ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
+ALLOWED_HOSTS = [
+    h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h
+]
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -75,7 +77,9 @@ TEMPLATES = [
 WSGI_APPLICATION = "core.wsgi_query.application"
 
 DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tidelog")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+}
 # The query API may read from a replica. Unset, it reads the primary through the same
 # connection, which keeps tests (one transaction per test) seeing their own writes.
 QUERY_DATABASE_URL = env("QUERY_DATABASE_URL", "")
@@ -85,6 +89,8 @@ if QUERY_DATABASE_URL:
     QUERY_DB_ALIAS = "query"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The ingestion views enforce contracts.limits.MAX_BODY_BYTES (5 MiB) themselves, with a clear code.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Every Redis key Tidelog writes starts with this prefix; tests give each run its own.

@@ -26,7 +26,15 @@ class PersonalAPIKeyAdmin(admin.ModelAdmin):
     list_display = ["prefix", "project", "label", "created_at", "last_used_at", "is_revoked"]
     list_filter = ["is_revoked"]
     readonly_fields = ["prefix", "secret_hash", "created_at", "last_used_at"]
-    fields = ["project", "label", "prefix", "secret_hash", "created_at", "last_used_at", "is_revoked"]
+    fields = [
+        "project",
+        "label",
+        "prefix",
+        "secret_hash",
+        "created_at",
+        "last_used_at",
+        "is_revoked",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Keys are issued with the action on a project, which shows the secret once.

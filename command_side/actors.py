@@ -1,0 +1,68 @@
+"""Dramatiq wiring: the broker and the actors that drain the buffer and keep the store tidy.
+
+One Dramatiq message drains thousands of events; never send one message per analytics event.
+"""
+
+import logging
+
+import dramatiq
+from django.conf import settings
+from django.db import close_old_connections
+from dramatiq.brokers.redis import RedisBroker
+
+from command_side import buffer, drain, event_store
+
+log = logging.getLogger(__name__)
+
+
+class DjangoConnections(dramatiq.Middleware):
+    """Worker threads keep Django connections across messages: drop broken or expired ones."""
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        close_old_connections()
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result=None, exception=None
+    ) -> None:  # type: ignore[no-untyped-def]
+        close_old_connections()
+
+
+broker = RedisBroker(url=settings.REDIS_URL, namespace=f"{settings.REDIS_PREFIX}:dramatiq")
+broker.add_middleware(DjangoConnections())
+dramatiq.set_broker(broker)
+
+DRAIN_QUEUE = "tidelog-drain"
+MAINTENANCE_QUEUE = "tidelog-maintenance"
+
+
+def slot_key(slot: int) -> str:
+    return f"{settings.REDIS_PREFIX}:drain-slot:{slot}"
+
+
+@dramatiq.actor(queue_name=DRAIN_QUEUE, max_retries=3, min_backoff=500, time_limit=120_000)
+def drain_buffer(slot: int) -> None:
+    """Drain the buffer for a few seconds. The scheduler holds `slot` for us until we finish."""
+    try:
+        drain.drain(drain.consumer_name(slot), budget_seconds=5.0)
+    finally:
+        buffer.client().delete(slot_key(slot))
+
+
+@dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=3)
+def ensure_partitions() -> None:
+    event_store.partitions_ensure_ahead()
+
+
+@dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=3, time_limit=3_600_000)
+def prune_event_ids() -> None:
+    removed = event_store.event_ids_prune()
+    log.info(
+        "dedup ledger: forgot %d ids older than %d days",
+        removed,
+        settings.TIDELOG_DEDUP_WINDOW_DAYS,
+    )
+
+
+@dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=1)
+def prune_consumers() -> None:
+    buffer.consumers_prune()

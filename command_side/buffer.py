@@ -1,0 +1,156 @@
+"""The Redis buffer between the command API and the event store: one stream, one consumer group.
+
+Knows Redis and nothing else. Never drops an entry: an entry leaves the stream only when a
+drainer acknowledges it after its transaction committed.
+"""
+
+import threading
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+
+GROUP = "drainers"
+
+# TRICKY: the length check and the append must be one atomic step, or two API processes could
+# both see room for one entry and overfill the buffer. A Lua script is atomic in Redis and is
+# still one round trip (EVALSHA).
+_APPEND = """
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+    return 0
+end
+redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
+return 1
+"""
+
+
+class BufferFull(Exception):
+    """The buffer holds TIDELOG_BUFFER_MAX_ENTRIES entries: drainers are behind."""
+
+
+class BufferUnavailable(Exception):
+    """Redis did not answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    entry_id: bytes
+    data: bytes
+
+
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def client() -> redis.Redis:
+    url = settings.REDIS_URL
+    found = _clients.get(url)
+    if found is None:
+        with _clients_lock:
+            found = _clients.get(url)
+            if found is None:
+                found = redis.Redis.from_url(
+                    url, socket_timeout=2.0, socket_connect_timeout=1.0, health_check_interval=30
+                )
+                _clients[url] = found
+    return found
+
+
+def stream_key() -> str:
+    return f"{settings.REDIS_PREFIX}:events"
+
+
+_scripts: dict[int, object] = {}
+
+
+def append(data: bytes) -> None:
+    """Append one encoded BufferEntry. Raises BufferFull or BufferUnavailable; never blocks long."""
+    redis_client = client()
+    script = _scripts.get(id(redis_client))
+    if script is None:
+        script = redis_client.register_script(_APPEND)
+        _scripts[id(redis_client)] = script
+    try:
+        added = script(keys=[stream_key()], args=[settings.TIDELOG_BUFFER_MAX_ENTRIES, data])  # type: ignore[operator]
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BufferUnavailable(str(exc)) from exc
+    except redis.ResponseError as exc:
+        # Redis at maxmemory with noeviction refuses writes: that is "full", not "down".
+        if "OOM" in str(exc):
+            raise BufferFull(str(exc)) from exc
+        raise
+    if not added:
+        raise BufferFull(f"buffer holds {settings.TIDELOG_BUFFER_MAX_ENTRIES} entries")
+
+
+def _ensure_group(redis_client: redis.Redis) -> None:
+    try:
+        # "0": a group made after entries arrived must still deliver them.
+        redis_client.xgroup_create(stream_key(), GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def read(consumer: str, count: int, *, reclaim_idle_ms: int | None = None) -> list[Entry]:
+    """Entries for this consumer: first any another consumer left unacknowledged for longer than
+    `reclaim_idle_ms` (it crashed mid-batch), else new ones."""
+    redis_client = client()
+    idle = settings.TIDELOG_RECLAIM_IDLE_MS if reclaim_idle_ms is None else reclaim_idle_ms
+    for attempt in range(2):
+        try:
+            _, claimed, _ = redis_client.xautoclaim(
+                stream_key(), GROUP, consumer, min_idle_time=idle, start_id="0-0", count=count
+            )
+            entries = [Entry(entry_id, fields[b"e"]) for entry_id, fields in claimed if fields]
+            if entries:
+                return entries
+            response = redis_client.xreadgroup(GROUP, consumer, {stream_key(): ">"}, count=count)
+            return [
+                Entry(entry_id, fields[b"e"])
+                for _, messages in response
+                for entry_id, fields in messages
+            ]
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc) or attempt:
+                raise
+            _ensure_group(redis_client)
+    return []
+
+
+def ack(entry_ids: list[bytes]) -> None:
+    """Acknowledge and delete entries whose events are committed. Call only after commit."""
+    if not entry_ids:
+        return
+    pipe = client().pipeline(transaction=True)
+    pipe.xack(stream_key(), GROUP, *entry_ids)
+    pipe.xdel(stream_key(), *entry_ids)
+    pipe.execute()
+
+
+def backlog() -> int:
+    """Entries not yet stored: unread plus read-but-unacknowledged."""
+    return int(client().xlen(stream_key()))
+
+
+def pending() -> int:
+    try:
+        info = client().xpending(stream_key(), GROUP)
+    except redis.ResponseError:
+        return 0
+    return int(info["pending"])
+
+
+def consumers_prune(idle_ms: int = 3_600_000) -> int:
+    """Forget consumers idle for an hour with nothing pending (dead worker processes)."""
+    redis_client = client()
+    removed = 0
+    try:
+        consumers = redis_client.xinfo_consumers(stream_key(), GROUP)
+    except redis.ResponseError:
+        return 0
+    for consumer in consumers:
+        if consumer["pending"] == 0 and consumer["idle"] > idle_ms:
+            redis_client.xgroup_delconsumer(stream_key(), GROUP, consumer["name"])
+            removed += 1
+    return removed

@@ -1,0 +1,211 @@
+"""Appends captured events to the event store: binary COPY into a staging table, then one
+INSERT that keeps only (project, uuid) pairs never seen before. One transaction per call.
+
+Knows the events table and nothing of Redis. Never updates or deletes an event row.
+"""
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+
+from command_side.faults import fault_point
+from contracts.captured import BufferEntry
+
+log = logging.getLogger(__name__)
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS tidelog_staging (
+    seq              integer     NOT NULL,
+    project_id       bigint      NOT NULL,
+    uuid             uuid        NOT NULL,
+    event_type       text        NOT NULL,
+    distinct_id      text        NOT NULL,
+    "timestamp"      timestamptz NOT NULL,
+    received_at      timestamptz NOT NULL,
+    client_timestamp timestamptz,
+    sent_at          timestamptz,
+    skew_ms          bigint,
+    session_id       text,
+    device_id        text,
+    app_version      text,
+    os_name          text,
+    os_version       text,
+    properties       jsonb       NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+_STAGING_TYPES = [
+    "int4", "int8", "uuid", "text", "text", "timestamptz", "timestamptz", "timestamptz",
+    "timestamptz", "int8", "text", "text", "text", "text", "text", "jsonb",
+]  # fmt: skip
+_COLUMNS = (
+    'project_id, uuid, event_type, distinct_id, "timestamp", received_at, client_timestamp, '
+    "sent_at, skew_ms, session_id, device_id, app_version, os_name, os_version, properties"
+)
+
+# TRICKY: the ledger insert and the events insert are one statement, so a (project, uuid) is in
+# the ledger if and only if its event is stored. Two drainers storing the same uuid at once:
+# the second's ON CONFLICT waits for the first to commit, then skips; if the first rolls back,
+# the second inserts. DISTINCT ON drops duplicates inside one batch; the first arrival wins.
+_INSERT = f"""
+WITH fresh AS (
+    INSERT INTO tidelog_event_ids (project_id, uuid)
+    SELECT DISTINCT project_id, uuid FROM tidelog_staging
+    ON CONFLICT DO NOTHING
+    RETURNING project_id, uuid
+)
+INSERT INTO tidelog_events ({_COLUMNS})
+SELECT {_COLUMNS} FROM (
+    SELECT DISTINCT ON (s.project_id, s.uuid) s.*
+    FROM tidelog_staging s JOIN fresh USING (project_id, uuid)
+    ORDER BY s.project_id, s.uuid, s.seq
+) first_arrivals
+ORDER BY seq
+"""
+
+
+class _JsonbBytesDumper(Dumper):
+    """Binary COPY of properties the API already encoded as JSON: jsonb's binary form is a
+    version byte then the text, so the bytes go through without a decode-encode round."""
+
+    format = Format.BINARY
+    oid = 3802  # jsonb
+
+    def dump(self, obj: bytes) -> Buffer:
+        return b"\x01" + obj
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    stored: int
+    duplicates: int
+    rejected: int
+
+
+_ensured_days: set[date] = set()
+_ensured_lock = threading.Lock()
+
+
+def is_partitioned_natively() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regprocedure('tidelog_ensure_event_partition(date)') IS NOT NULL")
+        return bool(cursor.fetchone()[0])
+
+
+def engine() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
+            " AND to_regprocedure('tidelog_ensure_event_partition(date)') IS NULL"
+        )
+        return "timescaledb" if cursor.fetchone()[0] else "postgres"
+
+
+_native: bool | None = None
+
+
+def partitions_ensure(days: Iterable[date]) -> None:
+    """Create missing daily partitions (plain PostgreSQL) before rows for those days arrive.
+
+    Days older than TIDELOG_PARTITIONS_BACKFILL_DAYS go to the default partition instead: a
+    phone with a clock in 1970 must not create a partition a day for fifty years.
+    """
+    global _native
+    if _native is None:
+        _native = is_partitioned_natively()
+    if not _native:
+        return
+    today = datetime.now(UTC).date()
+    horizon = today - timedelta(days=settings.TIDELOG_PARTITIONS_BACKFILL_DAYS)
+    missing = sorted(d for d in set(days) if d >= horizon and d not in _ensured_days)
+    if not missing:
+        return
+    with _ensured_lock:
+        # Its own short transaction: creating a partition takes a strong lock on the parent,
+        # held until commit. Kept out of the append transaction, it is held for milliseconds.
+        with transaction.atomic(), connection.cursor() as cursor:
+            for day in missing:
+                cursor.execute("SELECT tidelog_ensure_event_partition(%s)", [day])
+        _ensured_days.update(missing)
+
+
+def partitions_ensure_ahead() -> None:
+    today = datetime.now(UTC).date()
+    partitions_ensure(
+        today + timedelta(days=d) for d in range(-1, settings.TIDELOG_PARTITIONS_AHEAD_DAYS + 1)
+    )
+
+
+def append(entries: list[BufferEntry]) -> AppendResult:
+    """Store the entries' events exactly once and their rejected events, in one transaction."""
+    rows = []
+    bad_rows = []
+    days: set[date] = set()
+    seq = 0
+    for entry in entries:
+        for event in entry.events:
+            rows.append(
+                (
+                    seq, entry.project_id, event.uuid, event.event_type, event.distinct_id,
+                    event.timestamp, event.received_at, event.client_timestamp, event.sent_at,
+                    event.skew_ms, event.session_id, event.device_id, event.app_version,
+                    event.os_name, event.os_version, event.properties_json,
+                )
+            )  # fmt: skip
+            days.add(event.timestamp.astimezone(UTC).date())
+            seq += 1
+        for bad in entry.rejected:
+            bad_rows.append(
+                (
+                    entry.project_id, bad.received_at, bad.code, bad.field, bad.message,
+                    bad.payload.decode("utf-8", errors="replace"),
+                )
+            )  # fmt: skip
+    partitions_ensure(days)
+    stored = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        if rows:
+            cursor.execute(_STAGING)
+            # Emptied at every commit; truncated here too for callers inside an outer
+            # transaction (a test, a savepoint), where no commit came between two appends.
+            cursor.execute("TRUNCATE tidelog_staging")
+            cursor.cursor.adapters.register_dumper(bytes, _JsonbBytesDumper)
+            with cursor.copy("COPY tidelog_staging FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[attr-defined]
+                copy.set_types(_STAGING_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(_INSERT)
+            stored = cursor.rowcount
+        if bad_rows:
+            with cursor.copy(
+                "COPY tidelog_bad_events"
+                " (project_id, received_at, error_code, field, message, payload) FROM STDIN"
+            ) as copy:  # type: ignore[attr-defined]
+                for bad_row in bad_rows:
+                    copy.write_row(bad_row)
+        fault_point("before_commit")
+    return AppendResult(stored=stored, duplicates=len(rows) - stored, rejected=len(bad_rows))
+
+
+def event_ids_prune(*, batch: int = 50_000) -> int:
+    """Forget (project, uuid) pairs older than the dedup window, in small transactions."""
+    removed = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM tidelog_event_ids WHERE ctid = ANY (ARRAY("
+                "  SELECT ctid FROM tidelog_event_ids"
+                "  WHERE first_seen_at < now() - make_interval(days => %s) LIMIT %s))",
+                [settings.TIDELOG_DEDUP_WINDOW_DAYS, batch],
+            )
+            count = cursor.rowcount
+        removed += count
+        if count < batch:
+            return removed

@@ -1,0 +1,10 @@
+"""Crash-test hooks: with TIDELOG_FAULT=<name> set, the process dies at that point, as a kill -9
+would. Only the crash tests set it; unset, a hook is one dictionary lookup.
+"""
+
+import os
+
+
+def fault_point(name: str) -> None:
+    if os.environ.get("TIDELOG_FAULT") == name:
+        os._exit(17)

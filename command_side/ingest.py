@@ -1,0 +1,114 @@
+"""Turns decoded requests into a `BufferEntry`: per-event validation results, server-side uuid,
+skew-corrected time. Pure: no I/O, so every rule here is tested without a server.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import msgspec
+
+from command_side.skew import corrected_time
+from contracts import limits
+from contracts.captured import BufferEntry, EventCaptured, EventRejected
+from contracts.events import EventError, EventIn, as_utc, decode_event
+
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    entry: BufferEntry
+    errors: list[EventError] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.entry.events)
+
+
+def captured(
+    event: EventIn,
+    *,
+    sent_at: datetime | None,
+    received_at: datetime,
+    event_uuid: uuid.UUID | None = None,
+) -> EventCaptured:
+    timestamp = as_utc(event.timestamp) if event.timestamp is not None else None
+    sent = as_utc(sent_at) if sent_at is not None else None
+    when = corrected_time(timestamp=timestamp, sent_at=sent, received_at=received_at)
+    if event_uuid is None:
+        # An SDK that sends no uuid cannot be deduplicated across its own retries; PostHog's,
+        # Amplitude's and our mobile SDKs all send one.
+        event_uuid = event.uuid if event.uuid is not None else uuid.uuid4()
+    return EventCaptured(
+        uuid=event_uuid,
+        event_type=event.event_type,
+        distinct_id=event.distinct_id,
+        timestamp=when.timestamp,
+        received_at=received_at,
+        client_timestamp=timestamp,
+        sent_at=sent,
+        skew_ms=when.skew_ms,
+        session_id=event.session_id,
+        device_id=event.device_id,
+        app_version=event.app_version,
+        os_name=event.os_name,
+        os_version=event.os_version,
+        properties_json=_json.encode(event.properties),
+    )
+
+
+def rejected(error: EventError, raw: bytes, *, received_at: datetime) -> EventRejected:
+    return EventRejected(
+        received_at=received_at,
+        code=str(error.code),
+        field=error.field,
+        message=error.message,
+        payload=bytes(raw[: limits.MAX_EVENT_BYTES]),
+    )
+
+
+def batch_outcome(
+    *,
+    project_id: int,
+    raw_events: list[msgspec.Raw],
+    sent_at: datetime | None,
+    received_at: datetime,
+) -> Outcome:
+    """Decode each event on its own: a bad one is reported and kept aside, the good ones go on."""
+    events: list[EventCaptured] = []
+    bad: list[EventRejected] = []
+    errors: list[EventError] = []
+    for index, raw in enumerate(raw_events):
+        raw_bytes = bytes(raw)
+        decoded = decode_event(raw_bytes)
+        if isinstance(decoded, EventError):
+            error = EventError(decoded.code, decoded.field, decoded.message, index)
+            errors.append(error)
+            bad.append(rejected(error, raw_bytes, received_at=received_at))
+        else:
+            events.append(captured(decoded, sent_at=sent_at, received_at=received_at))
+    return Outcome(BufferEntry(project_id=project_id, events=events, rejected=bad), errors)
+
+
+def single_outcome(
+    *,
+    project_id: int,
+    event: EventIn | EventError,
+    raw: bytes,
+    sent_at: datetime | None,
+    received_at: datetime,
+    event_uuid: uuid.UUID | None = None,
+) -> Outcome:
+    if isinstance(event, EventError):
+        return Outcome(
+            BufferEntry(
+                project_id=project_id, rejected=[rejected(event, raw, received_at=received_at)]
+            ),
+            [event],
+        )
+    entry = BufferEntry(
+        project_id=project_id,
+        events=[captured(event, sent_at=sent_at, received_at=received_at, event_uuid=event_uuid)],
+    )
+    return Outcome(entry)
