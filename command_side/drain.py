@@ -32,13 +32,21 @@ def consumer_name(slot: int | str) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{slot}"
 
 
+# Requests carry 1 to 1,000 events, so a fixed entry count per read gives transactions of wildly
+# different sizes. Aim each transaction at TIDELOG_DRAIN_EVENTS events from the recent mean.
+_events_per_entry = 20.0
+
+
+def entries_to_read() -> int:
+    return max(10, min(2_000, int(settings.TIDELOG_DRAIN_EVENTS / _events_per_entry)))
+
+
 def drain_batch(
     consumer: str, *, count: int | None = None, reclaim_idle_ms: int | None = None
 ) -> DrainStats:
     """One read-append-ack cycle. Returns what it did; `entries == 0` means the buffer is empty."""
-    entries = buffer.read(
-        consumer, count or settings.TIDELOG_DRAIN_ENTRIES, reclaim_idle_ms=reclaim_idle_ms
-    )
+    global _events_per_entry
+    entries = buffer.read(consumer, count or entries_to_read(), reclaim_idle_ms=reclaim_idle_ms)
     stats = DrainStats()
     if not entries:
         return stats
@@ -60,6 +68,9 @@ def drain_batch(
                 f"{buffer.stream_key()}:dead", {"e": entry.data, "id": entry.entry_id}
             )
             done.append(entry.entry_id)
+    if decoded:
+        mean = sum(len(e.events) + len(e.rejected) for e in decoded) / len(decoded)
+        _events_per_entry = 0.7 * _events_per_entry + 0.3 * max(mean, 1.0)
     result = event_store.append(decoded)
     fault_point("after_commit")
     # Acknowledged only now: the transaction above has committed.

@@ -1,271 +1,44 @@
-"""The ingestion endpoints. Thin: read the body, authenticate, call one handler, encode.
-
-Plain Django views rather than DRF: they run per SDK flush on the hot path, and msgspec decodes
-and validates a body in one pass (a DRF serializer per event is ~50x slower).
+"""Django views over the ingestion endpoints: the adapter the Django test client and any
+Django-served deployment use. The command API process serves the same endpoints through
+fast_path.py, which skips Django's request machinery on the hot path.
 """
 
-import uuid
-import zlib
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
-from command_side import buffer, ingest
-from contracts import limits
-from contracts.captured import encode_entry
-from contracts.errors import ErrorCode
-from contracts.events import (
-    EventError,
-    api_key_in_body,
-    check_event,
-    decode_batch,
-    decode_capture,
-    decode_session_end,
-    decode_session_start,
-)
-from tenancy.selectors import project_id_for_api_key
+from command_side import endpoints
 
-_json = msgspec.json.Encoder()
-_SESSION_NAMESPACE = uuid.UUID("9f6bd6a4-62b6-4b8f-9d0e-5c1f3a7d2e10")
+Endpoint = Callable[..., endpoints.IngestResponse]
 
 
-class Rejection(Exception):
-    def __init__(
-        self, status: int, code: ErrorCode, message: str, field: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.field = field
-
-
-def respond(
-    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> HttpResponse:
-    response = HttpResponse(_json.encode(body), status=status, content_type="application/json")
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
-
-
-def error_body(code: ErrorCode, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"code": str(code), "field": field, "message": message}
-
-
-def read_body(request: HttpRequest) -> bytes:
-    """The request body, gunzipped if need be; the size limit applies after decompression."""
-    declared = request.META.get("CONTENT_LENGTH")
-    if declared and declared.isdigit() and int(declared) > limits.MAX_BODY_BYTES:
-        raise Rejection(413, ErrorCode.BODY_TOO_LARGE, f"body over {limits.MAX_BODY_BYTES} bytes")
-    body = request.body
-    encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
-    if encoding in ("", "identity"):
-        pass
-    elif encoding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            # Bounded: a 5 KB gzip bomb must not inflate into gigabytes in memory.
-            body = inflater.decompress(body, limits.MAX_BODY_BYTES + 1)
-        except zlib.error as exc:
-            raise Rejection(400, ErrorCode.INVALID_GZIP, f"body is not valid gzip: {exc}") from exc
-        if len(body) > limits.MAX_BODY_BYTES or inflater.unconsumed_tail:
-            raise Rejection(
-                413,
-                ErrorCode.BODY_TOO_LARGE,
-                f"decompressed body over {limits.MAX_BODY_BYTES} bytes",
-            )
-        if not inflater.eof:
-            raise Rejection(400, ErrorCode.INVALID_GZIP, "gzip body is truncated")
-    else:
-        raise Rejection(
-            415, ErrorCode.UNSUPPORTED_ENCODING, f"Content-Encoding {encoding!r} is not supported"
+def as_view(endpoint: Endpoint, methods: tuple[str, ...]) -> Callable[..., HttpResponse]:
+    @csrf_exempt
+    def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        if request.method not in methods:
+            response = HttpResponse(status=405)
+            response["Allow"] = ", ".join(methods)
+            return response
+        length = request.META.get("CONTENT_LENGTH") or ""
+        ingest_request = endpoints.IngestRequest(
+            authorization=request.META.get("HTTP_AUTHORIZATION", ""),
+            content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""),
+            content_length=int(length) if length.isdigit() else None,
+            read_body=lambda: request.body,
         )
-    if len(body) > limits.MAX_BODY_BYTES:
-        raise Rejection(413, ErrorCode.BODY_TOO_LARGE, f"body over {limits.MAX_BODY_BYTES} bytes")
-    return body
+        result = endpoint(ingest_request, **kwargs)
+        response = HttpResponse(result.body, status=result.status, content_type="application/json")
+        for name, value in result.headers.items():
+            response[name] = value
+        return response
+
+    view.__name__ = endpoint.__name__
+    return view
 
 
-def header_key(request: HttpRequest) -> str | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if not header:
-        return None
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Rejection(401, ErrorCode.INVALID_API_KEY, "Authorization must be 'Bearer <api_key>'")
-    return key.strip()
-
-
-def authenticate(key: str | None) -> int:
-    if not key:
-        raise Rejection(
-            401,
-            ErrorCode.MISSING_API_KEY,
-            "send the project API key as 'Authorization: Bearer <api_key>'",
-        )
-    project_id = project_id_for_api_key(key)
-    if project_id is None:
-        raise Rejection(401, ErrorCode.INVALID_API_KEY, "unknown project API key")
-    return project_id
-
-
-def enqueue(outcome: ingest.Outcome) -> None:
-    try:
-        buffer.append(encode_entry(outcome.entry))
-    except buffer.BufferFull as exc:
-        raise Rejection(503, ErrorCode.BUFFER_FULL, "ingestion is behind; retry later") from exc
-    except buffer.BufferUnavailable as exc:
-        raise Rejection(
-            503, ErrorCode.BUFFER_UNAVAILABLE, "ingestion buffer unavailable; retry later"
-        ) from exc
-
-
-def event_error_body(error: EventError) -> dict[str, Any]:
-    body = error_body(error.code, error.message, error.field)
-    if error.index is not None:
-        body["index"] = error.index
-    return body
-
-
-def handle(view):  # type: ignore[no-untyped-def]
-    """Turn Rejections into their error response; 503s carry Retry-After."""
-
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)  # type: ignore[no-any-return]
-        except Rejection as rejection:
-            from django.conf import settings
-
-            headers = {}
-            if rejection.status == 503:
-                headers["Retry-After"] = str(settings.TIDELOG_RETRY_AFTER_SECONDS)
-            return respond(
-                rejection.status,
-                error_body(rejection.code, str(rejection), rejection.field),
-                headers,
-            )
-
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
-    return csrf_exempt(wrapped)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-@handle
-@require_http_methods(["POST"])
-def capture(request: HttpRequest) -> HttpResponse:
-    """One event. 200 when buffered; 400 when invalid (and the event is kept as a bad event)."""
-    received_at = now()
-    key = header_key(request)
-    body = read_body(request)
-    decoded = decode_capture(body)
-    project_id = authenticate(
-        key or (decoded.api_key if not isinstance(decoded, EventError) else api_key_in_body(body))
-    )
-    sent_at = None if isinstance(decoded, EventError) else decoded.sent_at
-    outcome = ingest.single_outcome(
-        project_id=project_id, event=decoded, raw=body, sent_at=sent_at, received_at=received_at
-    )
-    if isinstance(decoded, EventError) and decoded.code is ErrorCode.INVALID_JSON:
-        # Not JSON at all: nothing to keep that a person could act on beyond the error itself.
-        return respond(400, event_error_body(decoded))
-    enqueue(outcome)
-    if outcome.errors:
-        return respond(400, event_error_body(outcome.errors[0]))
-    return respond(200, {"accepted": 1, "uuid": str(outcome.entry.events[0].uuid)})
-
-
-@handle
-@require_http_methods(["POST"])
-def batch(request: HttpRequest) -> HttpResponse:
-    """Many events. Good ones are buffered, bad ones reported by index and kept as bad events."""
-    received_at = now()
-    key = header_key(request)
-    body = read_body(request)
-    decoded = decode_batch(body)
-    if isinstance(decoded, EventError):
-        if key:
-            authenticate(key)
-        return respond(400, event_error_body(decoded))
-    project_id = authenticate(key or decoded.api_key)
-    if not decoded.events:
-        raise Rejection(400, ErrorCode.NO_EVENTS, "the batch has no events", "events")
-    if len(decoded.events) > limits.MAX_BATCH_EVENTS:
-        raise Rejection(
-            413, ErrorCode.TOO_MANY_EVENTS,
-            f"{len(decoded.events)} events, over {limits.MAX_BATCH_EVENTS} a batch", "events",
-        )  # fmt: skip
-    outcome = ingest.batch_outcome(
-        project_id=project_id,
-        raw_events=decoded.events,
-        sent_at=decoded.sent_at,
-        received_at=received_at,
-    )
-    enqueue(outcome)
-    rejected = [event_error_body(error) for error in outcome.errors]
-    if not outcome.accepted:
-        body = error_body(ErrorCode.ALL_EVENTS_INVALID, "no event in the batch is valid", "events")
-        return respond(400, {**body, "accepted": 0, "rejected": rejected})
-    return respond(200, {"accepted": outcome.accepted, "rejected": rejected})
-
-
-def session_event_uuid(project_id: int, session_id: str, kind: str) -> uuid.UUID:
-    # Deterministic: a retried session start/end is the same event and is stored once.
-    return uuid.uuid5(_SESSION_NAMESPACE, f"{project_id}:{session_id}:{kind}")
-
-
-@handle
-@require_http_methods(["POST"])
-def session_start(request: HttpRequest) -> HttpResponse:
-    """Open a session: a `$session_start` event. 201 with the session_id (made here if absent)."""
-    received_at = now()
-    key = header_key(request)
-    body = read_body(request)
-    decoded = decode_session_start(body)
-    if isinstance(decoded, EventError):
-        authenticate(key or api_key_in_body(body))
-        return respond(400, event_error_body(decoded))
-    project_id = authenticate(key or decoded.api_key)
-    session_id = decoded.session_id or str(uuid.uuid4())
-    event = decoded.as_event(session_id)
-    problem = check_event(event, size=len(body))
-    outcome = ingest.single_outcome(
-        project_id=project_id, event=problem or event, raw=body, sent_at=decoded.sent_at,
-        received_at=received_at, event_uuid=session_event_uuid(project_id, session_id, "start"),
-    )  # fmt: skip
-    enqueue(outcome)
-    if outcome.errors:
-        return respond(400, event_error_body(outcome.errors[0]))
-    return respond(201, {"session_id": session_id, "uuid": str(outcome.entry.events[0].uuid)})
-
-
-@handle
-@require_http_methods(["PUT", "POST"])
-def session_end(request: HttpRequest, session_id: str) -> HttpResponse:
-    """Close a session: a `$session_end` event for the session in the path."""
-    received_at = now()
-    key = header_key(request)
-    body = read_body(request)
-    if not 0 < len(session_id) <= limits.MAX_ID_LENGTH:
-        raise Rejection(400, ErrorCode.VALUE_TOO_LONG, "session_id is too long", "session_id")
-    decoded = decode_session_end(body)
-    if isinstance(decoded, EventError):
-        authenticate(key or api_key_in_body(body))
-        return respond(400, event_error_body(decoded))
-    project_id = authenticate(key or decoded.api_key)
-    event = decoded.as_event(session_id)
-    problem = check_event(event, size=len(body))
-    outcome = ingest.single_outcome(
-        project_id=project_id, event=problem or event, raw=body, sent_at=decoded.sent_at,
-        received_at=received_at, event_uuid=session_event_uuid(project_id, session_id, "end"),
-    )  # fmt: skip
-    enqueue(outcome)
-    if outcome.errors:
-        return respond(400, event_error_body(outcome.errors[0]))
-    return respond(200, {"session_id": session_id, "uuid": str(outcome.entry.events[0].uuid)})
+capture = as_view(endpoints.capture, ("POST",))
+batch = as_view(endpoints.batch, ("POST",))
+session_start = as_view(endpoints.session_start, ("POST",))
+session_end = as_view(endpoints.session_end, ("PUT", "POST"))

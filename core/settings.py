@@ -136,8 +136,9 @@ TIDELOG_RETRY_AFTER_SECONDS = env_int("TIDELOG_RETRY_AFTER_SECONDS", 5)
 # A buffered entry read by a drainer that has not acknowledged it after this long is
 # reclaimed by another drainer (the first one crashed or hung).
 TIDELOG_RECLAIM_IDLE_MS = env_int("TIDELOG_RECLAIM_IDLE_MS", 30_000)
-# Stream entries (requests) one drain transaction takes; each holds up to 1,000 events.
-TIDELOG_DRAIN_ENTRIES = env_int("TIDELOG_DRAIN_ENTRIES", 100)
+# Events one drain transaction aims at (requests hold 1 to 1,000 events each; the drainer sizes
+# its reads from the recent mean). Bigger amortises more; smaller shows events sooner.
+TIDELOG_DRAIN_EVENTS = env_int("TIDELOG_DRAIN_EVENTS", 5_000)
 # How many drain actors may run at once (one per Dramatiq worker thread is right).
 TIDELOG_DRAIN_PARALLELISM = env_int("TIDELOG_DRAIN_PARALLELISM", 2)
 # (project, uuid) pairs are remembered this long for exact deduplication. It must outlast any

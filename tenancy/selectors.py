@@ -8,6 +8,7 @@ import threading
 import time
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
 from tenancy.models import PersonalAPIKey, Project, hash_secret
 
@@ -21,7 +22,13 @@ def project_id_for_api_key(api_key: str) -> int | None:
     hit = _cache.get(api_key)
     if hit is not None and hit[0] > now:
         return hit[1]
-    project_id = Project.objects.filter(api_key=api_key).values_list("id", flat=True).first()
+    try:
+        project_id = Project.objects.filter(api_key=api_key).values_list("id", flat=True).first()
+    except (InterfaceError, OperationalError):
+        # The fast path serves requests outside Django's request cycle, which would otherwise
+        # recycle a connection PostgreSQL closed (restart, idle timeout): reconnect once.
+        connection.close()
+        project_id = Project.objects.filter(api_key=api_key).values_list("id", flat=True).first()
     with _cache_lock:
         if len(_cache) >= _CACHE_MAX:
             # Unknown keys are cached too (as None), so a flood of bad keys cannot grow this

@@ -1,0 +1,82 @@
+"""The command API's hot path as a lean WSGI layer: the four ingestion routes are answered here
+without Django's request, middleware and URL machinery; anything else falls through to Django.
+
+Why: on this machine kind Django's per-request overhead (~350 us) was most of a capture's cost
+(docs/performance.md). The endpoints are the same functions the Django views call.
+"""
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from command_side import endpoints
+from contracts import limits
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1/analytics/"
+_EXACT: dict[str, tuple[Callable[..., endpoints.IngestResponse], tuple[str, ...]]] = {
+    PREFIX + "capture/": (endpoints.capture, ("POST",)),
+    PREFIX + "batch/": (endpoints.batch, ("POST",)),
+    PREFIX + "session/start/": (endpoints.session_start, ("POST",)),
+}
+_SESSION_END = re.compile(r"^/api/v1/analytics/session/(?P<session_id>[^/]+)/end/$")
+_STATUS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def _answer(
+    start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]
+) -> list[bytes]:
+    start_response(
+        _STATUS.get(status, str(status)),
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            *headers.items(),
+        ],
+    )
+    return [body]
+
+
+def wrap(django_app: WSGIApp) -> WSGIApp:
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        kwargs: dict[str, str] = {}
+        route = _EXACT.get(path)
+        if route is None:
+            match = _SESSION_END.match(path)
+            if match is None:
+                return django_app(environ, start_response)
+            route = (endpoints.session_end, ("PUT", "POST"))
+            kwargs = match.groupdict()
+        endpoint, methods = route
+        if environ.get("REQUEST_METHOD") not in methods:
+            return _answer(start_response, 405, b"", {"Allow": ", ".join(methods)})
+        declared = environ.get("CONTENT_LENGTH") or ""
+        length = int(declared) if declared.isdigit() else None
+        stream = environ["wsgi.input"]
+
+        def read_body() -> bytes:
+            # Without a Content-Length (chunked), read one byte past the limit, no more.
+            return stream.read(length if length is not None else limits.MAX_BODY_BYTES + 1)  # type: ignore[no-any-return]
+
+        request = endpoints.IngestRequest(
+            authorization=environ.get("HTTP_AUTHORIZATION", ""),
+            content_encoding=environ.get("HTTP_CONTENT_ENCODING", ""),
+            content_length=length,
+            read_body=read_body,
+        )
+        try:
+            result = endpoint(request, **kwargs)
+        except Exception:
+            log.exception("ingestion endpoint %s failed", endpoint.__name__)
+            body = b'{"code": "internal_error", "field": null, "message": "internal error"}'
+            return _answer(start_response, 500, body, {})
+        return _answer(start_response, result.status, result.body, result.headers)
+
+    return application

@@ -1,0 +1,323 @@
+#!/usr/bin/env python
+"""Ingestion benchmark: run by hand (`make bench`), prints figures; not a test.
+
+One run on this machine with everything on it (command API, Dramatiq worker, scheduler,
+projection runner, PostgreSQL, Redis, and this load generator, all sharing the cores):
+
+  1. batch/   : events/s accepted at 100 events a request, p50/p99 accept latency
+  2. durable  : events/s stored in the event store over the batch phase and its drain tail
+  3. capture/ : requests/s of single events, p50/p99
+  4. ceiling  : the same number of events by raw binary COPY straight into the same table
+
+It uses its own database (tidelog_bench, dropped and made anew) and Redis prefix.
+The load generator is plain asyncio over keep-alive sockets with request bodies built before
+the clock starts, so it measures the server, not the client's JSON encoding.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+BENCH_DB = "tidelog_bench"
+EVENT_TYPES = [
+    "app_opened",
+    "screen_viewed",
+    "button_tapped",
+    "purchase_completed",
+    "app_backgrounded",
+]
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def services_env() -> dict[str, str]:
+    out = subprocess.run(
+        ["bash", str(ROOT / "bin" / "ensure-services")],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    env = dict(os.environ)
+    for line in out.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line[len("export ") :].partition("=")
+            env[name] = value
+    base = env.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tidelog")
+    env["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + BENCH_DB
+    env["TIDELOG_REDIS_PREFIX"] = f"tidelog-bench-{os.getpid()}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("dramatiq_queue_prefetch", "100")
+    env.setdefault("TIDELOG_LOG_LEVEL", "WARNING")
+    return env
+
+
+def psql(env: dict[str, str], sql: str, db: str | None = None) -> str:
+    url = env["DATABASE_URL"] if db is None else env["DATABASE_URL"].rsplit("/", 1)[0] + "/" + db
+    return subprocess.run(
+        ["psql", url, "-tAqc", sql], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout.strip()
+
+
+def event_json(distinct_id: str, session_id: str, now: str) -> dict:
+    return {
+        "event_type": EVENT_TYPES[hash(distinct_id + session_id) % len(EVENT_TYPES)],
+        "distinct_id": distinct_id,
+        "uuid": str(uuid.uuid4()),
+        "timestamp": now,
+        "session_id": session_id,
+        "app_version": "3.4.1",
+        "os_name": "iOS",
+        "os_version": "18.1",
+        "device_id": distinct_id + "-device",
+        "properties": {"$screen_name": "Checkout", "cart_items": 3, "ab_group": "b"},
+    }
+
+
+def build_requests(path: str, key: str, count: int, per_request: int) -> list[bytes]:
+    now = datetime.now(UTC).isoformat()
+    requests = []
+    for i in range(count):
+        user = f"user-{i % 5000}"
+        if per_request == 1:
+            body = {**event_json(user, f"s-{i % 9000}", now), "sent_at": now}
+        else:
+            body = {
+                "events": [event_json(user, f"s-{i % 9000}", now) for _ in range(per_request)],
+                "sent_at": now,
+            }
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode()
+        requests.append(head + payload)
+    return requests
+
+
+async def one_connection(
+    port: int, requests: list[bytes], deadline: float, latencies: list[float], codes: dict
+) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sent = 0
+    try:
+        while requests and time.perf_counter() < deadline:
+            request = requests.pop()
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            codes[status] = codes.get(status, 0) + 1
+            sent += 1
+    finally:
+        writer.close()
+    return sent
+
+
+async def load(
+    port: int, requests: list[bytes], seconds: float, connections: int
+) -> tuple[float, list[float], dict]:
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(one_connection(port, requests, deadline, latencies, codes) for _ in range(connections))
+    )
+    return time.perf_counter() - started, latencies, codes
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
+
+
+def stored(env: dict[str, str]) -> int:
+    return int(psql(env, "SELECT count(*) FROM tidelog_events"))
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"nothing listens on :{port}")
+
+
+def copy_ceiling(env: dict[str, str], count: int) -> float:
+    """The same kind of events by raw binary COPY into the same table: the store's ceiling."""
+    import psycopg
+
+    now = datetime.now(UTC)
+    props = json.dumps({"$screen_name": "Checkout", "cart_items": 3, "ab_group": "b"})
+    rows = [
+        (999_999, uuid.uuid4(), EVENT_TYPES[i % 5], f"user-{i % 5000}", now, now, now, now, 0,
+         f"s-{i % 9000}", "d", "3.4.1", "iOS", "18.1", props)
+        for i in range(count)
+    ]  # fmt: skip
+    with psycopg.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        started = time.perf_counter()
+        with cur.copy(
+            'COPY tidelog_events (project_id, uuid, event_type, distinct_id, "timestamp", received_at, '
+            "client_timestamp, sent_at, skew_ms, session_id, device_id, app_version, os_name, os_version, "
+            "properties) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "uuid", "text", "text", "timestamptz", "timestamptz", "timestamptz",
+                            "timestamptz", "int8", "text", "text", "text", "text", "text", "jsonb"])  # fmt: skip
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--batch-connections", type=int, default=16)
+    parser.add_argument("--capture-connections", type=int, default=32)
+    parser.add_argument("--command-workers", type=int, default=2)
+    parser.add_argument("--blocking-threads", type=int, default=1, help="granian threads a worker")
+    parser.add_argument(
+        "--no-projections", action="store_true", help="leave the projection runner out"
+    )
+    args = parser.parse_args()
+
+    env = services_env()
+    log("fresh database " + BENCH_DB)
+    psql(env, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)", db="postgres")
+    psql(env, f"CREATE DATABASE {BENCH_DB}", db="postgres")
+    py = str(BIN / "python")
+    subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    project = json.loads(
+        subprocess.run([py, "manage.py", "create_project", "bench", "--json"], cwd=ROOT, env=env, check=True,
+                       stdout=subprocess.PIPE, text=True).stdout
+    )  # fmt: skip
+    procs = {
+        "command-api": [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", "8000",
+                        "--workers", str(args.command_workers), "--blocking-threads", str(args.blocking_threads), "--no-ws",
+                        "--backlog", "2048", "--log-level", "warning", "core.wsgi_command:application"],
+        "worker": [str(BIN / "dramatiq"), "command_side.worker", "--processes", "1", "--threads", "2"],
+        "scheduler": [py, "manage.py", "schedule_drains"],
+    }  # fmt: skip
+    if not args.no_projections:
+        procs["projections"] = [py, "manage.py", "projections", "run"]
+    children = [
+        subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True) for argv in procs.values()
+    ]
+    try:
+        wait_port(8000)
+        time.sleep(1.5)
+        key = project["api_key"]
+        # Enough requests that the clock, not the supply, ends each phase.
+        log("building request bodies")
+        batch_requests = build_requests(
+            "/api/v1/analytics/batch/", key, int(args.seconds * 600), 100
+        )
+        capture_requests = build_requests(
+            "/api/v1/analytics/capture/", key, int(args.seconds * 8000), 1
+        )
+
+        log(
+            f"batch/ for {args.seconds}s, {args.batch_connections} connections, 100 events a request"
+        )
+        t0 = time.perf_counter()
+        elapsed, latencies, codes = asyncio.run(
+            load(8000, batch_requests, args.seconds, args.batch_connections)
+        )
+        accepted_events = codes.get(200, 0) * 100
+        stored_at_end = stored(env)
+        while stored(env) < accepted_events and time.perf_counter() - t0 < args.seconds + 120:
+            time.sleep(0.1)
+        durable_elapsed = time.perf_counter() - t0
+        all_stored = stored(env)
+        batch = {
+            "events_per_s": accepted_events / elapsed,
+            "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99), "codes": codes,
+            "durable_per_s": all_stored / durable_elapsed,
+            "stored_during_load_per_s": stored_at_end / elapsed,
+            "stored": all_stored, "accepted": accepted_events,
+        }  # fmt: skip
+        log(f"batch: {batch}")
+
+        log(
+            f"capture/ for {args.seconds}s, {args.capture_connections} connections, 1 event a request"
+        )
+        before = stored(env)
+        elapsed, latencies, codes = asyncio.run(
+            load(8000, capture_requests, args.seconds, args.capture_connections)
+        )
+        capture = {"requests_per_s": codes.get(200, 0) / elapsed, "p50_ms": pct(latencies, 50),
+                   "p99_ms": pct(latencies, 99), "codes": codes}  # fmt: skip
+        deadline = time.perf_counter() + 120
+        while stored(env) < before + codes.get(200, 0) and time.perf_counter() < deadline:
+            time.sleep(0.1)
+        capture["stored"] = stored(env) - before
+        log(f"capture: {capture}")
+    finally:
+        for child in children:
+            os.killpg(child.pid, signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+
+    log("ceiling: raw binary COPY of the same number of events into tidelog_events")
+    ceiling = copy_ceiling(env, min(batch["accepted"], 500_000) or 100_000)
+
+    print()
+    print(f"Tidelog ingestion benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+          f"{args.command_workers} command-API workers, projections {'off' if args.no_projections else 'on'}")  # fmt: skip
+    print("| measure | result | target |")
+    print("|---|---|---|")
+    print(
+        f"| batch/ accepted (100 events a request) | {batch['events_per_s']:,.0f} events/s | >= 30,000 |"
+    )
+    print(
+        f"| batch/ accept latency p50 / p99 | {batch['p50_ms']:.1f} / {batch['p99_ms']:.1f} ms | |"
+    )
+    print(
+        f"| durably stored, batch phase incl. drain tail | {batch['durable_per_s']:,.0f} events/s | >= 20,000 |"
+    )
+    print(
+        f"| stored while accepting (during the phase) | {batch['stored_during_load_per_s']:,.0f} events/s | |"
+    )
+    print(f"| capture/ accepted | {capture['requests_per_s']:,.0f} requests/s | >= 3,000 |")
+    print(
+        f"| capture/ latency p50 / p99 | {capture['p50_ms']:.1f} / {capture['p99_ms']:.1f} ms | p99 < 50 ms |"
+    )
+    print(f"| ceiling: raw binary COPY into tidelog_events | {ceiling:,.0f} rows/s | |")
+    print(f"| stored exactly: batch {batch['stored']:,} of {batch['accepted']:,} accepted; "
+          f"capture {capture['stored']:,} of {capture['codes'].get(200, 0):,} | | |")  # fmt: skip
+    print(f"| non-200 answers: batch {dict((k, v) for k, v in batch['codes'].items() if k != 200)}, "
+          f"capture {dict((k, v) for k, v in capture['codes'].items() if k != 200)} | | |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
