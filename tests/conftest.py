@@ -11,6 +11,9 @@ import redis as redis_lib
 from django.conf import settings
 
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+REDIS_PREFIX = f"tidelog-test-{RUN_ID}"
+# Set before any test module is imported: the Dramatiq broker takes its namespace at import.
+settings.REDIS_PREFIX = REDIS_PREFIX
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +24,7 @@ def django_db_modify_db_settings() -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def redis_prefix() -> Iterator[str]:
-    prefix = f"tidelog-test-{RUN_ID}"
+    prefix = REDIS_PREFIX
     settings.REDIS_PREFIX = prefix
     yield prefix
     client = redis_lib.Redis.from_url(settings.REDIS_URL)
