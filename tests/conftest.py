@@ -53,3 +53,28 @@ def other_project(db):  # type: ignore[no-untyped-def]
     from tenancy.services import project_create
 
     return project_create(name="Other project")
+
+
+RAW_TABLES = (
+    "tidelog_events", "tidelog_event_ids", "tidelog_bad_events", "projection_checkpoints",
+    "rm_event_counts", "rm_event_users", "rm_user_days",
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def empty_raw_tables_after_transactional_tests(request, django_db_blocker):  # type: ignore[no-untyped-def]
+    """Transactional tests commit; Django flushes only its models' tables, so empty ours."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    if not (marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))):
+        return
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(quote_ident(relname), ', ') FROM pg_class WHERE relname = ANY(%s) AND relkind IN ('r', 'p')",
+            [list(RAW_TABLES)],
+        )
+        tables = cursor.fetchone()[0]
+        if tables:
+            cursor.execute(f"TRUNCATE {tables}")

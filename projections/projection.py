@@ -1,0 +1,54 @@
+"""What a projection is: a pure `apply(events) -> changes`, a `write(cursor, changes, tables)`
+that upserts the changes as deltas, and the SQL that recomputes its tables for `verify`.
+
+A projection never reads the event store and never touches checkpoints: the runner does both.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+
+class StoredEvent(NamedTuple):
+    """The columns of tidelog_events that projections read, in the runner's SELECT order."""
+
+    xact_id: str
+    position: int
+    project_id: int
+    event_type: str
+    distinct_id: str
+    timestamp: datetime
+    session_id: str | None
+    app_version: str | None
+    os_name: str | None
+
+
+EVENT_COLUMNS = (
+    'xact_id::text, position, project_id, event_type, distinct_id, "timestamp", session_id, app_version, os_name'
+)
+
+
+@dataclass(frozen=True)
+class VerifyQuery:
+    """Recomputes one read-model table from raw events: `expected` selects exactly `columns`
+    from `tidelog_events AS e` restricted by the placeholder `{upto}`."""
+
+    table: str
+    columns: Sequence[str]
+    expected: str
+
+
+class Projection(Protocol):
+    name: str
+    tables: Sequence[str]
+
+    def apply(self, events: Sequence[StoredEvent]) -> Any:
+        """Fold events into changes. Pure: same events, same changes, no I/O."""
+        ...
+
+    def write(self, cursor: Any, changes: Any, tables: Mapping[str, str]) -> None:
+        """Upsert the changes into `tables[table]` (a live or a shadow table)."""
+        ...
+
+    def verify_queries(self) -> Sequence[VerifyQuery]: ...

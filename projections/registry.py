@@ -1,0 +1,14 @@
+"""Every projection by name. Adding one: write its module, list it here, add its migration."""
+
+from projections.event_aggregates import EventAggregates
+from projections.projection import Projection
+from projections.user_activity import UserActivity
+
+PROJECTIONS: dict[str, Projection] = {p.name: p for p in (EventAggregates(), UserActivity())}
+
+
+def projection_get(name: str) -> Projection:
+    try:
+        return PROJECTIONS[name]
+    except KeyError:
+        raise KeyError(f"no projection {name!r}; known: {', '.join(sorted(PROJECTIONS))}") from None

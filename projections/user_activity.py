@@ -1,0 +1,62 @@
+"""User-day activity: one row per project, UTC day and user (events, first and last seen).
+Powers DAU/WAU/MAU and retention."""
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from projections import read_models
+from projections.projection import StoredEvent, VerifyQuery
+
+DayKey = tuple[int, date, str]
+
+
+class UserActivity:
+    name = "user_activity"
+    tables = (read_models.USER_DAYS,)
+
+    def apply(self, events: Sequence[StoredEvent]) -> dict[DayKey, list[Any]]:
+        days: dict[DayKey, list[Any]] = {}
+        for event in events:
+            moment: datetime = event.timestamp
+            key = (event.project_id, moment.astimezone(UTC).date(), event.distinct_id)
+            seen = days.get(key)
+            if seen is None:
+                days[key] = [1, moment, moment]
+            else:
+                seen[0] += 1
+                if moment < seen[1]:
+                    seen[1] = moment
+                if moment > seen[2]:
+                    seen[2] = moment
+        return days
+
+    def write(self, cursor: Any, changes: dict[DayKey, list[Any]], tables: Mapping[str, str]) -> None:
+        if not changes:
+            return
+        keys = list(changes)
+        values = [changes[k] for k in keys]
+        cursor.execute(
+            f"""
+            INSERT INTO {tables[read_models.USER_DAYS]} AS t
+                (project_id, day, distinct_id, event_count, first_seen, last_seen)
+            SELECT * FROM unnest(%s::bigint[], %s::date[], %s::text[], %s::bigint[],
+                                 %s::timestamptz[], %s::timestamptz[])
+            ON CONFLICT (project_id, day, distinct_id) DO UPDATE SET
+                event_count = t.event_count + EXCLUDED.event_count,
+                first_seen = least(t.first_seen, EXCLUDED.first_seen),
+                last_seen = greatest(t.last_seen, EXCLUDED.last_seen)
+            """,
+            [*map(list, zip(*keys, strict=True)), *map(list, zip(*values, strict=True))],
+        )
+
+    def verify_queries(self) -> list[VerifyQuery]:
+        return [
+            VerifyQuery(
+                read_models.USER_DAYS,
+                ["project_id", "day", "distinct_id", "event_count", "first_seen", "last_seen"],
+                """SELECT e.project_id, (e."timestamp" AT TIME ZONE 'UTC')::date, e.distinct_id,
+                          count(*), min(e."timestamp"), max(e."timestamp")
+                   FROM tidelog_events e WHERE {upto} GROUP BY 1, 2, 3""",
+            )
+        ]
