@@ -106,11 +106,7 @@ def read(consumer: str, count: int, *, reclaim_idle_ms: int | None = None) -> li
             if entries:
                 return entries
             response = redis_client.xreadgroup(GROUP, consumer, {stream_key(): ">"}, count=count)
-            return [
-                Entry(entry_id, fields[b"e"])
-                for _, messages in response
-                for entry_id, fields in messages
-            ]
+            return [Entry(entry_id, fields[b"e"]) for _, messages in response for entry_id, fields in messages]
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc) or attempt:
                 raise

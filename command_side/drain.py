@@ -41,9 +41,7 @@ def entries_to_read() -> int:
     return max(10, min(2_000, int(settings.TIDELOG_DRAIN_EVENTS / _events_per_entry)))
 
 
-def drain_batch(
-    consumer: str, *, count: int | None = None, reclaim_idle_ms: int | None = None
-) -> DrainStats:
+def drain_batch(consumer: str, *, count: int | None = None, reclaim_idle_ms: int | None = None) -> DrainStats:
     """One read-append-ack cycle. Returns what it did; `entries == 0` means the buffer is empty."""
     global _events_per_entry
     entries = buffer.read(consumer, count or entries_to_read(), reclaim_idle_ms=reclaim_idle_ms)
@@ -58,15 +56,11 @@ def drain_batch(
             done.append(entry.entry_id)
         except UnknownBufferVersion:
             # Written by a newer Tidelog mid-deploy: leave it pending; a newer drainer reclaims it.
-            log.warning(
-                "entry %s has a newer schema version; left for a newer drainer", entry.entry_id
-            )
+            log.warning("entry %s has a newer schema version; left for a newer drainer", entry.entry_id)
         except (msgspec.DecodeError, ValueError, TypeError):
             # Not ours or corrupt: keep it aside, never silently drop it.
             log.error("entry %s cannot be decoded; moved to the dead-letter stream", entry.entry_id)
-            buffer.client().xadd(
-                f"{buffer.stream_key()}:dead", {"e": entry.data, "id": entry.entry_id}
-            )
+            buffer.client().xadd(f"{buffer.stream_key()}:dead", {"e": entry.data, "id": entry.entry_id})
             done.append(entry.entry_id)
     if decoded:
         mean = sum(len(e.events) + len(e.rejected) for e in decoded) / len(decoded)
@@ -83,9 +77,7 @@ def drain_batch(
     return stats
 
 
-def drain(
-    consumer: str, *, budget_seconds: float = 5.0, reclaim_idle_ms: int | None = None
-) -> DrainStats:
+def drain(consumer: str, *, budget_seconds: float = 5.0, reclaim_idle_ms: int | None = None) -> DrainStats:
     """Drain until the buffer is empty or the time budget is spent."""
     total = DrainStats()
     deadline = time.monotonic() + budget_seconds

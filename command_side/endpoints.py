@@ -35,9 +35,7 @@ _SESSION_NAMESPACE = uuid.UUID("9f6bd6a4-62b6-4b8f-9d0e-5c1f3a7d2e10")
 
 
 class Rejection(Exception):
-    def __init__(
-        self, status: int, code: ErrorCode, message: str, field: str | None = None
-    ) -> None:
+    def __init__(self, status: int, code: ErrorCode, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -61,9 +59,7 @@ class IngestResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def respond(
-    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> IngestResponse:
+def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> IngestResponse:
     return IngestResponse(status, _json.encode(body), headers or {})
 
 
@@ -95,9 +91,7 @@ def read_body(request: IngestRequest) -> bytes:
         if not inflater.eof:
             raise Rejection(400, ErrorCode.INVALID_GZIP, "gzip body is truncated")
     else:
-        raise Rejection(
-            415, ErrorCode.UNSUPPORTED_ENCODING, f"Content-Encoding {encoding!r} is not supported"
-        )
+        raise Rejection(415, ErrorCode.UNSUPPORTED_ENCODING, f"Content-Encoding {encoding!r} is not supported")
     if len(body) > limits.MAX_BODY_BYTES:
         raise Rejection(413, ErrorCode.BODY_TOO_LARGE, f"body over {limits.MAX_BODY_BYTES} bytes")
     return body
@@ -132,9 +126,7 @@ def enqueue(outcome: ingest.Outcome) -> None:
     except buffer.BufferFull as exc:
         raise Rejection(503, ErrorCode.BUFFER_FULL, "ingestion is behind; retry later") from exc
     except buffer.BufferUnavailable as exc:
-        raise Rejection(
-            503, ErrorCode.BUFFER_UNAVAILABLE, "ingestion buffer unavailable; retry later"
-        ) from exc
+        raise Rejection(503, ErrorCode.BUFFER_UNAVAILABLE, "ingestion buffer unavailable; retry later") from exc
 
 
 def event_error_body(error: EventError) -> dict[str, Any]:

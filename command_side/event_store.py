@@ -138,9 +138,7 @@ def partitions_ensure(days: Iterable[date]) -> None:
 
 def partitions_ensure_ahead() -> None:
     today = datetime.now(UTC).date()
-    partitions_ensure(
-        today + timedelta(days=d) for d in range(-1, settings.TIDELOG_PARTITIONS_AHEAD_DAYS + 1)
-    )
+    partitions_ensure(today + timedelta(days=d) for d in range(-1, settings.TIDELOG_PARTITIONS_AHEAD_DAYS + 1))
 
 
 def append(entries: list[BufferEntry]) -> AppendResult:
@@ -185,8 +183,7 @@ def append(entries: list[BufferEntry]) -> AppendResult:
             stored = cursor.rowcount
         if bad_rows:
             with cursor.copy(
-                "COPY tidelog_bad_events"
-                " (project_id, received_at, error_code, field, message, payload) FROM STDIN"
+                "COPY tidelog_bad_events (project_id, received_at, error_code, field, message, payload) FROM STDIN"
             ) as copy:  # type: ignore[attr-defined]
                 for bad_row in bad_rows:
                     copy.write_row(bad_row)

@@ -29,9 +29,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def _answer(
-    start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]
-) -> list[bytes]:
+def _answer(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
     start_response(
         _STATUS.get(status, str(status)),
         [

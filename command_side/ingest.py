@@ -102,9 +102,7 @@ def single_outcome(
 ) -> Outcome:
     if isinstance(event, EventError):
         return Outcome(
-            BufferEntry(
-                project_id=project_id, rejected=[rejected(event, raw, received_at=received_at)]
-            ),
+            BufferEntry(project_id=project_id, rejected=[rejected(event, raw, received_at=received_at)]),
             [event],
         )
     entry = BufferEntry(

@@ -24,9 +24,7 @@ class EventTime:
     is_clamped: bool
 
 
-def corrected_time(
-    *, timestamp: datetime | None, sent_at: datetime | None, received_at: datetime
-) -> EventTime:
+def corrected_time(*, timestamp: datetime | None, sent_at: datetime | None, received_at: datetime) -> EventTime:
     """The event's time after skew correction, clamped to `received_at` when too far ahead."""
     if timestamp is None:
         # No client time: the best we know is when it reached us.

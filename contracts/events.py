@@ -132,9 +132,7 @@ def _depth(value: Any) -> int:
 def check_event(event: EventIn, *, size: int) -> EventError | None:
     """The rules a decoder cannot state: whole-event size and the shape of `properties`."""
     if size > limits.MAX_EVENT_BYTES:
-        return EventError(
-            ErrorCode.EVENT_TOO_LARGE, None, f"event is {size} bytes, over {limits.MAX_EVENT_BYTES}"
-        )
+        return EventError(ErrorCode.EVENT_TOO_LARGE, None, f"event is {size} bytes, over {limits.MAX_EVENT_BYTES}")
     if len(event.properties) > limits.MAX_PROPERTY_KEYS:
         return EventError(
             ErrorCode.TOO_MANY_PROPERTIES,

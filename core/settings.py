@@ -25,9 +25,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env("DJANGO_SECRET_KEY", "tidelog-insecure-development-key-change-me-in-production")
-ALLOWED_HOSTS = [
-    h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h
-]
+ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -77,9 +75,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "core.wsgi_query.application"
 
 DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tidelog")
-DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
-}
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
 # The query API may read from a replica. Unset, it reads the primary through the same
 # connection, which keeps tests (one transaction per test) seeing their own writes.
 QUERY_DATABASE_URL = env("QUERY_DATABASE_URL", "")

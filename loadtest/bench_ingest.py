@@ -68,9 +68,7 @@ def services_env() -> dict[str, str]:
 
 def psql(env: dict[str, str], sql: str, db: str | None = None) -> str:
     url = env["DATABASE_URL"] if db is None else env["DATABASE_URL"].rsplit("/", 1)[0] + "/" + db
-    return subprocess.run(
-        ["psql", url, "-tAqc", sql], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout.strip()
+    return subprocess.run(["psql", url, "-tAqc", sql], check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
 
 
 def event_json(distinct_id: str, session_id: str, now: str) -> dict:
@@ -109,9 +107,7 @@ def build_requests(path: str, key: str, count: int, per_request: int) -> list[by
     return requests
 
 
-async def one_connection(
-    port: int, requests: list[bytes], deadline: float, latencies: list[float], codes: dict
-) -> int:
+async def one_connection(port: int, requests: list[bytes], deadline: float, latencies: list[float], codes: dict) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sent = 0
     try:
@@ -135,16 +131,12 @@ async def one_connection(
     return sent
 
 
-async def load(
-    port: int, requests: list[bytes], seconds: float, connections: int
-) -> tuple[float, list[float], dict]:
+async def load(port: int, requests: list[bytes], seconds: float, connections: int) -> tuple[float, list[float], dict]:
     latencies: list[float] = []
     codes: dict[int, int] = {}
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(
-        *(one_connection(port, requests, deadline, latencies, codes) for _ in range(connections))
-    )
+    await asyncio.gather(*(one_connection(port, requests, deadline, latencies, codes) for _ in range(connections)))
     return time.perf_counter() - started, latencies, codes
 
 
@@ -195,17 +187,13 @@ def copy_ceiling(env: dict[str, str], count: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--batch-connections", type=int, default=16)
     parser.add_argument("--capture-connections", type=int, default=32)
     parser.add_argument("--command-workers", type=int, default=2)
     parser.add_argument("--blocking-threads", type=int, default=1, help="granian threads a worker")
-    parser.add_argument(
-        "--no-projections", action="store_true", help="leave the projection runner out"
-    )
+    parser.add_argument("--no-projections", action="store_true", help="leave the projection runner out")
     args = parser.parse_args()
 
     env = services_env()
@@ -227,29 +215,19 @@ def main() -> None:
     }  # fmt: skip
     if not args.no_projections:
         procs["projections"] = [py, "manage.py", "projections", "run"]
-    children = [
-        subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True) for argv in procs.values()
-    ]
+    children = [subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True) for argv in procs.values()]
     try:
         wait_port(8000)
         time.sleep(1.5)
         key = project["api_key"]
         # Enough requests that the clock, not the supply, ends each phase.
         log("building request bodies")
-        batch_requests = build_requests(
-            "/api/v1/analytics/batch/", key, int(args.seconds * 600), 100
-        )
-        capture_requests = build_requests(
-            "/api/v1/analytics/capture/", key, int(args.seconds * 8000), 1
-        )
+        batch_requests = build_requests("/api/v1/analytics/batch/", key, int(args.seconds * 600), 100)
+        capture_requests = build_requests("/api/v1/analytics/capture/", key, int(args.seconds * 8000), 1)
 
-        log(
-            f"batch/ for {args.seconds}s, {args.batch_connections} connections, 100 events a request"
-        )
+        log(f"batch/ for {args.seconds}s, {args.batch_connections} connections, 100 events a request")
         t0 = time.perf_counter()
-        elapsed, latencies, codes = asyncio.run(
-            load(8000, batch_requests, args.seconds, args.batch_connections)
-        )
+        elapsed, latencies, codes = asyncio.run(load(8000, batch_requests, args.seconds, args.batch_connections))
         accepted_events = codes.get(200, 0) * 100
         stored_at_end = stored(env)
         while stored(env) < accepted_events and time.perf_counter() - t0 < args.seconds + 120:
@@ -265,13 +243,9 @@ def main() -> None:
         }  # fmt: skip
         log(f"batch: {batch}")
 
-        log(
-            f"capture/ for {args.seconds}s, {args.capture_connections} connections, 1 event a request"
-        )
+        log(f"capture/ for {args.seconds}s, {args.capture_connections} connections, 1 event a request")
         before = stored(env)
-        elapsed, latencies, codes = asyncio.run(
-            load(8000, capture_requests, args.seconds, args.capture_connections)
-        )
+        elapsed, latencies, codes = asyncio.run(load(8000, capture_requests, args.seconds, args.capture_connections))
         capture = {"requests_per_s": codes.get(200, 0) / elapsed, "p50_ms": pct(latencies, 50),
                    "p99_ms": pct(latencies, 99), "codes": codes}  # fmt: skip
         deadline = time.perf_counter() + 120
@@ -296,22 +270,12 @@ def main() -> None:
           f"{args.command_workers} command-API workers, projections {'off' if args.no_projections else 'on'}")  # fmt: skip
     print("| measure | result | target |")
     print("|---|---|---|")
-    print(
-        f"| batch/ accepted (100 events a request) | {batch['events_per_s']:,.0f} events/s | >= 30,000 |"
-    )
-    print(
-        f"| batch/ accept latency p50 / p99 | {batch['p50_ms']:.1f} / {batch['p99_ms']:.1f} ms | |"
-    )
-    print(
-        f"| durably stored, batch phase incl. drain tail | {batch['durable_per_s']:,.0f} events/s | >= 20,000 |"
-    )
-    print(
-        f"| stored while accepting (during the phase) | {batch['stored_during_load_per_s']:,.0f} events/s | |"
-    )
+    print(f"| batch/ accepted (100 events a request) | {batch['events_per_s']:,.0f} events/s | >= 30,000 |")
+    print(f"| batch/ accept latency p50 / p99 | {batch['p50_ms']:.1f} / {batch['p99_ms']:.1f} ms | |")
+    print(f"| durably stored, batch phase incl. drain tail | {batch['durable_per_s']:,.0f} events/s | >= 20,000 |")
+    print(f"| stored while accepting (during the phase) | {batch['stored_during_load_per_s']:,.0f} events/s | |")
     print(f"| capture/ accepted | {capture['requests_per_s']:,.0f} requests/s | >= 3,000 |")
-    print(
-        f"| capture/ latency p50 / p99 | {capture['p50_ms']:.1f} / {capture['p99_ms']:.1f} ms | p99 < 50 ms |"
-    )
+    print(f"| capture/ latency p50 / p99 | {capture['p50_ms']:.1f} / {capture['p99_ms']:.1f} ms | p99 < 50 ms |")
     print(f"| ceiling: raw binary COPY into tidelog_events | {ceiling:,.0f} rows/s | |")
     print(f"| stored exactly: batch {batch['stored']:,} of {batch['accepted']:,} accepted; "
           f"capture {capture['stored']:,} of {capture['codes'].get(200, 0):,} | | |")  # fmt: skip

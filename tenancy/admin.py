@@ -16,9 +16,7 @@ class ProjectAdmin(admin.ModelAdmin):
     def issue_personal_api_key(self, request: HttpRequest, queryset: "object") -> None:
         for project in queryset:  # type: ignore[attr-defined]
             secret = personal_api_key_issue(project=project, label=f"issued by {request.user}")
-            self.message_user(
-                request, f"Personal API key for {project}: {secret} (copy it now)", messages.WARNING
-            )
+            self.message_user(request, f"Personal API key for {project}: {secret} (copy it now)", messages.WARNING)
 
 
 @admin.register(PersonalAPIKey)

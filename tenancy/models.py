@@ -43,9 +43,7 @@ class PersonalAPIKey(models.Model):
     secret_hash = models.CharField(max_length=64, unique=True)
     # The first characters, shown in the admin so a person can tell keys apart.
     prefix = models.CharField(max_length=12)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     is_revoked = models.BooleanField(default=False)

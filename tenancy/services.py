@@ -17,9 +17,7 @@ class IssuedProject:
 def personal_api_key_issue(*, project: Project, label: str = "") -> str:
     """Create a personal API key and return its secret, which is shown this once only."""
     secret = new_personal_api_key()
-    PersonalAPIKey.objects.create(
-        project=project, label=label, secret_hash=hash_secret(secret), prefix=secret[:10]
-    )
+    PersonalAPIKey.objects.create(project=project, label=label, secret_hash=hash_secret(secret), prefix=secret[:10])
     return secret
 
 

@@ -37,9 +37,7 @@ def test_the_key_may_come_in_the_body(client, project):
 
 def test_batch_keeps_good_events_and_reports_bad_ones_by_index(client, project):
     good = [make_event(), make_event()]
-    body = {
-        "events": [good[0], {"event_type": "x"}, good[1], {"distinct_id": "u", "event_type": 5}]
-    }
+    body = {"events": [good[0], {"event_type": "x"}, good[1], {"distinct_id": "u", "event_type": 5}]}
     response = post(client, "batch/", body, key=project.api_key)
     assert response.status_code == 200
     payload = response.json()
@@ -76,9 +74,7 @@ def test_a_bad_single_event_is_a_400_naming_the_field_and_is_kept(client, projec
 
 
 def test_gzip_bodies_are_accepted(client, project):
-    response = post(
-        client, "batch/", {"events": [make_event(), make_event()]}, key=project.api_key, gzip=True
-    )
+    response = post(client, "batch/", {"events": [make_event(), make_event()]}, key=project.api_key, gzip=True)
     assert response.status_code == 200
     assert response.json()["accepted"] == 2
 
@@ -107,17 +103,13 @@ def test_an_unknown_content_encoding_is_a_415(client, project):
 def test_the_size_limit_applies_after_decompression(client, project):
     # ~6 MB of JSON that gzips to a few KB: a compression bomb, refused without inflating it all.
     filler = "a" * (limits.MAX_BODY_BYTES + 1024)
-    response = post(
-        client, "capture/", make_event(properties={"x": filler}), key=project.api_key, gzip=True
-    )
+    response = post(client, "capture/", make_event(properties={"x": filler}), key=project.api_key, gzip=True)
     assert response.status_code == 413
     assert response.json()["code"] == "body_too_large"
 
 
 def test_an_uncompressed_body_over_the_limit_is_a_413(client, project):
-    response = post(
-        client, "batch/", None, raw=b" " * (limits.MAX_BODY_BYTES + 1), key=project.api_key
-    )
+    response = post(client, "batch/", None, raw=b" " * (limits.MAX_BODY_BYTES + 1), key=project.api_key)
     assert response.status_code == 413
 
 
@@ -226,10 +218,7 @@ def test_the_same_uuid_posted_twice_is_stored_once(client, project):
 def test_a_batch_retried_with_a_new_sent_at_is_stored_once_at_the_same_time(client, project):
     # The phone's clock is an hour ahead. The first flush's answer was lost, so it retries later.
     skew = timedelta(hours=1)
-    events = [
-        make_event(timestamp=(datetime.now(UTC) + skew - timedelta(seconds=30)).isoformat())
-        for _ in range(5)
-    ]
+    events = [make_event(timestamp=(datetime.now(UTC) + skew - timedelta(seconds=30)).isoformat()) for _ in range(5)]
     first = {"events": events, "sent_at": (datetime.now(UTC) + skew).isoformat()}
     assert post(client, "batch/", first, key=project.api_key).status_code == 200
     retry = {
@@ -278,9 +267,7 @@ def test_an_event_far_in_the_future_is_clamped_to_now(client, project):
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(
-            'SELECT "timestamp" - received_at FROM tidelog_events WHERE uuid = %s', [event["uuid"]]
-        )
+        cursor.execute('SELECT "timestamp" - received_at FROM tidelog_events WHERE uuid = %s', [event["uuid"]])
         assert cursor.fetchone()[0] == timedelta(0)
 
 

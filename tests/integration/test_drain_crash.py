@@ -53,9 +53,7 @@ def test_a_drainer_killed_before_commit_loses_nothing(client, project, redis_cli
     assert buffer.backlog() == 0
 
 
-def test_a_drainer_killed_after_commit_but_before_ack_duplicates_nothing(
-    client, project, redis_client
-):
+def test_a_drainer_killed_after_commit_but_before_ack_duplicates_nothing(client, project, redis_client):
     uuids = fill_buffer(client, project)
     assert run_drainer_that_dies("after_commit") == 17
     assert stored_count(project.project_id) == len(uuids)
@@ -67,9 +65,7 @@ def test_a_drainer_killed_after_commit_but_before_ack_duplicates_nothing(
     assert buffer.backlog() == 0
 
 
-def test_entries_of_a_live_drainer_are_not_stolen_before_the_idle_threshold(
-    client, project, redis_client
-):
+def test_entries_of_a_live_drainer_are_not_stolen_before_the_idle_threshold(client, project, redis_client):
     fill_buffer(client, project, batches=1)
     assert buffer.read("slow-but-alive", 10)  # read, not yet acknowledged
     assert drain("other", reclaim_idle_ms=60_000).entries == 0

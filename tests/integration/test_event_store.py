@@ -70,9 +70,7 @@ def test_rejected_events_are_kept_with_their_error():
     result = event_store.append([BufferEntry(project_id=9, rejected=[bad])])
     assert result.rejected == 1
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT error_code, field, payload FROM tidelog_bad_events WHERE project_id = 9"
-        )
+        cursor.execute("SELECT error_code, field, payload FROM tidelog_bad_events WHERE project_id = 9")
         assert cursor.fetchall() == [("missing_field", "distinct_id", '{"event_type": "x"}')]
 
 

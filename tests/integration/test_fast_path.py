@@ -64,9 +64,7 @@ def test_a_wrong_method_is_a_405_with_allow(app):
 
 
 def test_errors_carry_the_same_codes_as_the_django_views(app, project):
-    status, _, content = call(
-        app, "POST", "/api/v1/analytics/batch/", b"{}", {"HTTP_AUTHORIZATION": "Bearer nope"}
-    )
+    status, _, content = call(app, "POST", "/api/v1/analytics/batch/", b"{}", {"HTTP_AUTHORIZATION": "Bearer nope"})
     assert status == 401
     assert json.loads(content)["code"] == "invalid_api_key"
 

@@ -82,9 +82,7 @@ def test_an_event_over_the_size_limit_is_rejected():
 
 
 def test_too_many_property_keys_are_rejected():
-    error = decode_event(
-        event(properties={f"k{i}": i for i in range(limits.MAX_PROPERTY_KEYS + 1)})
-    )
+    error = decode_event(event(properties={f"k{i}": i for i in range(limits.MAX_PROPERTY_KEYS + 1)}))
     assert isinstance(error, EventError)
     assert (error.code, error.field) == (ErrorCode.TOO_MANY_PROPERTIES, "properties")
 
@@ -116,9 +114,7 @@ def test_a_buffer_entry_round_trips():
 
 
 def test_a_buffer_entry_from_a_newer_tidelog_is_refused_not_misread():
-    data = msgspec.msgpack.encode(
-        {"v": BUFFER_VERSION + 1, "project_id": 1, "events": [], "rejected": []}
-    )
+    data = msgspec.msgpack.encode({"v": BUFFER_VERSION + 1, "project_id": 1, "events": [], "rejected": []})
     with pytest.raises(UnknownBufferVersion):
         decode_entry(data)
 
@@ -135,9 +131,7 @@ def test_an_old_buffer_entry_is_upcast(monkeypatch):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
     max_leaves=20,
 )
 

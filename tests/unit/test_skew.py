@@ -43,9 +43,7 @@ def test_without_timestamp_the_event_is_filed_when_received():
 
 
 def test_more_than_23_hours_ahead_is_clamped_to_now():
-    result = corrected_time(
-        timestamp=RECEIVED + timedelta(hours=23, seconds=1), sent_at=None, received_at=RECEIVED
-    )
+    result = corrected_time(timestamp=RECEIVED + timedelta(hours=23, seconds=1), sent_at=None, received_at=RECEIVED)
     assert result.timestamp == RECEIVED
     assert result.is_clamped
 
@@ -66,9 +64,7 @@ def test_a_retry_with_another_sent_at_files_the_event_at_the_same_time(offset, a
     # corrected time does not depend on when the flush happened.
     true_time = RECEIVED - timedelta(milliseconds=age)
     skew = timedelta(milliseconds=offset)
-    first = corrected_time(
-        timestamp=true_time + skew, sent_at=RECEIVED + skew, received_at=RECEIVED
-    )
+    first = corrected_time(timestamp=true_time + skew, sent_at=RECEIVED + skew, received_at=RECEIVED)
     later = RECEIVED + timedelta(minutes=7)
     second = corrected_time(timestamp=true_time + skew, sent_at=later + skew, received_at=later)
     assert first.timestamp == second.timestamp == true_time

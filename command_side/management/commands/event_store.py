@@ -10,14 +10,10 @@ from command_side import event_store
 
 
 class Command(BaseCommand):
-    help = (
-        "Report the event store's engine and size; create partitions ahead; prune the dedup ledger."
-    )
+    help = "Report the event store's engine and size; create partitions ahead; prune the dedup ledger."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "action", nargs="?", default="info", choices=["info", "ensure-partitions", "prune-ids"]
-        )
+        parser.add_argument("action", nargs="?", default="info", choices=["info", "ensure-partitions", "prune-ids"])
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -27,32 +23,23 @@ class Command(BaseCommand):
             return
         if action == "prune-ids":
             removed = event_store.event_ids_prune()
-            self.stdout.write(
-                f"forgot {removed} ids older than {settings.TIDELOG_DEDUP_WINDOW_DAYS} days"
-            )
+            self.stdout.write(f"forgot {removed} ids older than {settings.TIDELOG_DEDUP_WINDOW_DAYS} days")
             return
         engine = event_store.engine()
         with connection.cursor() as cursor:
             if engine == "timescaledb":
                 cursor.execute(
-                    "SELECT count(*) FROM timescaledb_information.chunks"
-                    " WHERE hypertable_name = 'tidelog_events'"
+                    "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'tidelog_events'"
                 )
                 parts = f"{cursor.fetchone()[0]} chunks (hypertable, 1 day each)"
             else:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_inherits WHERE inhparent = 'tidelog_events'::regclass"
-                )
+                cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'tidelog_events'::regclass")
                 parts = f"{cursor.fetchone()[0]} partitions (one a UTC day, plus default)"
-            cursor.execute(
-                "SELECT reltuples::bigint FROM pg_class WHERE relname = 'tidelog_event_ids'"
-            )
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'tidelog_event_ids'")
             ids = cursor.fetchone()[0]
             cursor.execute("SELECT last_value FROM tidelog_events_position_seq")
             position = cursor.fetchone()[0]
         self.stdout.write(f"engine          {engine}")
         self.stdout.write(f"layout          {parts}")
         self.stdout.write(f"last position   {position}")
-        self.stdout.write(
-            f"dedup ledger    ~{max(ids, 0)} ids, window {settings.TIDELOG_DEDUP_WINDOW_DAYS} days"
-        )
+        self.stdout.write(f"dedup ledger    ~{max(ids, 0)} ids, window {settings.TIDELOG_DEDUP_WINDOW_DAYS} days")

@@ -42,9 +42,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         tick = options["tick"]
         last_upkeep = dict.fromkeys(UPKEEP, 0.0)
-        log.info(
-            "scheduling drains every %.2fs with %d slots", tick, settings.TIDELOG_DRAIN_PARALLELISM
-        )
+        log.info("scheduling drains every %.2fs with %d slots", tick, settings.TIDELOG_DRAIN_PARALLELISM)
         while not stopping:
             try:
                 if buffer.backlog() > 0:

@@ -30,6 +30,4 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"project_id        {issued.project_id}")
         self.stdout.write(f"api_key           {issued.api_key}   (public: put it in the SDK)")
-        self.stdout.write(
-            f"personal_api_key  {issued.personal_api_key}   (secret: shown once, for the query API)"
-        )
+        self.stdout.write(f"personal_api_key  {issued.personal_api_key}   (secret: shown once, for the query API)")
