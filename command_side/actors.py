@@ -7,7 +7,7 @@ import logging
 
 import dramatiq
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from dramatiq.brokers.redis import RedisBroker
 
 from command_side import buffer, drain, event_store
@@ -20,6 +20,9 @@ class DjangoConnections(dramatiq.Middleware):
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         close_old_connections()
+
+    def before_worker_thread_shutdown(self, broker: dramatiq.Broker, thread: object) -> None:
+        connections.close_all()
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.Message, *, result=None, exception=None

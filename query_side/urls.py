@@ -1,3 +1,11 @@
 from django.urls import path
 
-urlpatterns: list[object] = []
+from query_side import views
+
+urlpatterns = [
+    path("admin/events/", views.EventListView.as_view(), name="event-list"),
+    path("admin/events/event_counts/", views.EventCountView.as_view(), name="event-counts"),
+    path("admin/event-aggregates/", views.EventAggregateView.as_view(), name="event-aggregates"),
+    path("admin/active-users/", views.ActiveUserView.as_view(), name="active-users"),
+    path("admin/bad-events/", views.BadEventListView.as_view(), name="bad-events"),
+]

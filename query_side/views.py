@@ -1,0 +1,131 @@
+"""The query API's views: thin. Resolve the project from the caller, parse parameters, call one
+selector, encode. Never reads a project id from anywhere but `project_for`."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from query_side import params, selectors
+from query_side.auth import KeyUser
+from query_side.errors import InvalidParameter
+from tenancy.models import Project
+
+
+def project_for(request: Request) -> int:
+    """The one project this request may read: its key's, or the one a staff user names."""
+    user = request.user
+    if isinstance(user, KeyUser):
+        return int(user.project_id)
+    if not getattr(user, "is_staff", False):
+        raise PermissionDenied("Only staff users and personal API keys may read analytics.")
+    raw = request.query_params.get("project_id")
+    if not raw:
+        raise InvalidParameter("project_id", "a staff user must name the project with ?project_id=")
+    if not raw.isdigit():
+        raise InvalidParameter("project_id", "project_id must be a whole number")
+    if not Project.objects.filter(pk=int(raw)).exists():
+        raise NotFound(f"no project {raw}")
+    return int(raw)
+
+
+def page(request: Request, rows: list[dict[str, Any]], limit: int, cursor_of: Any) -> Response:
+    has_next = len(rows) > limit
+    rows = rows[:limit]
+    next_url = None
+    if has_next:
+        query = request.query_params.copy()
+        query["cursor"] = cursor_of(rows[-1])
+        next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    return Response({"results": rows, "next": next_url})
+
+
+class EventListView(APIView):
+    """GET admin/events/: raw events, newest first, cursor-paginated."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        limit = params.parse_limit(query)
+        window = params.parse_range(query, default=None)
+        cursor_parts = params.decode_cursor(query, 2)
+        cursor = None
+        if cursor_parts:
+            try:
+                cursor = (datetime.fromisoformat(cursor_parts[0]), UUID(cursor_parts[1]))
+            except ValueError:
+                raise InvalidParameter("cursor", "cursor is not one this API gave out") from None
+        filters = selectors.EventFilter(
+            event_type=params.parse_text(query, "event_type"),
+            distinct_id=params.parse_text(query, "distinct_id"),
+            session_id=params.parse_text(query, "session_id"),
+            after=window.after if window and query.get("after") else None,
+            before=window.before if window and query.get("before") else None,
+        )
+        rows = selectors.event_list(project_id=project_id, filters=filters, limit=limit, cursor=cursor)
+        return page(request, rows, limit, lambda row: params.encode_cursor(row["timestamp"], row["uuid"]))
+
+
+class EventCountView(APIView):
+    """GET admin/events/event_counts/: events per type over a range (hour-granular)."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        window = params.parse_range(request.query_params)
+        assert window is not None
+        rows = selectors.event_count_by_type(project_id=project_id, after=window.after, before=window.before)
+        return Response({"results": rows, "after": window.after, "before": window.before})
+
+
+class EventAggregateView(APIView):
+    """GET admin/event-aggregates/: counts and unique users per hour or day and event type."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        interval = params.parse_choice(query, "interval", ("hour", "day"), "day")
+        breakdown = params.parse_choice(query, "breakdown", ("app_version", "os_name"), None)
+        window = params.parse_range(query)
+        assert window is not None and interval is not None
+        rows = selectors.event_aggregate_list(
+            project_id=project_id, interval=interval, after=window.after, before=window.before,
+            event_type=params.parse_text(query, "event_type"), breakdown=breakdown,
+        )  # fmt: skip
+        return Response({"interval": interval, "after": window.after, "before": window.before, "results": rows})
+
+
+class ActiveUserView(APIView):
+    """GET admin/active-users/: DAU, WAU or MAU."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        interval = params.parse_choice(query, "interval", ("day", "week", "month"), "day")
+        window = params.parse_range(query)
+        assert window is not None and interval is not None
+        rows = selectors.active_user_list(
+            project_id=project_id, interval=interval, after=window.after, before=window.before
+        )
+        return Response({"interval": interval, "after": window.after, "before": window.before, "results": rows})
+
+
+class BadEventListView(APIView):
+    """GET admin/bad-events/: rejected events with their error, newest first, cursor-paginated."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        limit = params.parse_limit(query)
+        cursor_parts = params.decode_cursor(query, 2)
+        cursor = None
+        if cursor_parts:
+            try:
+                cursor = (datetime.fromisoformat(cursor_parts[0]), int(cursor_parts[1]))
+            except ValueError:
+                raise InvalidParameter("cursor", "cursor is not one this API gave out") from None
+        rows = selectors.bad_event_list(project_id=project_id, limit=limit, cursor=cursor)
+        return page(request, rows, limit, lambda row: params.encode_cursor(row["received_at"], row["id"]))
