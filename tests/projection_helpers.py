@@ -12,12 +12,10 @@ def insert_events(rows: list[dict[str, Any]], cursor: Any = None) -> None:
     own = cursor is None
     cursor = cursor or connection.cursor()
     try:
-        days = {row["timestamp"].date() for row in rows}
-        for day in days:
-            cursor.execute(
-                "SELECT tidelog_ensure_event_partition(%s) WHERE to_regprocedure('tidelog_ensure_event_partition(date)') IS NOT NULL",
-                [day],
-            )
+        cursor.execute("SELECT to_regprocedure('tidelog_ensure_event_partition(date)') IS NOT NULL")
+        if cursor.fetchone()[0]:  # plain PostgreSQL; TimescaleDB makes chunks by itself
+            for day in {row["timestamp"].date() for row in rows}:
+                cursor.execute("SELECT tidelog_ensure_event_partition(%s)", [day])
         for row in rows:
             cursor.execute(
                 'INSERT INTO tidelog_events (project_id, uuid, event_type, distinct_id, "timestamp", received_at, app_version, os_name, session_id)'

@@ -102,3 +102,14 @@ def test_the_dedup_ledger_forgets_ids_older_than_the_window(settings):
     with connection.cursor() as cursor:
         cursor.execute("SELECT uuid FROM tidelog_event_ids")
         assert cursor.fetchall() == [(fresh,)]
+
+
+@pytest.mark.timescale
+def test_on_timescaledb_the_events_table_is_a_hypertable_of_daily_chunks():
+    if event_store.engine() != "timescaledb":
+        pytest.skip("TimescaleDB is not preloaded in this PostgreSQL: the plain-PostgreSQL engine is in use")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT time_interval FROM timescaledb_information.dimensions WHERE hypertable_name = 'tidelog_events'"
+        )
+        assert cursor.fetchone()[0] == timedelta(days=1)
