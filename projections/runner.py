@@ -32,7 +32,9 @@ SELECT {EVENT_COLUMNS}
 FROM tidelog_events
 WHERE (xact_id, position) > (%s::xid8, %s)
   AND xact_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY xact_id, position
+-- Qualified: a bare "xact_id" here would name the text column of the SELECT list and sort
+-- by text, ignoring the (xact_id, position) index.
+ORDER BY tidelog_events.xact_id, tidelog_events.position
 LIMIT %s
 """
 
