@@ -77,12 +77,15 @@ def drain_batch(consumer: str, *, count: int | None = None, reclaim_idle_ms: int
     return stats
 
 
-def drain(consumer: str, *, budget_seconds: float = 5.0, reclaim_idle_ms: int | None = None) -> DrainStats:
-    """Drain until the buffer is empty or the time budget is spent."""
+def drain(
+    consumer: str, *, budget_seconds: float = 5.0, reclaim_idle_ms: int | None = None, keep_going: bool = False
+) -> DrainStats:
+    """Drain until the buffer runs low (empty, with `keep_going`) or the time budget is spent."""
     total = DrainStats()
     deadline = time.monotonic() + budget_seconds
     while time.monotonic() < deadline:
-        stats = drain_batch(consumer, reclaim_idle_ms=reclaim_idle_ms)
+        wanted = entries_to_read()
+        stats = drain_batch(consumer, count=wanted, reclaim_idle_ms=reclaim_idle_ms)
         if stats.entries == 0:
             break
         total.entries += stats.entries
@@ -90,6 +93,10 @@ def drain(consumer: str, *, budget_seconds: float = 5.0, reclaim_idle_ms: int | 
         total.duplicates += stats.duplicates
         total.rejected += stats.rejected
         total.batches += 1
+        if stats.entries < wanted and not keep_going:
+            # The buffer is nearly empty: stop and free the slot. The scheduler sends the next
+            # drain on its next tick, by when a trickle has gathered into a worthwhile batch.
+            break
     if total.entries:
         log.info(
             "drained %d entries: %d events stored, %d duplicates skipped, %d rejected kept",

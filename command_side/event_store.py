@@ -171,9 +171,9 @@ def append(entries: list[BufferEntry]) -> AppendResult:
     with transaction.atomic(), connection.cursor() as cursor:
         if rows:
             cursor.execute(_STAGING)
-            # Emptied at every commit; truncated here too for callers inside an outer
+            # Emptied at every commit; emptied here too for callers inside an outer
             # transaction (a test, a savepoint), where no commit came between two appends.
-            cursor.execute("TRUNCATE tidelog_staging")
+            cursor.execute("DELETE FROM tidelog_staging")
             cursor.cursor.adapters.register_dumper(bytes, _JsonbBytesDumper)
             with cursor.copy("COPY tidelog_staging FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[attr-defined]
                 copy.set_types(_STAGING_TYPES)

@@ -159,8 +159,11 @@ def run_forever(names: Iterable[str] | None = None, *, should_stop: Callable[[],
                 connection.close()
                 time.sleep(1)
                 continue
-            if applied:
+            if applied >= settings.TIDELOG_PROJECTION_BATCH:
+                # A full batch: more is waiting, go again at once. A partial one means caught
+                # up: sleeping lets a trickle gather into one transaction instead of hundreds.
                 busy = True
+            if applied:
                 elapsed = time.monotonic() - started
                 log.info(
                     "%s: applied %d events in %.0f ms (%.0f events/s)",

@@ -60,4 +60,4 @@ def bad_events(project_id: int) -> list[tuple[Any, ...]]:
 def drain_all() -> int:
     from command_side.drain import drain
 
-    return drain("test-drainer", budget_seconds=30).stored
+    return drain("test-drainer", budget_seconds=30, keep_going=True).stored

@@ -47,7 +47,7 @@ def test_a_drainer_killed_before_commit_loses_nothing(client, project, redis_cli
     assert buffer.pending() == 4  # read by the dead drainer, never acknowledged
 
     # Another drainer reclaims the dead one's entries (idle threshold 0 here, 30 s in production).
-    stats = drain("survivor", reclaim_idle_ms=0)
+    stats = drain("survivor", reclaim_idle_ms=0, keep_going=True)
     assert stats.stored == len(uuids)
     assert stored_count(project.project_id) == len(uuids)
     assert buffer.backlog() == 0
@@ -59,7 +59,7 @@ def test_a_drainer_killed_after_commit_but_before_ack_duplicates_nothing(client,
     assert stored_count(project.project_id) == len(uuids)
     assert buffer.pending() == 4
 
-    stats = drain("survivor", reclaim_idle_ms=0)
+    stats = drain("survivor", reclaim_idle_ms=0, keep_going=True)
     assert (stats.stored, stats.duplicates) == (0, len(uuids))
     assert stored_count(project.project_id) == len(uuids)
     assert buffer.backlog() == 0
