@@ -248,10 +248,9 @@ def main() -> None:
         if not args.no_projections:
             # Each phase starts from a quiet system: let the projections finish the batch phase.
             caught_up_started = time.perf_counter()
-            newest = int(psql(env, "SELECT coalesce(max(position), 0) FROM tidelog_events"))
             while time.perf_counter() - caught_up_started < 300:
-                lowest = psql(env, "SELECT coalesce(min(position), 0) FROM projection_checkpoints")
-                if int(lowest or 0) >= newest:
+                applied = psql(env, "SELECT coalesce(min(events_applied), 0) FROM projection_checkpoints")
+                if int(applied or 0) >= batch["stored"]:
                     break
                 time.sleep(0.2)
             batch["projections_caught_up_s"] = time.perf_counter() - t0

@@ -112,7 +112,9 @@ class AnalystUser(FastHttpUser):
 
     @task(3)
     def event_counts(self) -> None:
-        self.client.get(QUERY_HOST + "/api/v1/analytics/admin/events/event_counts/", headers=self.headers, name="q: event_counts")
+        self.client.get(
+            QUERY_HOST + "/api/v1/analytics/admin/events/event_counts/", headers=self.headers, name="q: event_counts"
+        )
 
     @task(2)
     def hourly_aggregates(self) -> None:

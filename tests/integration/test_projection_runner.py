@@ -153,3 +153,12 @@ def test_verify_reports_a_tampered_read_model():
         ("rm_user_days", "missing"),
         ("rm_user_days", "unexpected"),
     }
+
+
+def test_status_counts_the_events_each_projection_has_yet_to_apply():
+    from projections.status import projection_status_list
+
+    insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(3)])
+    run_until_caught_up(["user_activity"])
+    lag = {status.name: status.lag_events for status in projection_status_list()}
+    assert lag == {"event_aggregates": 3, "user_activity": 0}

@@ -12,7 +12,7 @@ from django.utils import timezone
 from projections.registry import PROJECTIONS, projection_get
 from projections.replay import replay, verify
 from projections.runner import run_forever, run_until_caught_up
-from projections.status import projection_status_list
+from projections.status import LAG_CAP, projection_status_list
 
 log = logging.getLogger("tidelog.projections")
 
@@ -36,14 +36,13 @@ class Command(BaseCommand):
 
     def do_status(self, names: list[str], options: dict[str, Any]) -> None:
         now = timezone.now()
-        self.stdout.write(f"{'projection':<18} {'position':>12} {'applied':>12} {'lag (est.)':>12}  updated")
+        self.stdout.write(f"{'projection':<18} {'position':>12} {'applied':>12} {'lag':>12}  updated")
         for status in projection_status_list():
             if names and status.name not in names:
                 continue
             ago = f"{(now - status.updated_at).total_seconds():.1f}s ago" if status.updated_at else "never"
-            self.stdout.write(
-                f"{status.name:<18} {status.position:>12} {status.events_applied:>12} {status.lag_events:>12}  {ago}"
-            )
+            lag = f">{LAG_CAP:,}" if status.lag_events > LAG_CAP else f"{status.lag_events:,}"
+            self.stdout.write(f"{status.name:<18} {status.position:>12} {status.events_applied:>12} {lag:>12}  {ago}")
 
     def do_run(self, names: list[str], options: dict[str, Any]) -> None:
         if options["once"]:
