@@ -1,0 +1,78 @@
+"""The Django admin for projects and keys, and the management commands people type."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from tenancy.models import PersonalAPIKey, Project, hash_secret
+from tenancy.selectors import personal_api_key_find, project_id_for_api_key
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_project_prints_the_ids_and_keys_as_json():
+    out = StringIO()
+    call_command("create_project", "My app", "--json", stdout=out)
+    issued = json.loads(out.getvalue())
+    assert set(issued) == {"project_id", "api_key", "personal_api_key"}
+    assert project_id_for_api_key(issued["api_key"]) == issued["project_id"]
+    assert personal_api_key_find(issued["personal_api_key"]).project_id == issued["project_id"]
+
+
+def test_personal_keys_are_stored_hashed_only(project):
+    stored = PersonalAPIKey.objects.get(project_id=project.project_id)
+    assert stored.secret_hash == hash_secret(project.personal_api_key)
+    assert project.personal_api_key not in {stored.secret_hash, stored.prefix, stored.label}
+
+
+def test_a_revoked_personal_key_no_longer_authenticates(client, project):
+    PersonalAPIKey.objects.filter(project_id=project.project_id).update(is_revoked=True)
+    response = client.get("/api/v1/analytics/admin/events/", HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}")
+    assert response.status_code == 401
+
+
+def test_a_superuser_made_by_createsuperuser_can_use_the_admin(client, project):
+    call_command("createsuperuser", "--noinput", "--username", "root", "--email", "r@example.com")
+    user = get_user_model().objects.get(username="root")
+    client.force_login(user)
+    assert client.get("/admin/tenancy/project/").status_code == 200
+    assert client.get("/admin/tenancy/personalapikey/").status_code == 200
+    response = client.post(
+        "/admin/tenancy/project/",
+        {"action": "issue_personal_api_key", "_selected_action": [project.project_id]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert PersonalAPIKey.objects.filter(project_id=project.project_id).count() == 2
+    assert "tls_" in response.content.decode()
+
+
+def test_projections_status_and_verify_commands_run(project):
+    out = StringIO()
+    call_command("projections", "status", stdout=out)
+    assert "event_aggregates" in out.getvalue() and "user_activity" in out.getvalue()
+    out = StringIO()
+    call_command("projections", "verify", stdout=out)
+    assert "event_aggregates: OK" in out.getvalue()
+
+
+def test_an_unknown_projection_name_is_a_clear_error():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no projection 'nope'"):
+        call_command("projections", "replay", "nope")
+
+
+def test_event_store_info_names_the_engine():
+    out = StringIO()
+    call_command("event_store", stdout=out)
+    assert out.getvalue().split()[1] in {"postgres", "timescaledb"}
+
+
+def test_projects_are_listed_in_id_order():
+    Project.objects.create(name="b")
+    Project.objects.create(name="a")
+    assert [p.name for p in Project.objects.all()] == ["b", "a"]
