@@ -21,6 +21,8 @@ from contracts.captured import encode_entry
 from contracts.errors import ErrorCode
 from contracts.events import (
     EventError,
+    SessionEndIn,
+    SessionStartIn,
     api_key_in_body,
     check_event,
     decode_batch,
@@ -217,55 +219,50 @@ def batch(request: IngestRequest) -> IngestResponse:
     return respond(200, {"accepted": outcome.accepted, "rejected": rejected})
 
 
-def session_event_uuid(project_id: int, session_id: str, kind: str) -> uuid.UUID:
+def session_event_uuid(project_id: int, session_id: str, event_type: str) -> uuid.UUID:
     # Deterministic: a retried session start/end is the same event and is stored once.
-    return uuid.uuid5(_SESSION_NAMESPACE, f"{project_id}:{session_id}:{kind}")
+    return uuid.uuid5(_SESSION_NAMESPACE, f"{project_id}:{session_id}:{event_type}")
+
+
+def session_event(
+    request: IngestRequest,
+    decode: Callable[[bytes], SessionStartIn | SessionEndIn | EventError],
+    *,
+    session_id: str | None,
+    status: int,
+) -> IngestResponse:
+    """A session start or end: one `$session_…` event for the session, from the path or body."""
+    received_at = now()
+    key = header_key(request)
+    body = read_body(request)
+    decoded = decode(body)
+    if isinstance(decoded, EventError):
+        authenticate(key or api_key_in_body(body))
+        return respond(400, event_error_body(decoded))
+    project_id = authenticate(key or decoded.api_key)
+    if session_id is None:
+        session_id = getattr(decoded, "session_id", None) or str(uuid.uuid4())
+    event = decoded.as_event(session_id)
+    outcome = ingest.single_outcome(
+        project_id=project_id, event=check_event(event, size=len(body)) or event, raw=body,
+        sent_at=decoded.sent_at, received_at=received_at,
+        event_uuid=session_event_uuid(project_id, session_id, decoded.event_type),
+    )  # fmt: skip
+    enqueue(outcome)
+    if outcome.errors:
+        return respond(400, event_error_body(outcome.errors[0]))
+    return respond(status, {"session_id": session_id, "uuid": str(outcome.entry.events[0].uuid)})
 
 
 @handle
 def session_start(request: IngestRequest) -> IngestResponse:
     """Open a session: a `$session_start` event. 201 with the session_id (made here if absent)."""
-    received_at = now()
-    key = header_key(request)
-    body = read_body(request)
-    decoded = decode_session_start(body)
-    if isinstance(decoded, EventError):
-        authenticate(key or api_key_in_body(body))
-        return respond(400, event_error_body(decoded))
-    project_id = authenticate(key or decoded.api_key)
-    session_id = decoded.session_id or str(uuid.uuid4())
-    event = decoded.as_event(session_id)
-    problem = check_event(event, size=len(body))
-    outcome = ingest.single_outcome(
-        project_id=project_id, event=problem or event, raw=body, sent_at=decoded.sent_at,
-        received_at=received_at, event_uuid=session_event_uuid(project_id, session_id, "start"),
-    )  # fmt: skip
-    enqueue(outcome)
-    if outcome.errors:
-        return respond(400, event_error_body(outcome.errors[0]))
-    return respond(201, {"session_id": session_id, "uuid": str(outcome.entry.events[0].uuid)})
+    return session_event(request, decode_session_start, session_id=None, status=201)
 
 
 @handle
 def session_end(request: IngestRequest, session_id: str) -> IngestResponse:
     """Close a session: a `$session_end` event for the session in the path."""
-    received_at = now()
-    key = header_key(request)
-    body = read_body(request)
     if not 0 < len(session_id) <= limits.MAX_ID_LENGTH:
         raise Rejection(400, ErrorCode.VALUE_TOO_LONG, "session_id is too long", "session_id")
-    decoded = decode_session_end(body)
-    if isinstance(decoded, EventError):
-        authenticate(key or api_key_in_body(body))
-        return respond(400, event_error_body(decoded))
-    project_id = authenticate(key or decoded.api_key)
-    event = decoded.as_event(session_id)
-    problem = check_event(event, size=len(body))
-    outcome = ingest.single_outcome(
-        project_id=project_id, event=problem or event, raw=body, sent_at=decoded.sent_at,
-        received_at=received_at, event_uuid=session_event_uuid(project_id, session_id, "end"),
-    )  # fmt: skip
-    enqueue(outcome)
-    if outcome.errors:
-        return respond(400, event_error_body(outcome.errors[0]))
-    return respond(200, {"session_id": session_id, "uuid": str(outcome.entry.events[0].uuid)})
+    return session_event(request, decode_session_end, session_id=session_id, status=200)

@@ -7,7 +7,7 @@ decoder itself; only the properties' shape is walked afterwards.
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, ClassVar, Final
 from uuid import UUID
 
 import msgspec
@@ -195,59 +195,41 @@ SESSION_START: Final = "$session_start"
 SESSION_END: Final = "$session_end"
 
 
-class SessionStartIn(msgspec.Struct, frozen=True, kw_only=True):
+class SessionEndIn(msgspec.Struct, frozen=True, kw_only=True):
+    """The body of `session/{session_id}/end/`; the session comes from the path."""
+
+    event_type: ClassVar[str] = SESSION_END
+
+    distinct_id: Identifier
+    timestamp: datetime | None = None
+    device_id: Identifier | None = None
+    app_version: ShortText | None = None
+    os_name: ShortText | None = None
+    os_version: ShortText | None = None
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+    sent_at: datetime | None = None
+    api_key: str | None = None
+
+    def as_event(self, session_id: str) -> EventIn:
+        return EventIn(
+            event_type=self.event_type,
+            distinct_id=self.distinct_id,
+            timestamp=self.timestamp,
+            session_id=session_id,
+            device_id=self.device_id,
+            app_version=self.app_version,
+            os_name=self.os_name,
+            os_version=self.os_version,
+            properties=self.properties,
+        )
+
+
+class SessionStartIn(SessionEndIn, frozen=True, kw_only=True):
     """The body of `session/start/`. Without a session_id the server makes one and returns it."""
 
-    distinct_id: Identifier
+    event_type: ClassVar[str] = SESSION_START
+
     session_id: Identifier | None = None
-    timestamp: datetime | None = None
-    device_id: Identifier | None = None
-    app_version: ShortText | None = None
-    os_name: ShortText | None = None
-    os_version: ShortText | None = None
-    properties: dict[str, Any] = msgspec.field(default_factory=dict)
-    sent_at: datetime | None = None
-    api_key: str | None = None
-
-    def as_event(self, session_id: str) -> EventIn:
-        return EventIn(
-            event_type=SESSION_START,
-            distinct_id=self.distinct_id,
-            timestamp=self.timestamp,
-            session_id=session_id,
-            device_id=self.device_id,
-            app_version=self.app_version,
-            os_name=self.os_name,
-            os_version=self.os_version,
-            properties=self.properties,
-        )
-
-
-class SessionEndIn(msgspec.Struct, frozen=True, kw_only=True):
-    """The body of `session/{session_id}/end/`."""
-
-    distinct_id: Identifier
-    timestamp: datetime | None = None
-    device_id: Identifier | None = None
-    app_version: ShortText | None = None
-    os_name: ShortText | None = None
-    os_version: ShortText | None = None
-    properties: dict[str, Any] = msgspec.field(default_factory=dict)
-    sent_at: datetime | None = None
-    api_key: str | None = None
-
-    def as_event(self, session_id: str) -> EventIn:
-        return EventIn(
-            event_type=SESSION_END,
-            distinct_id=self.distinct_id,
-            timestamp=self.timestamp,
-            session_id=session_id,
-            device_id=self.device_id,
-            app_version=self.app_version,
-            os_name=self.os_name,
-            os_version=self.os_version,
-            properties=self.properties,
-        )
 
 
 _session_start_decoder = msgspec.json.Decoder(SessionStartIn)
