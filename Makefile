@@ -2,6 +2,7 @@
 # whole suite. Both install what is missing first (a virtualenv from requirements.lock).
 
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +21,9 @@ $(STAMP): requirements.lock pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "Tidelog needs Python 3.12 (Django 6): none found" >&2; exit 1; fi
 	@echo "== installing into $(VENV) with $(PYTHON)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@# This machine kind's pip config names local indexes that may be absent: drop that noise.
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 \
+		| { grep -v '^WARNING: Location' || true; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)
