@@ -10,9 +10,13 @@ import time
 from dataclasses import dataclass
 
 import msgspec
+import psycopg
 from django.conf import settings
+from django.db import DataError, IntegrityError
 
 from command_side import buffer, event_store
+from command_side.buffer import Entry
+from command_side.event_store import AppendResult
 from command_side.faults import fault_point
 from contracts.captured import BufferEntry, UnknownBufferVersion, decode_entry
 
@@ -41,6 +45,34 @@ def entries_to_read() -> int:
     return max(10, min(2_000, int(settings.TIDELOG_DRAIN_EVENTS / _events_per_entry)))
 
 
+def dead_letter(entry: Entry, reason: str) -> None:
+    """Keep an entry the store cannot take beside the stream, with why: never drop it silently."""
+    log.error("entry %s moved to the dead-letter stream: %s", entry.entry_id, reason)
+    buffer.client().xadd(f"{buffer.stream_key()}:dead", {"e": entry.data, "id": entry.entry_id, "why": reason})
+
+
+def append_isolating_poison(batch: list[tuple[Entry, BufferEntry]]) -> AppendResult:
+    """Append the batch in one transaction; if PostgreSQL refuses a row in it, append entry by
+    entry instead and dead-letter the ones it refuses, so one bad entry cannot stall ingestion."""
+    try:
+        return event_store.append([decoded for _, decoded in batch])
+    # psycopg's own classes too: COPY runs on the raw cursor, outside Django's error wrapping.
+    except (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError) as exc:
+        if len(batch) == 1:
+            dead_letter(batch[0][0], str(exc).strip())
+            return AppendResult(0, 0, 0)
+        log.warning("the store refused a row of a %d-entry batch (%s); isolating it", len(batch), exc)
+    stored = duplicates = rejected = 0
+    for pair in batch:
+        result = append_isolating_poison([pair])
+        stored, duplicates, rejected = (
+            stored + result.stored,
+            duplicates + result.duplicates,
+            rejected + result.rejected,
+        )
+    return AppendResult(stored, duplicates, rejected)
+
+
 def drain_batch(consumer: str, *, count: int | None = None, reclaim_idle_ms: int | None = None) -> DrainStats:
     """One read-append-ack cycle. Returns what it did; `entries == 0` means the buffer is empty."""
     global _events_per_entry
@@ -48,24 +80,23 @@ def drain_batch(consumer: str, *, count: int | None = None, reclaim_idle_ms: int
     stats = DrainStats()
     if not entries:
         return stats
-    decoded: list[BufferEntry] = []
+    batch: list[tuple[Entry, BufferEntry]] = []
     done: list[bytes] = []
     for entry in entries:
         try:
-            decoded.append(decode_entry(entry.data))
+            batch.append((entry, decode_entry(entry.data)))
             done.append(entry.entry_id)
         except UnknownBufferVersion:
             # Written by a newer Tidelog mid-deploy: leave it pending; a newer drainer reclaims it.
             log.warning("entry %s has a newer schema version; left for a newer drainer", entry.entry_id)
         except (msgspec.DecodeError, ValueError, TypeError):
-            # Not ours or corrupt: keep it aside, never silently drop it.
-            log.error("entry %s cannot be decoded; moved to the dead-letter stream", entry.entry_id)
-            buffer.client().xadd(f"{buffer.stream_key()}:dead", {"e": entry.data, "id": entry.entry_id})
+            dead_letter(entry, "cannot be decoded")
             done.append(entry.entry_id)
-    if decoded:
-        mean = sum(len(e.events) + len(e.rejected) for e in decoded) / len(decoded)
+    if batch:
+        mean = sum(len(d.events) + len(d.rejected) for _, d in batch) / len(batch)
+        # A heuristic shared by this process's drain threads: a lost update only skews a guess.
         _events_per_entry = 0.7 * _events_per_entry + 0.3 * max(mean, 1.0)
-    result = event_store.append(decoded)
+    result = append_isolating_poison(batch) if batch else AppendResult(0, 0, 0)
     fault_point("after_commit")
     # Acknowledged only now: the transaction above has committed.
     buffer.ack(done)

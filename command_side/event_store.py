@@ -163,7 +163,8 @@ def append(entries: list[BufferEntry]) -> AppendResult:
             bad_rows.append(
                 (
                     entry.project_id, bad.received_at, bad.code, bad.field, bad.message,
-                    bad.payload.decode("utf-8", errors="replace"),
+                    # text cannot hold NUL; the payload is kept readable, not refused.
+                    bad.payload.decode("utf-8", errors="replace").replace("\x00", "\\u0000"),
                 )
             )  # fmt: skip
     partitions_ensure(days)

@@ -108,13 +108,19 @@ def error_from_validation(exc: msgspec.DecodeError, *, prefix: str | None = None
     return EventError(code=code, field=field, message=message)
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value: a scalar is 0, `{}` or `[]` is 1. Iterative: no recursion."""
+def _shape(value: Any) -> tuple[int, bool]:
+    """Nesting depth of a JSON value (a scalar is 0, `{}` or `[]` is 1) and whether any key or
+    string in it holds a NUL character. Iterative: no recursion limit to hit."""
     deepest = 0
+    has_nul = False
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         node, level = stack.pop()
+        if isinstance(node, str):
+            has_nul = has_nul or "\x00" in node
+            continue
         if isinstance(node, dict):
+            has_nul = has_nul or any("\x00" in key for key in node)
             children: Any = node.values()
         elif isinstance(node, list):
             children = node
@@ -124,9 +130,12 @@ def _depth(value: Any) -> int:
         if level > deepest:
             deepest = level
             if deepest > limits.MAX_PROPERTY_DEPTH:
-                return deepest
+                return deepest, has_nul
         stack.extend((child, level) for child in children)
-    return deepest
+    return deepest, has_nul
+
+
+_TEXT_FIELDS = ("event_type", "distinct_id", "session_id", "device_id", "app_version", "os_name", "os_version")
 
 
 def check_event(event: EventIn, *, size: int) -> EventError | None:
@@ -139,12 +148,22 @@ def check_event(event: EventIn, *, size: int) -> EventError | None:
             "properties",
             f"{len(event.properties)} keys, over {limits.MAX_PROPERTY_KEYS}",
         )
-    if event.properties and _depth(event.properties) > limits.MAX_PROPERTY_DEPTH:
-        return EventError(
-            ErrorCode.PROPERTIES_TOO_DEEP,
-            "properties",
-            f"nested deeper than {limits.MAX_PROPERTY_DEPTH} levels",
-        )
+    # PostgreSQL's text and jsonb cannot hold NUL (U+0000): refused here, with its field, rather
+    # than failing the store's whole batch later.
+    for name in _TEXT_FIELDS:
+        text = getattr(event, name)
+        if text is not None and "\x00" in text:
+            return EventError(ErrorCode.INVALID_VALUE, name, "contains a NUL character (\\u0000)")
+    if event.properties:
+        depth, has_nul = _shape(event.properties)
+        if depth > limits.MAX_PROPERTY_DEPTH:
+            return EventError(
+                ErrorCode.PROPERTIES_TOO_DEEP,
+                "properties",
+                f"nested deeper than {limits.MAX_PROPERTY_DEPTH} levels",
+            )
+        if has_nul:
+            return EventError(ErrorCode.INVALID_VALUE, "properties", "contains a NUL character (\\u0000)")
     return None
 
 

@@ -147,3 +147,18 @@ def test_decoding_never_raises_whatever_the_input(value):
 @given(st.binary(max_size=200))
 def test_decoding_arbitrary_bytes_never_raises(body):
     assert isinstance(decode_event(body), EventIn | EventError)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"distinct_id": "a\u0000b"}, "distinct_id"),
+        ({"event_type": "\u0000"}, "event_type"),
+        ({"properties": {"k": ["ok", {"deep": "x\u0000"}]}}, "properties"),
+        ({"properties": {"ke\u0000y": 1}}, "properties"),
+    ],
+)
+def test_a_nul_character_postgresql_cannot_store_is_refused_with_its_field(fields, field):
+    error = decode_event(event(**fields))
+    assert isinstance(error, EventError)
+    assert (error.code, error.field) == (ErrorCode.INVALID_VALUE, field)
