@@ -16,6 +16,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 log = logging.getLogger("tidelog.scheduler")
 
+# Buffer entries (requests) per extra parallel drain.
+SLOT_BACKLOG = 200
+
 UPKEEP = {
     "ensure_partitions": 600.0,
     "prune_event_ids": 3600.0,
@@ -45,9 +48,13 @@ class Command(BaseCommand):
         log.info("scheduling drains every %.2fs with %d slots", tick, settings.TIDELOG_DRAIN_PARALLELISM)
         while not stopping:
             try:
-                if buffer.backlog() > 0:
+                backlog = buffer.backlog()
+                if backlog > 0:
                     client = buffer.client()
-                    for slot in range(settings.TIDELOG_DRAIN_PARALLELISM):
+                    # One drain for a trickle, more as the backlog grows: parallel drains of a
+                    # few entries each would spend more on transactions than on events.
+                    slots = min(settings.TIDELOG_DRAIN_PARALLELISM, 1 + backlog // SLOT_BACKLOG)
+                    for slot in range(slots):
                         # A slot is held until its actor finishes (or 60 s pass: it died).
                         if client.set(actors.slot_key(slot), "1", nx=True, px=60_000):
                             actors.drain_buffer.send(slot)
