@@ -173,13 +173,13 @@ def capture(request: IngestRequest) -> IngestResponse:
     project_id = authenticate(
         key or (decoded.api_key if not isinstance(decoded, EventError) else api_key_in_body(body))
     )
+    if isinstance(decoded, EventError) and decoded.code is ErrorCode.INVALID_JSON:
+        # Not JSON at all: nothing to keep that a person could act on beyond the error itself.
+        return respond(400, event_error_body(decoded))
     sent_at = None if isinstance(decoded, EventError) else decoded.sent_at
     outcome = ingest.single_outcome(
         project_id=project_id, event=decoded, raw=body, sent_at=sent_at, received_at=received_at
     )
-    if isinstance(decoded, EventError) and decoded.code is ErrorCode.INVALID_JSON:
-        # Not JSON at all: nothing to keep that a person could act on beyond the error itself.
-        return respond(400, event_error_body(decoded))
     enqueue(outcome)
     if outcome.errors:
         return respond(400, event_error_body(outcome.errors[0]))
