@@ -4,6 +4,7 @@ Every bad value raises InvalidParameter naming the parameter; nothing here touch
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,16 +75,15 @@ def encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(params: QueryDict, count: int) -> list[str] | None:
-    """The cursor's parts as text; the caller converts them (and owns their meaning)."""
+def decode_cursor(params: QueryDict, *converters: Callable[[str], Any]) -> tuple[Any, ...] | None:
+    """The cursor's parts, each through its converter (e.g. datetime.fromisoformat, UUID)."""
     raw = params.get("cursor")
     if not raw:
         return None
     try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        parts = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().split("|")
+        if len(parts) != len(converters):
+            raise ValueError("wrong number of parts")
+        return tuple(convert(part) for convert, part in zip(converters, parts, strict=True))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidParameter("cursor", "cursor is not one this API gave out") from None
-    parts = text.split("|")
-    if len(parts) != count:
-        raise InvalidParameter("cursor", "cursor is not one this API gave out")
-    return parts

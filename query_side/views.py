@@ -52,13 +52,7 @@ class EventListView(APIView):
         query = request.query_params
         limit = params.parse_limit(query)
         window = params.parse_range(query, default=None)
-        cursor_parts = params.decode_cursor(query, 2)
-        cursor = None
-        if cursor_parts:
-            try:
-                cursor = (datetime.fromisoformat(cursor_parts[0]), UUID(cursor_parts[1]))
-            except ValueError:
-                raise InvalidParameter("cursor", "cursor is not one this API gave out") from None
+        cursor = params.decode_cursor(query, datetime.fromisoformat, UUID)
         filters = selectors.EventFilter(
             event_type=params.parse_text(query, "event_type"),
             distinct_id=params.parse_text(query, "distinct_id"),
@@ -120,12 +114,6 @@ class BadEventListView(APIView):
         project_id = project_for(request)
         query = request.query_params
         limit = params.parse_limit(query)
-        cursor_parts = params.decode_cursor(query, 2)
-        cursor = None
-        if cursor_parts:
-            try:
-                cursor = (datetime.fromisoformat(cursor_parts[0]), int(cursor_parts[1]))
-            except ValueError:
-                raise InvalidParameter("cursor", "cursor is not one this API gave out") from None
+        cursor = params.decode_cursor(query, datetime.fromisoformat, int)
         rows = selectors.bad_event_list(project_id=project_id, limit=limit, cursor=cursor)
         return page(request, rows, limit, lambda row: params.encode_cursor(row["received_at"], row["id"]))
