@@ -275,6 +275,12 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
 
+    import redis
+
+    bench_redis = redis.Redis.from_url(env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    for key in bench_redis.scan_iter(match=f"{env['TIDELOG_REDIS_PREFIX']}:*", count=1000):
+        bench_redis.delete(key)
+
     log("ceiling: raw binary COPY of the same number of events into tidelog_events")
     ceiling = copy_ceiling(env, min(batch["accepted"], 500_000) or 100_000)
 
