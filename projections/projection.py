@@ -48,7 +48,8 @@ class Projection(Protocol):
         ...
 
     def write(self, cursor: Any, changes: Any, tables: Mapping[str, str]) -> None:
-        """Upsert the changes into `tables[table]` (a live or a shadow table)."""
+        """Add the changes as deltas to `tables[table]` (a live or a shadow table), through
+        `cursor`, a psycopg cursor inside the runner's transaction (see upsert.py)."""
         ...
 
     def verify_queries(self) -> Sequence[VerifyQuery]: ...

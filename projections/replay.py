@@ -1,130 +1,143 @@
-"""Replay: rebuild one projection from position zero into shadow tables while every runner keeps
-going, then swap the shadow tables in atomically. Verify: recompute a read model from raw events
-and list every row that differs.
+"""Replay: rebuild one projection from position zero into shadow tables while every runner
+(its own live one included) keeps going, then swap the shadow tables in atomically.
+It must never hold a long transaction: that would hold back every runner's xmin horizon.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
 
 from projections import read_models
 from projections.projection import Projection
-from projections.runner import catch_up, checkpoint_get, lock_key, run_batch
+from projections.runner import LOCK_NAMESPACE, catch_up, checkpoint_ensure, checkpoint_get, lock_key, run_batch
+
+log = logging.getLogger("tidelog.projections")
 
 SHADOW = "__shadow"
+
+# The swap renames the live tables, which waits for every query reading them and makes every
+# new one wait behind it. Give up after this long, catch up again and retry, rather than stall
+# the dashboards (and, holding an xid, every runner's horizon) behind one slow query.
+SWAP_LOCK_TIMEOUT = "5s"
+
+
+class ReplayRunning(Exception):
+    """Another replay of this projection is under way."""
 
 
 def shadow_checkpoint(projection: Projection) -> str:
     return f"{projection.name}{SHADOW}"
 
 
-def _shadow_tables(projection: Projection) -> dict[str, str]:
+def shadow_tables(projection: Projection) -> dict[str, str]:
     return {table: f"{table}{SHADOW}" for table in projection.tables}
 
 
 def replay(projection: Projection, *, progress: Callable[[int], None] | None = None) -> int:
-    """Rebuild `projection` from zero; return the events the rebuilt model holds."""
-    shadows = _shadow_tables(projection)
+    """Rebuild `projection` from zero and swap it in; return the events the live checkpoint
+    has applied just after the swap. `progress` is called with each batch's event count."""
+    shadows = shadow_tables(projection)
     shadow_name = shadow_checkpoint(projection)
-    with transaction.atomic(), connection.cursor() as cursor:
-        for live, shadow in shadows.items():
-            cursor.execute(f"DROP TABLE IF EXISTS {shadow}")
-            cursor.execute(f"CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL)")
-        cursor.execute(f"DELETE FROM {read_models.CHECKPOINTS} WHERE name = %s", [shadow_name])
-        cursor.execute(f"INSERT INTO {read_models.CHECKPOINTS} (name) VALUES (%s)", [shadow_name])
-    # Batches of short transactions: one long one would hold back every runner's horizon.
-    while True:
-        catch_up(projection, checkpoint=shadow_name, tables=shadows, on_batch=progress)
-        if _swap(projection, shadows, shadow_name):
-            break
+    with _replay_lock(projection):
+        checkpoint_ensure(projection.name)
+        with transaction.atomic(), connection.cursor() as cursor:
+            for live, shadow in shadows.items():
+                cursor.execute(f"DROP TABLE IF EXISTS {shadow}")
+                cursor.execute(f"CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL)")
+            cursor.execute(f"DELETE FROM {read_models.CHECKPOINTS} WHERE name = %s", [shadow_name])
+            cursor.execute(f"INSERT INTO {read_models.CHECKPOINTS} (name) VALUES (%s)", [shadow_name])
+        while True:
+            # Batches of short transactions, each committing its shadow rows with the shadow
+            # checkpoint: a replay interrupted anywhere is consistent (and simply restarted).
+            catch_up(projection, checkpoint=shadow_name, tables=shadows, on_batch=progress)
+            try:
+                if _swap(projection, shadows, shadow_name, progress):
+                    break
+            except OperationalError as exc:
+                if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+                    raise
+                log.warning(
+                    "%s: swap waited %s for readers; catching up and retrying", projection.name, SWAP_LOCK_TIMEOUT
+                )
+                time.sleep(1)
+    with connection.cursor() as cursor:
+        for live in shadows:
+            # Fresh tables have no statistics: without them the query side's plans are guesses.
+            cursor.execute(f"ANALYZE {live}")
     checkpoint = checkpoint_get(projection.name)
     return checkpoint.events_applied if checkpoint else 0
 
 
-def _swap(projection: Projection, shadows: dict[str, str], shadow_name: str) -> bool:
+@contextmanager
+def _replay_lock(projection: Projection) -> Iterator[None]:
+    # A session-level advisory lock: held across the replay's many transactions, released if
+    # the process dies. Two replays of one projection would drop each other's shadow tables.
+    key = [LOCK_NAMESPACE, f"replay:{projection.name}"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key)
+        if not cursor.fetchone()[0]:
+            raise ReplayRunning(f"a replay of {projection.name!r} is already running")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
+
+
+def _swap(
+    projection: Projection, shadows: dict[str, str], shadow_name: str, progress: Callable[[int], None] | None
+) -> bool:
     with transaction.atomic(), connection.cursor() as cursor:
-        # The live runner takes this lock for each batch: holding it, no live batch is in
-        # flight, so renaming its tables cannot deadlock against it or lose its work.
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(projection.name)])
-        # Last catch-up under the lock. Reading after this transaction took locks is
-        # conservative (its own xid may lower the horizon): anything not read stays after the
-        # checkpoint we hand over, so the live runner applies it next.
-        if run_batch(projection, checkpoint=shadow_name, tables=shadows) >= _batch_limit():
-            return False  # still far behind: catch up outside the lock first
+        # The live runner holds this lock for each batch: once we hold it, no live batch is in
+        # flight, and none starts until the swap has committed. (Its conditional checkpoint
+        # UPDATE would also refuse a batch that straddled the swap.)
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_key(projection.name))
+        # TRICKY: the last catch-up reads before this transaction writes anything, so its own
+        # xid cannot hold back the horizon. Whatever commits after that read stays after the
+        # checkpoint handed over below, and the live runner applies it next.
+        applied = run_batch(projection, checkpoint=shadow_name, tables=shadows)
+        if applied and progress:
+            progress(applied)
+        if applied >= settings.TIDELOG_PROJECTION_BATCH:
+            return False  # still behind: commit this batch, catch up outside the lock first
+        cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
         for live, shadow in shadows.items():
+            index_names = _matching_index_names(cursor, live, shadow)
             cursor.execute(f"ALTER TABLE {live} RENAME TO {live}__old")
             cursor.execute(f"ALTER TABLE {shadow} RENAME TO {live}")
             cursor.execute(f"DROP TABLE {live}__old")
-            # LIKE … INCLUDING ALL named the shadow's indexes after the shadow: take the names
-            # back, or the next replay's shadow indexes would collide with them.
-            cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [live])
-            for (index,) in cursor.fetchall():
-                if SHADOW in index:
-                    cursor.execute(f'ALTER INDEX "{index}" RENAME TO "{index.replace(SHADOW, "")}"')
+            # LIKE … INCLUDING ALL named the shadow's indexes (and its primary key constraint)
+            # after the shadow: give them the live names back, so migrations that name an
+            # index keep working and the next replay's shadow names do not collide.
+            for shadow_index, live_index in index_names:
+                cursor.execute(f'ALTER INDEX "{shadow_index}" RENAME TO "{live_index}"')
         cursor.execute(
-            f"""UPDATE {read_models.CHECKPOINTS} live
-                SET xact_id = shadow.xact_id, position = shadow.position,
-                    events_applied = shadow.events_applied, updated_at = now()
-                FROM {read_models.CHECKPOINTS} shadow
-                WHERE live.name = %s AND shadow.name = %s""",
+            f"""INSERT INTO {read_models.CHECKPOINTS} (name, xact_id, position, events_applied)
+                SELECT %s, xact_id, position, events_applied FROM {read_models.CHECKPOINTS} WHERE name = %s
+                ON CONFLICT (name) DO UPDATE SET xact_id = EXCLUDED.xact_id, position = EXCLUDED.position,
+                    events_applied = EXCLUDED.events_applied, updated_at = now()""",
             [projection.name, shadow_name],
         )
         cursor.execute(f"DELETE FROM {read_models.CHECKPOINTS} WHERE name = %s", [shadow_name])
     return True
 
 
-def _batch_limit() -> int:
-    from django.conf import settings
-
-    return int(settings.TIDELOG_PROJECTION_BATCH)
-
-
-@dataclass
-class Difference:
-    table: str
-    side: str
-    """'missing' (in the events, not the read model) or 'unexpected' (the other way round)."""
-    row: tuple[Any, ...]
-
-
-@dataclass
-class VerifyReport:
-    projection: str
-    checked_rows: dict[str, int] = field(default_factory=dict)
-    differences: list[Difference] = field(default_factory=list)
-
-
-def verify(projection: Projection, *, limit: int = 100) -> VerifyReport:
-    """Compare each read-model table with its recomputation from raw events, both read in one
-    REPEATABLE READ snapshot and up to the projection's checkpoint."""
-    report = VerifyReport(projection.name)
-    is_nested = connection.in_atomic_block
-    with transaction.atomic(), connection.cursor() as cursor:
-        if not is_nested:  # inside a caller's transaction (a test), its snapshot rules
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        cursor.execute(
-            f"SELECT xact_id::text, position FROM {read_models.CHECKPOINTS} WHERE name = %s",
-            [projection.name],
-        )
-        row = cursor.fetchone()
-        xact_id, position = row if row else ("0", 0)
-        upto = "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"
-        for query in projection.verify_queries():
-            columns = ", ".join(query.columns)
-            expected = query.expected.replace("{upto}", upto)
-            params = {"xact_id": xact_id, "position": position}
-            cursor.execute(
-                f"""WITH expected AS ({expected}), actual AS (SELECT {columns} FROM {query.table})
-                    (SELECT 'missing', * FROM (SELECT * FROM expected EXCEPT ALL SELECT * FROM actual) m)
-                    UNION ALL
-                    (SELECT 'unexpected', * FROM (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected) u)
-                    LIMIT {int(limit)}""",
-                params,
-            )
-            for side, *values in cursor.fetchall():
-                report.differences.append(Difference(query.table, side, tuple(values)))
-            cursor.execute(f"SELECT count(*) FROM {query.table}")
-            report.checked_rows[query.table] = cursor.fetchone()[0]
-    return report
+def _matching_index_names(cursor, live: str, shadow: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(shadow index, live index) pairs with the same definition, name aside."""
+    definition = "regexp_replace(pg_get_indexdef({0}.indexrelid), '^.* USING ', '')"
+    cursor.execute(
+        f"""SELECT si.relname, li.relname
+            FROM pg_index l
+            JOIN pg_index s
+              ON s.indrelid = %s::regclass AND s.indisunique = l.indisunique
+             AND s.indisprimary = l.indisprimary AND {definition.format("s")} = {definition.format("l")}
+            JOIN pg_class si ON si.oid = s.indexrelid
+            JOIN pg_class li ON li.oid = l.indexrelid
+            WHERE l.indrelid = %s::regclass""",
+        [shadow, live],
+    )
+    return [(shadow_index, live_index) for shadow_index, live_index in cursor.fetchall()]

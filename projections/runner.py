@@ -7,16 +7,25 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from zlib import crc32
 
+import psycopg
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError as DjangoDatabaseError
+from django.db import connection, transaction
 
 from projections import read_models
 from projections.projection import EVENT_COLUMNS, Projection, StoredEvent
 from projections.registry import PROJECTIONS, projection_get
 
 log = logging.getLogger("tidelog.projections")
+
+# A batch is a few hundred milliseconds of work; one that runs a minute is stuck (a lock held by
+# someone else, a runaway plan). Cancel it, roll back, and let the loop retry: nothing is lost.
+BATCH_STATEMENT_TIMEOUT = "60s"
+
+# Namespace of the two-key advisory locks (pg_advisory_xact_lock(int4, int4)), so ours never
+# collide with the one-key locks other code takes (the event store's partition creator).
+LOCK_NAMESPACE = 0x7D1E
 
 # TRICKY: why (xact_id, position) and the xmin horizon, not `position > checkpoint`.
 # Positions come from a sequence when a row is inserted, but rows become visible when their
@@ -38,6 +47,23 @@ ORDER BY tidelog_events.xact_id, tidelog_events.position
 LIMIT %s
 """
 
+# TRICKY: the read must walk the (xact_id, position) index of each partition and merge them.
+# The planner misjudges the row comparison (measured: estimated 6 rows, found 200,000, after one
+# large transaction) and then picks a bitmap scan that sorts every row past the checkpoint on
+# every batch: 40x slower, and quadratic over a backlog. Forbid that plan for this transaction.
+_SETUP = """
+SELECT pg_advisory_xact_lock(%s, hashtext(%s)),
+       set_config('statement_timeout', %s, true),
+       set_config('enable_sort', 'off', true),
+       set_config('enable_bitmapscan', 'off', true),
+       -- Quiet the "staging table already exists" notice of every batch (see upsert.py).
+       set_config('client_min_messages', 'warning', true)
+"""
+
+# Errors after which a batch is simply retried: the connection dropped, a statement timed out,
+# a deadlock or serialization victim. Nothing was committed. Anything else is a bug.
+TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+
 
 class CheckpointMoved(Exception):
     """Another runner advanced this checkpoint first: this batch was rolled back, not applied."""
@@ -51,9 +77,10 @@ class Checkpoint:
     events_applied: int
 
 
-def lock_key(checkpoint: str) -> int:
-    # Advisory locks take no transaction id, so taking one keeps the horizon rule intact.
-    return crc32(f"tidelog-projection:{checkpoint}".encode())
+def lock_key(checkpoint: str) -> tuple[int, str]:
+    """Arguments for `pg_advisory_xact_lock(%s, hashtext(%s))`. Advisory locks take no
+    transaction id, so taking one before the read keeps the horizon rule intact."""
+    return LOCK_NAMESPACE, checkpoint
 
 
 def checkpoint_ensure(name: str) -> None:
@@ -74,6 +101,13 @@ def checkpoint_get(name: str) -> Checkpoint | None:
     return Checkpoint(name, row[0], row[1], row[2]) if row else None
 
 
+def raw_cursor() -> psycopg.Cursor:
+    """A plain psycopg cursor on Django's connection, so inside its transactions: binary
+    results and binary COPY, which Django's client-side cursor wrapper does not offer."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
 def run_batch(
     projection: Projection,
     *,
@@ -81,26 +115,40 @@ def run_batch(
     tables: Mapping[str, str] | None = None,
     limit: int | None = None,
 ) -> int:
-    """Apply the next batch; return how many events it applied (0: caught up)."""
-    name = checkpoint or projection.name
+    """Apply the next batch; return how many events it applied (0: nothing to read).
+
+    Call it outside any transaction: inside one that already holds an xid, the horizon stops
+    at that xid and newer events wait until it ends."""
+    return _apply_next_batch(projection, checkpoint or projection.name, tables, limit)[0]
+
+
+def _apply_next_batch(
+    projection: Projection, name: str, tables: Mapping[str, str] | None, limit: int | None
+) -> tuple[int, StoredEvent | None]:
     tables = tables or {table: table for table in projection.tables}
     limit = limit or settings.TIDELOG_PROJECTION_BATCH
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), raw_cursor() as cursor:
         # One runner per checkpoint at a time; a replay's swap takes the same lock.
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(name)])
+        cursor.execute(_SETUP, [*lock_key(name), BATCH_STATEMENT_TIMEOUT])
+        # Plain SELECTs only until the events are read: see _READ.
         cursor.execute(f"SELECT xact_id::text, position FROM {read_models.CHECKPOINTS} WHERE name = %s", [name])
         row = cursor.fetchone()
         if row is None:
-            raise CheckpointMoved(f"checkpoint {name!r} does not exist")
+            raise LookupError(f"checkpoint {name!r} does not exist (checkpoint_ensure creates it)")
         start_xact, start_position = row
-        cursor.execute(_READ, [start_xact, start_position, limit])
+        # Binary results: Django registers a Python loader for text timestamptz (5 µs a row).
+        cursor.execute(_READ, [start_xact, start_position, limit], binary=True)
         events = [StoredEvent(*r) for r in cursor.fetchall()]
         if not events:
-            return 0
+            return 0, None
         changes = projection.apply(events)
         projection.write(cursor, changes, tables)
         last = events[-1]
-        # Conditional: if anything moved the checkpoint since we read it, apply nothing.
+        # Conditional, claimed in SQL. The advisory lock keeps runners of this checkpoint apart,
+        # but anything else that writes the row (a replay's handover, an operator resetting
+        # it) does not take it. If the checkpoint moved since we read it, these upserts were
+        # computed from a stale starting point: roll the whole batch back rather than count
+        # events twice or skip them. The caller retries from the new checkpoint.
         cursor.execute(
             f"""UPDATE {read_models.CHECKPOINTS}
                 SET xact_id = %s::xid8, position = %s, events_applied = events_applied + %s,
@@ -110,7 +158,35 @@ def run_batch(
         )
         if cursor.rowcount != 1:
             raise CheckpointMoved(name)
-    return len(events)
+    return len(events), last
+
+
+def run_batch_logged(
+    projection: Projection,
+    *,
+    checkpoint: str | None = None,
+    tables: Mapping[str, str] | None = None,
+) -> int:
+    """run_batch, logging each applied batch at INFO, retrying a batch rolled back because the
+    checkpoint moved, and logging any error (then re-raising it: never swallowed)."""
+    name = checkpoint or projection.name
+    while True:
+        started = time.monotonic()
+        try:
+            applied, last = _apply_next_batch(projection, name, tables, None)
+        except CheckpointMoved:
+            log.info("%s: the checkpoint moved under this batch; rolled back, retrying", name)
+            continue
+        except Exception:
+            log.exception("%s: batch failed and was rolled back; the checkpoint has not moved", name)
+            raise
+        if last is not None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            log.info(
+                "%s: applied %d events in %.0f ms (%.0f events/s), checkpoint now (%s, %d)",
+                name, applied, elapsed * 1000, applied / elapsed, last.xact_id, last.position,
+            )  # fmt: skip
+        return applied
 
 
 def catch_up(
@@ -120,16 +196,17 @@ def catch_up(
     tables: Mapping[str, str] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Run batches until one comes back empty; return the events applied."""
+    """Run batches until one comes back short of a full batch (nothing more was safe to read
+    when it started); return the events applied. Errors propagate."""
     total = 0
     checkpoint_ensure(checkpoint or projection.name)
     while True:
-        applied = run_batch(projection, checkpoint=checkpoint, tables=tables)
-        if not applied:
-            return total
+        applied = run_batch_logged(projection, checkpoint=checkpoint, tables=tables)
         total += applied
-        if on_batch:
+        if applied and on_batch:
             on_batch(applied)
+        if applied < settings.TIDELOG_PROJECTION_BATCH:
+            return total
 
 
 def run_until_caught_up(names: Iterable[str] | None = None) -> dict[str, int]:
@@ -138,36 +215,41 @@ def run_until_caught_up(names: Iterable[str] | None = None) -> dict[str, int]:
     return {name: catch_up(projection_get(name)) for name in chosen}
 
 
-def run_forever(names: Iterable[str] | None = None, *, should_stop: Callable[[], bool]) -> None:
-    """The `projections run` loop: one batch per projection a round, sleep when all idle."""
-    chosen = [projection_get(name) for name in (names or PROJECTIONS)]
-    for projection in chosen:
+def run_forever(names: Iterable[str] | None = None, *, should_stop: Callable[[], bool]) -> list[str]:
+    """The `projections run` loop: one batch per projection a round, sleep when all idle.
+
+    A projection whose batch fails for any but a transient reason is stopped (its error is
+    logged; its read model stays exactly at its checkpoint) and the others go on. Returns the
+    names of the stopped ones: the command exits non-zero when there are any."""
+    running = [projection_get(name) for name in (names or PROJECTIONS)]
+    stopped: list[str] = []
+    for projection in running:
         checkpoint_ensure(projection.name)
-    while not should_stop():
+    while running and not should_stop():
         busy = False
-        for projection in chosen:
-            started = time.monotonic()
+        for projection in list(running):
             try:
-                applied = run_batch(projection)
-            except CheckpointMoved:
-                log.info("%s: another runner moved the checkpoint; retrying", projection.name)
-                continue
-            except (OperationalError, InterfaceError):
-                # The database went away or chose us as a deadlock victim: nothing was
-                # committed, so reconnect and retry. Any other error is a bug: let it stop us.
-                log.exception("%s: database error; retrying in 1 s", projection.name)
-                connection.close()
-                time.sleep(1)
+                applied = run_batch_logged(projection)
+            except Exception as exc:
+                if _is_transient(exc):
+                    # Nothing was committed: reconnect and retry after a pause.
+                    connection.close()
+                    time.sleep(1)
+                    continue
+                running.remove(projection)
+                stopped.append(projection.name)
+                log.error("%s: STOPPED until restarted; the others go on", projection.name)
                 continue
             if applied >= settings.TIDELOG_PROJECTION_BATCH:
                 # A full batch: more is waiting, go again at once. A partial one means caught
                 # up: sleeping lets a trickle gather into one transaction instead of hundreds.
                 busy = True
-            if applied:
-                elapsed = time.monotonic() - started
-                log.info(
-                    "%s: applied %d events in %.0f ms (%.0f events/s)",
-                    projection.name, applied, elapsed * 1000, applied / max(elapsed, 1e-6),
-                )  # fmt: skip
         if not busy:
             time.sleep(settings.TIDELOG_PROJECTION_POLL_SECONDS)
+    return stopped
+
+
+def _is_transient(exc: BaseException) -> bool:
+    # Django wraps errors raised through its own cursors; the runner's are raw psycopg ones.
+    cause = exc.__cause__ if isinstance(exc, DjangoDatabaseError) else exc
+    return isinstance(cause, TRANSIENT_ERRORS)

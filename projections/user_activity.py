@@ -7,13 +7,14 @@ from typing import Any
 
 from projections import read_models
 from projections.projection import StoredEvent, VerifyQuery
+from projections.upsert import upsert
 
 DayKey = tuple[int, date, str]
 
 
 class UserActivity:
-    name = "user_activity"
-    tables = (read_models.USER_DAYS,)
+    name: str = "user_activity"
+    tables: Sequence[str] = (read_models.USER_DAYS,)
 
     def apply(self, events: Sequence[StoredEvent]) -> dict[DayKey, list[Any]]:
         days: dict[DayKey, list[Any]] = {}
@@ -34,20 +35,22 @@ class UserActivity:
     def write(self, cursor: Any, changes: dict[DayKey, list[Any]], tables: Mapping[str, str]) -> None:
         if not changes:
             return
-        keys = list(changes)
-        values = [changes[k] for k in keys]
-        cursor.execute(
-            f"""
-            INSERT INTO {tables[read_models.USER_DAYS]} AS t
-                (project_id, day, distinct_id, event_count, first_seen, last_seen)
-            SELECT * FROM unnest(%s::bigint[], %s::date[], %s::text[], %s::bigint[],
-                                 %s::timestamptz[], %s::timestamptz[])
-            ON CONFLICT (project_id, day, distinct_id) DO UPDATE SET
-                event_count = t.event_count + EXCLUDED.event_count,
+        upsert(
+            cursor,
+            table=tables[read_models.USER_DAYS],
+            columns=[
+                ("project_id", "int8"),
+                ("day", "date"),
+                ("distinct_id", "text"),
+                ("event_count", "int8"),
+                ("first_seen", "timestamptz"),
+                ("last_seen", "timestamptz"),
+            ],
+            key=["project_id", "day", "distinct_id"],
+            update="""event_count = t.event_count + EXCLUDED.event_count,
                 first_seen = least(t.first_seen, EXCLUDED.first_seen),
-                last_seen = greatest(t.last_seen, EXCLUDED.last_seen)
-            """,
-            [*map(list, zip(*keys, strict=True)), *map(list, zip(*values, strict=True))],
+                last_seen = greatest(t.last_seen, EXCLUDED.last_seen)""",
+            rows=((*key, *seen) for key, seen in changes.items()),
         )
 
     def verify_queries(self) -> list[VerifyQuery]:

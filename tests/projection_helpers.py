@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from psycopg.conninfo import make_conninfo
 
 
 def insert_events(rows: list[dict[str, Any]], cursor: Any = None) -> None:
@@ -35,6 +36,28 @@ def table_rows(table: str) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4")
         return cursor.fetchall()
+
+
+def event_counts(project_id: int = 1) -> dict[str, int]:
+    """rm_event_counts summed per event type."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_type, sum(event_count) FROM rm_event_counts WHERE project_id = %s GROUP BY 1", [project_id]
+        )
+        return {name: int(total) for name, total in cursor.fetchall()}
+
+
+def conninfo() -> str:
+    """A libpq conninfo for a second, independent connection to the test database."""
+    db = connection.settings_dict
+    parts = {
+        "host": db["HOST"],
+        "port": db["PORT"],
+        "user": db["USER"],
+        "password": db["PASSWORD"],
+        "dbname": db["NAME"],
+    }
+    return make_conninfo(**{key: value for key, value in parts.items() if value})
 
 
 def at(text: str) -> datetime:

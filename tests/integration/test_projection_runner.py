@@ -1,5 +1,5 @@
 """The projection runner against real PostgreSQL: exactly once, restartable, safe under
-concurrent writers, replayable and verifiable."""
+concurrent writers, loud about errors."""
 
 import threading
 from datetime import UTC, datetime, timedelta
@@ -10,33 +10,31 @@ from django.db import connection
 
 from projections import read_models
 from projections.registry import projection_get
-from projections.replay import replay, verify
-from projections.runner import checkpoint_ensure, checkpoint_get, run_batch, run_until_caught_up
-from tests.projection_helpers import insert_events, table_rows
+from projections.runner import (
+    CheckpointMoved,
+    catch_up,
+    checkpoint_ensure,
+    checkpoint_get,
+    run_batch,
+    run_forever,
+    run_until_caught_up,
+)
+from tests.projection_helpers import conninfo, event_counts, insert_events, table_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-
-
-def counts(project_id=1) -> dict[str, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT event_type, sum(event_count) FROM rm_event_counts WHERE project_id = %s GROUP BY 1", [project_id]
-        )
-        return {name: int(total) for name, total in cursor.fetchall()}
-
-
-def conninfo() -> str:
-    db = connection.settings_dict
-    return f"host={db['HOST']} port={db['PORT']} user={db['USER']} dbname={db['NAME']}"
 
 
 def test_the_runner_applies_events_once_however_often_it_runs():
     insert_events([{"timestamp": T0 + timedelta(minutes=i), "event_type": "a" if i % 2 else "b"} for i in range(10)])
     assert run_until_caught_up() == {"event_aggregates": 10, "user_activity": 10}
     assert run_until_caught_up() == {"event_aggregates": 0, "user_activity": 0}
-    assert counts() == {"a": 5, "b": 5}
-    assert checkpoint_get("event_aggregates").events_applied == 10
+    assert event_counts() == {"a": 5, "b": 5}
+    checkpoint = checkpoint_get("event_aggregates")
+    assert checkpoint.events_applied == 10
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(position) FROM tidelog_events")
+        assert checkpoint.position == cursor.fetchone()[0]
 
 
 def test_events_arriving_later_are_added_to_the_same_buckets():
@@ -46,6 +44,23 @@ def test_events_arriving_later_are_added_to_the_same_buckets():
     run_until_caught_up()
     assert table_rows(read_models.EVENT_COUNTS) == [(1, "e", T0, "", "", 2)]
     assert len(table_rows(read_models.EVENT_USERS)) == 2
+    [(_, _, _, count, first_seen, last_seen)] = [r for r in table_rows(read_models.USER_DAYS) if r[2] == "u2"]
+    assert (count, first_seen, last_seen) == (1, T0 + timedelta(minutes=5), T0 + timedelta(minutes=5))
+
+
+def test_small_batches_give_the_same_read_model_as_one_big_one(settings):
+    events = [
+        {"timestamp": T0 + timedelta(minutes=7 * i), "distinct_id": f"u{i % 5}", "os_name": ["iOS", None][i % 2]}
+        for i in range(60)
+    ]
+    insert_events(events)
+    run_until_caught_up()
+    whole = [table_rows(t) for t in (read_models.EVENT_COUNTS, read_models.EVENT_USERS, read_models.USER_DAYS)]
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE projection_checkpoints, rm_event_counts, rm_event_users, rm_user_days")
+    settings.TIDELOG_PROJECTION_BATCH = 7
+    run_until_caught_up()
+    assert [table_rows(t) for t in (read_models.EVENT_COUNTS, read_models.EVENT_USERS, read_models.USER_DAYS)] == whole
 
 
 def test_a_lower_position_committing_last_is_not_skipped():
@@ -66,14 +81,14 @@ def test_a_lower_position_committing_last_is_not_skipped():
 
         run_until_caught_up(["event_aggregates"])
         # B's event must wait: applying it would move the checkpoint past A's position.
-        assert counts() == {"warm_up": 1}
+        assert event_counts() == {"warm_up": 1}
         assert checkpoint_get("event_aggregates").position < position_a
 
         writer_a.commit()
     run_until_caught_up(["event_aggregates"])
-    assert counts() == {"warm_up": 1, "from_a": 1, "from_b": 1}
+    assert event_counts() == {"warm_up": 1, "from_a": 1, "from_b": 1}
     run_until_caught_up(["event_aggregates"])
-    assert counts() == {"warm_up": 1, "from_a": 1, "from_b": 1}
+    assert event_counts() == {"warm_up": 1, "from_a": 1, "from_b": 1}
 
 
 def test_a_crash_mid_batch_leaves_read_model_and_checkpoint_unchanged(monkeypatch):
@@ -97,14 +112,31 @@ def test_a_crash_mid_batch_leaves_read_model_and_checkpoint_unchanged(monkeypatc
     assert table_rows(read_models.USER_DAYS)[0][3] == 5
 
 
-def test_two_runners_of_one_projection_never_apply_a_batch_twice():
+def test_a_batch_is_rolled_back_when_its_checkpoint_moves_underneath(monkeypatch):
+    insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(3)])
+    projection = projection_get("event_aggregates")
+    checkpoint_ensure("event_aggregates")
+    original_write = type(projection).write
+
+    def write_while_another_moves_the_checkpoint(self, cursor, changes, tables):
+        original_write(self, cursor, changes, tables)
+        with psycopg.connect(conninfo(), autocommit=True) as other:
+            other.execute("UPDATE projection_checkpoints SET position = 1 WHERE name = 'event_aggregates'")
+
+    monkeypatch.setattr(type(projection), "write", write_while_another_moves_the_checkpoint)
+    with pytest.raises(CheckpointMoved):
+        run_batch(projection)
+    assert table_rows(read_models.EVENT_COUNTS) == []
+    assert checkpoint_get("event_aggregates").position == 1
+
+
+def test_two_runners_of_one_projection_never_apply_a_batch_twice(settings):
+    settings.TIDELOG_PROJECTION_BATCH = 500
     insert_events([{"timestamp": T0 + timedelta(seconds=i)} for i in range(3000)])
     errors = []
 
     def runner():
         try:
-            from projections.runner import catch_up
-
             catch_up(projection_get("event_aggregates"))
         except Exception as exc:
             errors.append(exc)
@@ -117,42 +149,31 @@ def test_two_runners_of_one_projection_never_apply_a_batch_twice():
     for thread in threads:
         thread.join()
     assert errors == []
-    assert counts() == {"e": 3000}
+    assert event_counts() == {"e": 3000}
+    assert checkpoint_get("event_aggregates").events_applied == 3000
 
 
-def test_replay_rebuilds_the_same_read_model_and_loses_nothing_written_meanwhile():
-    insert_events(
-        [
-            {"timestamp": T0 + timedelta(minutes=i), "distinct_id": f"u{i % 7}", "app_version": f"{i % 3}.0"}
-            for i in range(300)
-        ]
-    )
-    run_until_caught_up()
-    live_before = table_rows(read_models.EVENT_USERS)
-    replay(projection_get("event_aggregates"))
-    assert table_rows(read_models.EVENT_USERS) == live_before
-    assert verify(projection_get("event_aggregates")).differences == []
+def test_a_failing_projection_is_stopped_loudly_and_the_others_go_on(monkeypatch, caplog):
+    insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(4)])
+    projection = projection_get("event_aggregates")
 
-    insert_events([{"timestamp": T0, "event_type": "after_replay"}])
-    run_until_caught_up()
-    assert counts()["after_replay"] == 1
-    # A second replay works too (the shadow's index names were taken back).
-    replay(projection_get("event_aggregates"))
-    assert counts()["after_replay"] == 1
-    assert sum(counts().values()) == 301
+    def broken_apply(self, events):
+        raise ValueError("a bug in apply")
+
+    monkeypatch.setattr(type(projection), "apply", broken_apply)
+    rounds = iter(range(3))
+    stopped = run_forever(should_stop=lambda: next(rounds, None) is None)
+    assert stopped == ["event_aggregates"]
+    assert "a bug in apply" in caplog.text and "event_aggregates: STOPPED" in caplog.text
+    assert checkpoint_get("event_aggregates").position == 0
+    assert table_rows(read_models.USER_DAYS)[0][3] == 4
 
 
-def test_verify_reports_a_tampered_read_model():
-    insert_events([{"timestamp": T0}, {"timestamp": T0, "distinct_id": "v"}])
-    run_until_caught_up()
-    assert verify(projection_get("user_activity")).differences == []
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE rm_user_days SET event_count = 99 WHERE distinct_id = 'v'")
-    report = verify(projection_get("user_activity"))
-    assert {(d.table, d.side) for d in report.differences} == {
-        ("rm_user_days", "missing"),
-        ("rm_user_days", "unexpected"),
-    }
+def test_run_forever_stops_when_asked_after_the_batch_in_hand():
+    insert_events([{"timestamp": T0}])
+    asked = iter([False, True])
+    assert run_forever(["user_activity"], should_stop=lambda: next(asked)) == []
+    assert checkpoint_get("user_activity").events_applied == 1
 
 
 def test_status_counts_the_events_each_projection_has_yet_to_apply():

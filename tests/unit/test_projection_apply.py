@@ -1,7 +1,7 @@
 """The projections' apply(): pure folds of events into changes, tested without I/O."""
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +29,15 @@ def test_counts_and_users_are_bucketed_by_utc_hour_and_breakdown():
     )
     assert changes.users[(1, "e", hour, "u", "", "")] == 2
     assert changes.users[(1, "e", hour, "v", "2.0", "iOS")] == 1
+
+
+def test_buckets_are_utc_hours_and_days_whatever_offset_the_timestamp_carries():
+    india = timezone(timedelta(hours=5, minutes=30))
+    moment = datetime(2026, 5, 2, 4, 10, tzinfo=india)  # 2026-05-01 22:40 UTC
+    [(key, _)] = EventAggregates().apply([event()._replace(timestamp=moment)]).counts.items()
+    assert key[2] == datetime(2026, 5, 1, 22, 0, tzinfo=UTC) and key[2].utcoffset() == timedelta(0)
+    [day_key] = UserActivity().apply([event()._replace(timestamp=moment)])
+    assert day_key[1] == date(2026, 5, 1)
 
 
 def test_user_days_keep_count_and_first_and_last_seen():

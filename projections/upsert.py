@@ -1,0 +1,39 @@
+"""Add a batch of deltas to a read-model table at COPY speed: binary COPY into a temp staging
+table, then one INSERT … ON CONFLICT DO UPDATE. Never commits: the runner's transaction does.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+
+def upsert(
+    cursor: psycopg.Cursor,
+    *,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    key: Sequence[str],
+    update: str,
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """Upsert `rows` (values in `columns` order, as (name, PostgreSQL type) pairs) into `table`;
+    `update` is the DO UPDATE SET clause (`t` is the table, EXCLUDED the new row)."""
+    # Measured on 5,000-row batches of rm_event_users: binary COPY + one INSERT 50-75 ms,
+    # unnest() of binary array parameters 75-105 ms, text arrays 170 ms (psycopg dumps array
+    # elements in Python; COPY rows in C).
+    stage = f"stage_{table}"
+    names = ", ".join(name for name, _ in columns)
+    # Temp, so per session; created once and emptied at every commit (or rolled back with
+    # the batch). IF NOT EXISTS: a batch that rolled back also rolled back its creation.
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(f'{n} {t}' for n, t in columns)}) ON COMMIT DELETE ROWS"
+    )
+    with cursor.copy(f"COPY {stage} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([pg_type for _, pg_type in columns])
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(
+        f"""INSERT INTO {table} AS t ({names}) SELECT {names} FROM {stage}
+            ON CONFLICT ({", ".join(key)}) DO UPDATE SET {update}"""
+    )
