@@ -1,3 +1,5 @@
+"""Django app of the query side: it owns no models and no tables of its own."""
+
 from django.apps import AppConfig
 
 

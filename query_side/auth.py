@@ -39,7 +39,8 @@ class PersonalAPIKeyAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         scheme, _, secret = header.partition(" ")
-        if scheme != self.keyword or not secret.strip():
+        # Auth schemes are case-insensitive (RFC 9110 §11.1): some HTTP clients send 'bearer'.
+        if scheme.lower() != self.keyword.lower() or not secret.strip():
             raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <personal_api_key>'.")
         key = personal_api_key_find(secret.strip())
         if key is None:

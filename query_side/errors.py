@@ -32,7 +32,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, InvalidParameter):
         body = {"code": str(ErrorCode.INVALID_PARAMETER), "field": exc.field, "message": str(exc.detail)}
     else:
-        code = _CODES.get(response.status_code, ErrorCode.INVALID_PARAMETER)
+        # The statuses above have codes of ours; any other (405, 406, 415, 429) keeps DRF's own
+        # code ('method_not_allowed', …) rather than a misleading 'invalid_parameter'.
+        code = _CODES.get(response.status_code) or getattr(exc, "default_code", ErrorCode.INVALID_PARAMETER)
         detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
         body = {"code": str(code), "field": None, "message": str(detail)}
     response.data = body

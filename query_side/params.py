@@ -1,9 +1,10 @@
-"""Query-string parsing for the query API: time ranges, intervals, limits and cursors.
+"""Query-string parsing for the query API: time ranges, intervals, limits, ids and cursors.
 Every bad value raises InvalidParameter naming the parameter; nothing here touches the database.
 """
 
 import base64
 import binascii
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,9 @@ from query_side.errors import InvalidParameter
 
 DEFAULT_RANGE = timedelta(days=7)
 MAX_LIMIT = 1_000
+MAX_TEXT = 200
+# ASCII digits only: str.isdigit() accepts '²', which int() then refuses.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -24,50 +28,98 @@ class TimeRange:
 
 
 def parse_time(params: QueryDict, name: str) -> datetime | None:
+    """An ISO 8601 date or time as an aware UTC datetime; without an offset it is UTC."""
     raw = params.get(name)
     if raw is None or raw == "":
         return None
+    text = raw.strip()
+    if " " in text[11:]:
+        # An unescaped '+' in a query string arrives as ' ' ('…T10:00:00 02:00'). Only the last
+        # space can be one: '2026-05-01 10:00:00' keeps its space as the date-time separator.
+        head, _, tail = text.rpartition(" ")
+        text = f"{head}+{tail}" if re.fullmatch(r"\d\d(:?\d\d)?", tail) else text
     try:
-        value = datetime.fromisoformat(raw.replace(" ", "+"))  # '+' arrives as ' ' when unescaped
+        value = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidParameter(name, f"{name} must be an ISO 8601 date or time, got {raw!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:  # '0001-01-01T00:00+01:00' is a year before 1 in UTC
+        raise InvalidParameter(name, f"{name} is out of range") from None
 
 
-def parse_range(params: QueryDict, *, default: timedelta | None = DEFAULT_RANGE) -> TimeRange | None:
-    """[after, before); default the last 7 days up to now. None when no default and none given."""
-    after = parse_time(params, "after")
-    before = parse_time(params, "before")
-    if default is None and after is None and before is None:
-        return None
-    before = before or datetime.now(UTC) + timedelta(seconds=1)
-    after = after or before - (default or DEFAULT_RANGE)
+def parse_bounds(params: QueryDict) -> tuple[datetime | None, datetime | None]:
+    """`after` and `before` as given, either or both absent (lists have no default range)."""
+    after, before = parse_time(params, "after"), parse_time(params, "before")
+    if after is not None and before is not None and after >= before:
+        raise InvalidParameter("after", "after must be earlier than before")
+    return after, before
+
+
+def parse_range(params: QueryDict, *, default: timedelta = DEFAULT_RANGE) -> TimeRange:
+    """[after, before); a missing `before` is now, a missing `after` is `default` before it."""
+    after, before = parse_bounds(params)
+    if before is None:
+        # One second ahead, so an event stamped this instant is inside the range.
+        before = datetime.now(UTC) + timedelta(seconds=1)
+    if after is None:
+        try:
+            after = before - default
+        except OverflowError:
+            raise InvalidParameter("before", "before is too early to count back from") from None
     if after >= before:
         raise InvalidParameter("after", "after must be earlier than before")
     return TimeRange(after, before)
 
 
-def parse_choice(params: QueryDict, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
-    value = params.get(name) or default
-    if value is not None and value not in choices:
-        raise InvalidParameter(name, f"{name} must be one of {', '.join(choices)}")
-    return value
+def parse_choice[T: str](params: QueryDict, name: str, choices: tuple[T, ...], default: T) -> T:
+    return parse_optional_choice(params, name, choices) or default
+
+
+def parse_optional_choice[T: str](params: QueryDict, name: str, choices: tuple[T, ...]) -> T | None:
+    value = params.get(name) or None
+    if value is None:
+        return None
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise InvalidParameter(name, f"{name} must be one of {', '.join(choices)}")
+
+
+def parse_id(params: QueryDict, name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise InvalidParameter(name, f"{name} must be a whole number")
+    return int(raw)
 
 
 def parse_limit(params: QueryDict, default: int = 100) -> int:
     raw = params.get("limit")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 
 
-def parse_text(params: QueryDict, name: str, max_length: int = 200) -> str | None:
+def parse_text(params: QueryDict, name: str, max_length: int = MAX_TEXT) -> str | None:
     value = params.get(name)
     if value is not None and len(value) > max_length:
         raise InvalidParameter(name, f"{name} is longer than {max_length} characters")
+    if value is not None and "\x00" in value:
+        # PostgreSQL text cannot hold NUL: let it through and the query fails with a 500.
+        raise InvalidParameter(name, f"{name} must not contain NUL characters")
     return value or None
+
+
+def aware_datetime(text: str) -> datetime:
+    """A cursor part: an ISO time this API wrote, always with its offset."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("a cursor time has an offset")
+    return value
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -76,7 +128,7 @@ def encode_cursor(*parts: Any) -> str:
 
 
 def decode_cursor(params: QueryDict, *converters: Callable[[str], Any]) -> tuple[Any, ...] | None:
-    """The cursor's parts, each through its converter (e.g. datetime.fromisoformat, UUID)."""
+    """The cursor's parts, each through its converter (e.g. aware_datetime, UUID)."""
     raw = params.get("cursor")
     if not raw:
         return None
@@ -85,5 +137,5 @@ def decode_cursor(params: QueryDict, *converters: Callable[[str], Any]) -> tuple
         if len(parts) != len(converters):
             raise ValueError("wrong number of parts")
         return tuple(convert(part) for convert, part in zip(converters, parts, strict=True))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise InvalidParameter("cursor", "cursor is not one this API gave out") from None

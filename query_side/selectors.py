@@ -6,13 +6,18 @@ ever return another project's rows.
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from django.conf import settings
 from django.db import connections
 
 from projections import read_models
+
+# The event store's tables belong to command_side's migrations, which the query side may not
+# import; their names are part of the schema, so they are repeated here.
+EVENTS = "tidelog_events"
+BAD_EVENTS = "tidelog_bad_events"
 
 
 def _rows(sql: str, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
@@ -40,8 +45,9 @@ EVENT_FIELDS = (
 def event_list(
     *, project_id: int, filters: EventFilter, limit: int, cursor: tuple[datetime, UUID] | None = None
 ) -> list[dict[str, Any]]:
-    """Raw events newest first, keyset-paginated on (timestamp, uuid); `limit + 1` rows are read
-    so the caller knows whether a next page exists."""
+    """Raw events newest first, keyset-paginated on (timestamp, uuid) so that events sharing a
+    timestamp are neither repeated nor skipped; `limit + 1` rows are read so the caller knows
+    whether a next page exists. `timestamp` is the skew-corrected event time."""
     clauses = ["project_id = %(project_id)s"]
     params: dict[str, Any] = {"project_id": project_id, "limit": limit + 1}
     for name in ("event_type", "distinct_id", "session_id"):
@@ -56,10 +62,12 @@ def event_list(
         clauses.append('"timestamp" < %(before)s')
         params["before"] = filters.before
     if cursor is not None:
-        clauses.append('("timestamp", uuid) < (%(cursor_time)s, %(cursor_uuid)s)')
+        # The plain `"timestamp" <= …` repeats the row comparison's first half so that the
+        # planner prunes the day partitions after the cursor; the row comparison alone does not.
+        clauses.append('"timestamp" <= %(cursor_time)s AND ("timestamp", uuid) < (%(cursor_time)s, %(cursor_uuid)s)')
         params["cursor_time"], params["cursor_uuid"] = cursor
     rows = _rows(
-        f"SELECT {EVENT_FIELDS} FROM tidelog_events WHERE {' AND '.join(clauses)}"
+        f"SELECT {EVENT_FIELDS} FROM {EVENTS} WHERE {' AND '.join(clauses)}"
         ' ORDER BY "timestamp" DESC, uuid DESC LIMIT %(limit)s',
         params,
     )
@@ -71,7 +79,9 @@ def event_list(
 
 
 def event_count_by_type(*, project_id: int, after: datetime, before: datetime) -> list[dict[str, Any]]:
-    """Events per type over hour buckets in [hour(after), before)."""
+    """Events per type, most first. Hour-granular: an hour bucket counts when it starts at or
+    after the hour of `after` and before `before` (so the range is [floor_hour(after),
+    ceil_hour(before)))."""
     return _rows(
         f"""SELECT event_type, sum(event_count)::bigint AS count
             FROM {read_models.EVENT_COUNTS}
@@ -81,18 +91,31 @@ def event_count_by_type(*, project_id: int, after: datetime, before: datetime) -
     )
 
 
+Interval = Literal["hour", "day"]
+Breakdown = Literal["app_version", "os_name"]
+ActiveInterval = Literal["day", "week", "month"]
+INTERVALS: tuple[Interval, ...] = ("hour", "day")
+BREAKDOWNS: tuple[Breakdown, ...] = ("app_version", "os_name")
+ACTIVE_INTERVALS: tuple[ActiveInterval, ...] = ("day", "week", "month")
+
+
 def event_aggregate_list(
     *,
     project_id: int,
-    interval: str,
+    interval: Interval,
     after: datetime,
     before: datetime,
-    event_type: str | None,
-    breakdown: str | None,
+    event_type: str | None = None,
+    breakdown: Breakdown | None = None,
 ) -> list[dict[str, Any]]:
-    """Counts and exact unique users per interval bucket and event type (and breakdown value)."""
-    assert interval in ("hour", "day") and breakdown in (None, "app_version", "os_name")
+    """Counts and exact unique users per interval bucket (UTC) and event type, and per breakdown
+    value when asked (an unknown value, stored as '', comes out as None). Hour-granular like
+    event_count_by_type: the first bucket may be partial."""
+    if interval not in INTERVALS or (breakdown is not None and breakdown not in BREAKDOWNS):
+        # The breakdown is spliced into the SQL as a column name: only known names pass.
+        raise ValueError(f"unknown interval {interval!r} or breakdown {breakdown!r}")
     extra = f", {breakdown}" if breakdown else ""
+    group = "1, 2, 3" if breakdown else "1, 2"
     where = (
         "project_id = %(project_id)s AND bucket < %(before)s"
         " AND bucket >= date_trunc('hour', %(after)s::timestamptz, 'UTC')"
@@ -102,31 +125,39 @@ def event_aggregate_list(
         where += " AND event_type = %(event_type)s"
         params["event_type"] = event_type
     bucket = "date_trunc(%(interval)s, bucket, 'UTC')"
+    shown = f", nullif({breakdown}, '') AS {breakdown}" if breakdown else ""
     return _rows(
         f"""WITH counts AS (
                 SELECT {bucket} AS bucket, event_type{extra}, sum(event_count)::bigint AS count
-                FROM {read_models.EVENT_COUNTS} WHERE {where} GROUP BY 1, 2{", 3" if breakdown else ""}
+                FROM {read_models.EVENT_COUNTS} WHERE {where} GROUP BY {group}
             ), users AS (
                 SELECT {bucket} AS bucket, event_type{extra}, count(DISTINCT distinct_id) AS unique_users
-                FROM {read_models.EVENT_USERS} WHERE {where} GROUP BY 1, 2{", 3" if breakdown else ""}
+                FROM {read_models.EVENT_USERS} WHERE {where} GROUP BY {group}
             )
-            SELECT bucket, event_type{extra}, count, coalesce(unique_users, 0) AS unique_users
+            SELECT bucket, event_type{shown}, count, coalesce(unique_users, 0) AS unique_users
             FROM counts LEFT JOIN users USING (bucket, event_type{extra})
             ORDER BY bucket, event_type{extra}""",
         params,
     )
 
 
-def active_user_list(*, project_id: int, interval: str, after: datetime, before: datetime) -> list[dict[str, Any]]:
-    """Distinct active users per day, week (ISO, from Monday) or month: DAU / WAU / MAU."""
-    assert interval in ("day", "week", "month")
+def active_user_list(
+    *, project_id: int, interval: ActiveInterval, after: datetime, before: datetime
+) -> list[dict[str, Any]]:
+    """Distinct active users per UTC day, week (ISO, from Monday) or calendar month: DAU / WAU /
+    MAU. Day-granular: a day counts when it starts before `before` and is not before the day of
+    `after`, so the first and last week or month may be partial."""
+    if interval not in ACTIVE_INTERVALS:
+        raise ValueError(f"unknown interval {interval!r}")
     return _rows(
-        f"""SELECT date_trunc(%s, day::timestamp)::date AS bucket, count(DISTINCT distinct_id) AS active_users
+        f"""SELECT date_trunc(%(interval)s, day::timestamp) AT TIME ZONE 'UTC' AS bucket,
+                   count(DISTINCT distinct_id) AS active_users
             FROM {read_models.USER_DAYS}
-            WHERE project_id = %s AND day >= (%s::timestamptz AT TIME ZONE 'UTC')::date
-              AND (day::timestamp AT TIME ZONE 'UTC') < %s
+            WHERE project_id = %(project_id)s
+              AND day >= (%(after)s::timestamptz AT TIME ZONE 'UTC')::date
+              AND (day::timestamp AT TIME ZONE 'UTC') < %(before)s
             GROUP BY 1 ORDER BY 1""",
-        [interval, project_id, after, before],
+        {"interval": interval, "project_id": project_id, "after": after, "before": before},
     )
 
 
@@ -138,7 +169,7 @@ def bad_event_list(*, project_id: int, limit: int, cursor: tuple[datetime, int] 
         where += " AND (received_at, id) < (%s, %s)"
         params.extend(cursor)
     return _rows(
-        f"""SELECT id, received_at, error_code, field, message, payload FROM tidelog_bad_events
+        f"""SELECT id, received_at, error_code, field, message, payload FROM {BAD_EVENTS}
             WHERE {where} ORDER BY received_at DESC, id DESC LIMIT %s""",
         [*params, limit + 1],
     )

@@ -1,3 +1,7 @@
+"""Routes of the query API, mounted under /api/v1/analytics/ by core.urls_query. Read-only: no
+route here may write, and the command API's routes (capture, batch, session) never live here.
+"""
+
 from django.urls import path
 
 from query_side import views

@@ -1,7 +1,7 @@
 """The query API's views: thin. Resolve the project from the caller, parse parameters, call one
 selector, encode. Never reads a project id from anywhere but `project_for`."""
 
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -23,17 +23,18 @@ def project_for(request: Request) -> int:
         return int(user.project_id)
     if not getattr(user, "is_staff", False):
         raise PermissionDenied("Only staff users and personal API keys may read analytics.")
-    raw = request.query_params.get("project_id")
-    if not raw:
+    project_id = params.parse_id(request.query_params, "project_id")
+    if project_id is None:
         raise InvalidParameter("project_id", "a staff user must name the project with ?project_id=")
-    if not raw.isdigit():
-        raise InvalidParameter("project_id", "project_id must be a whole number")
-    if not Project.objects.filter(pk=int(raw)).exists():
-        raise NotFound(f"no project {raw}")
-    return int(raw)
+    if not Project.objects.filter(pk=project_id).exists():
+        raise NotFound(f"no project {project_id}")
+    return project_id
 
 
-def page(request: Request, rows: list[dict[str, Any]], limit: int, cursor_of: Any) -> Response:
+def page(
+    request: Request, rows: list[dict[str, Any]], limit: int, cursor_of: Callable[[dict[str, Any]], str]
+) -> Response:
+    """One page of `limit` rows (the selector read one more to tell whether another follows)."""
     has_next = len(rows) > limit
     rows = rows[:limit]
     next_url = None
@@ -51,14 +52,14 @@ class EventListView(APIView):
         project_id = project_for(request)
         query = request.query_params
         limit = params.parse_limit(query)
-        window = params.parse_range(query, default=None)
-        cursor = params.decode_cursor(query, datetime.fromisoformat, UUID)
+        after, before = params.parse_bounds(query)
+        cursor = params.decode_cursor(query, params.aware_datetime, UUID)
         filters = selectors.EventFilter(
             event_type=params.parse_text(query, "event_type"),
             distinct_id=params.parse_text(query, "distinct_id"),
             session_id=params.parse_text(query, "session_id"),
-            after=window.after if window and query.get("after") else None,
-            before=window.before if window and query.get("before") else None,
+            after=after,
+            before=before,
         )
         rows = selectors.event_list(project_id=project_id, filters=filters, limit=limit, cursor=cursor)
         return page(request, rows, limit, lambda row: params.encode_cursor(row["timestamp"], row["uuid"]))
@@ -70,7 +71,6 @@ class EventCountView(APIView):
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         window = params.parse_range(request.query_params)
-        assert window is not None
         rows = selectors.event_count_by_type(project_id=project_id, after=window.after, before=window.before)
         return Response({"results": rows, "after": window.after, "before": window.before})
 
@@ -81,10 +81,9 @@ class EventAggregateView(APIView):
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
-        interval = params.parse_choice(query, "interval", ("hour", "day"), "day")
-        breakdown = params.parse_choice(query, "breakdown", ("app_version", "os_name"), None)
+        interval = params.parse_choice(query, "interval", selectors.INTERVALS, "day")
+        breakdown = params.parse_optional_choice(query, "breakdown", selectors.BREAKDOWNS)
         window = params.parse_range(query)
-        assert window is not None and interval is not None
         rows = selectors.event_aggregate_list(
             project_id=project_id, interval=interval, after=window.after, before=window.before,
             event_type=params.parse_text(query, "event_type"), breakdown=breakdown,
@@ -98,9 +97,8 @@ class ActiveUserView(APIView):
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
-        interval = params.parse_choice(query, "interval", ("day", "week", "month"), "day")
+        interval = params.parse_choice(query, "interval", selectors.ACTIVE_INTERVALS, "day")
         window = params.parse_range(query)
-        assert window is not None and interval is not None
         rows = selectors.active_user_list(
             project_id=project_id, interval=interval, after=window.after, before=window.before
         )
@@ -114,6 +112,6 @@ class BadEventListView(APIView):
         project_id = project_for(request)
         query = request.query_params
         limit = params.parse_limit(query)
-        cursor = params.decode_cursor(query, datetime.fromisoformat, int)
+        cursor = params.decode_cursor(query, params.aware_datetime, int)
         rows = selectors.bad_event_list(project_id=project_id, limit=limit, cursor=cursor)
         return page(request, rows, limit, lambda row: params.encode_cursor(row["received_at"], row["id"]))

@@ -1,5 +1,6 @@
-"""The query API over HTTP: results, filters, pagination, validation, authentication, and that a
-project's data is never visible to another project's key."""
+"""The query API over HTTP: results, filters, pagination, validation, authentication, query
+counts, and that a project's data is never visible to another project's key.
+(What each selector computes is pinned in test_query_selectors.py.)"""
 
 import base64
 from datetime import UTC, datetime, timedelta
@@ -8,12 +9,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from tenancy.models import PersonalAPIKey
 from tests.projection_helpers import insert_events
 
 pytestmark = pytest.mark.django_db
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
 BASE = "/api/v1/analytics/admin/"
 ENDPOINTS = ["events/", "events/event_counts/", "event-aggregates/", "active-users/", "bad-events/"]
+LISTS = ["events/", "bad-events/"]
+FIXED = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, for tests that name their range
 
 
 def get(client, path, key=None, **query):
@@ -21,7 +25,10 @@ def get(client, path, key=None, **query):
     return client.get(BASE + path, query, **headers)
 
 
-def seed(project_id, event_type="app_opened", users=("u1", "u2"), hours=(0,), app_version="1.0"):
+def seed(project_id, event_type="app_opened", users=("u1", "u2"), hours=(0,), app_version="1.0", start=None):
+    """Read-model rows for `users` in each hour after `start` (default: five hours ago), two
+    events each, as the projections write them."""
+    start = start or HOUR
     with connection.cursor() as cursor:
         for hour in hours:
             for user in users:
@@ -29,15 +36,16 @@ def seed(project_id, event_type="app_opened", users=("u1", "u2"), hours=(0,), ap
                     "INSERT INTO rm_event_counts VALUES (%s, %s, %s, %s, 'iOS', 2)"
                     " ON CONFLICT (project_id, event_type, bucket, app_version, os_name)"
                     " DO UPDATE SET event_count = rm_event_counts.event_count + 2",
-                    [project_id, event_type, HOUR + timedelta(hours=hour), app_version],
+                    [project_id, event_type, start + timedelta(hours=hour), app_version],
                 )
                 cursor.execute(
                     "INSERT INTO rm_event_users VALUES (%s, %s, %s, %s, %s, 'iOS', 2)",
-                    [project_id, event_type, HOUR + timedelta(hours=hour), user, app_version],
+                    [project_id, event_type, start + timedelta(hours=hour), user, app_version],
                 )
                 cursor.execute(
-                    "INSERT INTO rm_user_days VALUES (%s, %s, %s, 2, %s, %s) ON CONFLICT DO NOTHING",
-                    [project_id, HOUR.date(), user, HOUR, HOUR],
+                    "INSERT INTO rm_user_days VALUES (%s, (%s AT TIME ZONE 'UTC')::date, %s, 2, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    [project_id, start + timedelta(hours=hour), user, start, start],
                 )
 
 
@@ -51,49 +59,30 @@ def seed_bad(project_id, count):
             )
 
 
-def test_event_counts_sum_per_type(client, project):
-    seed(project.project_id, "app_opened")
-    seed(project.project_id, "purchase", users=("u1",))
-    response = get(client, "events/event_counts/", project.personal_api_key)
-    assert response.status_code == 200
-    assert response.json()["results"] == [
-        {"event_type": "app_opened", "count": 4},
-        {"event_type": "purchase", "count": 2},
-    ]
+def staff_client(client):
+    client.force_login(get_user_model().objects.create_user("staff", password="x", is_staff=True))
+    return client
 
 
-def test_event_counts_respect_the_range(client, project):
-    seed(project.project_id, hours=(0, 3))
-    response = get(client, "events/event_counts/", project.personal_api_key,
-                   after=(HOUR + timedelta(hours=1)).isoformat(), before=(HOUR + timedelta(hours=4)).isoformat())  # fmt: skip
-    assert response.json()["results"] == [{"event_type": "app_opened", "count": 4}]
+def seed_everything(project_id):
+    """One row in every table the query API reads, inside every endpoint's default range."""
+    seed(project_id)
+    seed_bad(project_id, 1)
+    insert_events([{"project_id": project_id, "timestamp": HOUR}])
 
 
-def test_aggregates_give_counts_and_unique_users_per_hour_and_day(client, project):
-    seed(project.project_id, hours=(0, 1))
-    hourly = get(client, "event-aggregates/", project.personal_api_key, interval="hour").json()
-    assert [(r["count"], r["unique_users"]) for r in hourly["results"]] == [(4, 2), (4, 2)]
-    daily = get(client, "event-aggregates/", project.personal_api_key, interval="day").json()
-    # The same two users in both hours: still two unique users over the day (if both hours fall on one day).
-    days = {r["bucket"][:10] for r in daily["results"]}
-    assert sum(r["count"] for r in daily["results"]) == 8
-    if len(days) == 1:
-        assert daily["results"][0]["unique_users"] == 2
+# --- events/ -------------------------------------------------------------------------------
 
 
-def test_aggregates_break_down_by_app_version(client, project):
-    seed(project.project_id, users=("u1",), app_version="1.0")
-    seed(project.project_id, users=("u1", "u2"), app_version="2.0")
-    rows = get(client, "event-aggregates/", project.personal_api_key, interval="hour", breakdown="app_version").json()[
-        "results"
-    ]
-    assert {(r["app_version"], r["count"], r["unique_users"]) for r in rows} == {("1.0", 2, 1), ("2.0", 4, 2)}
-
-
-def test_active_users_count_distinct_users_per_day(client, project):
-    seed(project.project_id, users=("u1", "u2", "u3"))
-    rows = get(client, "active-users/", project.personal_api_key, interval="day").json()["results"]
-    assert [r["active_users"] for r in rows] == [3]
+def test_the_event_list_gives_every_field_with_utc_times(client, project):
+    insert_events([{"project_id": project.project_id, "timestamp": HOUR, "app_version": "1.2", "os_name": "iOS"}])
+    [row] = get(client, "events/", project.personal_api_key).json()["results"]
+    assert set(row) == {
+        "uuid", "event_type", "distinct_id", "timestamp", "received_at", "client_timestamp", "sent_at",
+        "skew_ms", "session_id", "device_id", "app_version", "os_name", "os_version", "properties",
+    }  # fmt: skip
+    assert row["timestamp"] == HOUR.isoformat().replace("+00:00", "Z")
+    assert (row["app_version"], row["os_name"], row["properties"]) == ("1.2", "iOS", {})
 
 
 def test_the_event_list_filters_and_walks_every_event_once_across_pages(client, project):
@@ -115,40 +104,217 @@ def test_the_event_list_filters_and_walks_every_event_once_across_pages(client, 
     assert [r["event_type"] for r in ranged["results"]] == ["other"]
 
 
+def test_the_next_link_keeps_the_filters(client, project):
+    insert_events([{"project_id": project.project_id, "timestamp": HOUR, "distinct_id": f"u{i % 2}"} for i in range(6)])
+    first = get(client, "events/", project.personal_api_key, distinct_id="u1", limit=2).json()
+    assert first["next"].startswith("http://testserver" + BASE + "events/?")
+    second = client.get(first["next"], HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}").json()
+    assert {r["distinct_id"] for r in first["results"] + second["results"]} == {"u1"}
+    assert len(second["results"]) == 1 and second["next"] is None
+
+
+def test_the_event_list_has_no_default_range(client, project):
+    insert_events([{"project_id": project.project_id, "timestamp": HOUR - timedelta(days=30)}])
+    assert len(get(client, "events/", project.personal_api_key).json()["results"]) == 1
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert get(client, "events/", project.personal_api_key, after=future).json()["results"] == []
+
+
 def test_the_event_list_is_one_query_after_authentication(client, project, django_assert_num_queries):
     insert_events([{"project_id": project.project_id, "timestamp": HOUR}])
-    get(client, "events/", project.personal_api_key)  # first use writes last_used_at
-    with django_assert_num_queries(2):  # the key lookup, then the events
+    with django_assert_num_queries(3):  # the key lookup, its first-use last_used_at, the events
         assert get(client, "events/", project.personal_api_key).status_code == 200
+    with django_assert_num_queries(2):  # then, for a minute, the key lookup and the events
+        assert get(client, "events/", project.personal_api_key).status_code == 200
+
+
+def test_the_bad_event_list_is_one_query_after_authentication(client, project, django_assert_num_queries):
+    seed_bad(project.project_id, 3)
+    get(client, "bad-events/", project.personal_api_key)
+    with django_assert_num_queries(2):
+        assert len(get(client, "bad-events/", project.personal_api_key, limit=2).json()["results"]) == 2
+
+
+def test_a_staff_read_costs_the_session_the_user_and_the_project(client, project, django_assert_num_queries):
+    staff_client(client)
+    with django_assert_num_queries(4):  # session, user, project exists, events
+        assert get(client, "events/", project_id=project.project_id).status_code == 200
+
+
+# --- events/event_counts/ ------------------------------------------------------------------
+
+
+def test_event_counts_sum_per_type(client, project):
+    seed(project.project_id, "app_opened")
+    seed(project.project_id, "purchase", users=("u1",))
+    response = get(client, "events/event_counts/", project.personal_api_key)
+    assert response.status_code == 200
+    assert response.json()["results"] == [
+        {"event_type": "app_opened", "count": 4},
+        {"event_type": "purchase", "count": 2},
+    ]
+
+
+def test_event_counts_default_to_the_last_seven_days(client, project):
+    seed(project.project_id, "recent")
+    seed(project.project_id, "old", start=HOUR - timedelta(days=8))
+    body = get(client, "events/event_counts/", project.personal_api_key).json()
+    assert [r["event_type"] for r in body["results"]] == ["recent"]
+    after, before = datetime.fromisoformat(body["after"]), datetime.fromisoformat(body["before"])
+    assert before - after == timedelta(days=7)
+    assert abs(before - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_event_counts_respect_the_range(client, project):
+    seed(project.project_id, hours=(0, 3))
+    response = get(client, "events/event_counts/", project.personal_api_key,
+                   after=(HOUR + timedelta(hours=1)).isoformat(), before=(HOUR + timedelta(hours=4)).isoformat())  # fmt: skip
+    assert response.json()["results"] == [{"event_type": "app_opened", "count": 4}]
+
+
+def test_the_range_is_echoed_in_utc(client, project):
+    body = get(client, "events/event_counts/", project.personal_api_key,
+               after="2026-03-02T10:00:00+02:00", before="2026-03-02T12:00:00-01:00").json()  # fmt: skip
+    assert (body["after"], body["before"]) == ("2026-03-02T08:00:00Z", "2026-03-02T13:00:00Z")
+
+
+# --- event-aggregates/ ---------------------------------------------------------------------
+
+
+def test_aggregates_give_counts_and_unique_users_per_hour_and_day(client, project):
+    seed(project.project_id, hours=(0, 1), start=FIXED + timedelta(hours=10))
+    seed(project.project_id, users=("u3",), hours=(1,), start=FIXED + timedelta(hours=10))
+    window = {"after": FIXED.isoformat(), "before": (FIXED + timedelta(days=1)).isoformat()}
+    hourly = get(client, "event-aggregates/", project.personal_api_key, interval="hour", **window).json()
+    assert hourly["interval"] == "hour"
+    assert [(r["bucket"], r["count"], r["unique_users"]) for r in hourly["results"]] == [
+        ("2026-03-02T10:00:00Z", 4, 2),
+        ("2026-03-02T11:00:00Z", 6, 3),
+    ]
+    daily = get(client, "event-aggregates/", project.personal_api_key, interval="day", **window).json()
+    # u1 and u2 are in both hours: three unique users over the day, not five.
+    assert daily["results"] == [
+        {"bucket": "2026-03-02T00:00:00Z", "event_type": "app_opened", "count": 10, "unique_users": 3}
+    ]
+
+
+def test_aggregates_default_to_daily_over_the_last_seven_days(client, project):
+    seed(project.project_id)
+    seed(project.project_id, "old", start=HOUR - timedelta(days=8))
+    body = get(client, "event-aggregates/", project.personal_api_key).json()
+    assert body["interval"] == "day"
+    assert [(r["event_type"], r["count"]) for r in body["results"]] == [("app_opened", 4)]
+
+
+def test_aggregates_break_down_by_app_version(client, project):
+    seed(project.project_id, users=("u1",), app_version="1.0")
+    seed(project.project_id, users=("u1", "u2"), app_version="2.0")
+    rows = get(client, "event-aggregates/", project.personal_api_key, interval="hour", breakdown="app_version").json()[
+        "results"
+    ]
+    assert {(r["app_version"], r["count"], r["unique_users"]) for r in rows} == {("1.0", 2, 1), ("2.0", 4, 2)}
+
+
+def test_aggregates_break_down_by_os_and_filter_by_event_type(client, project):
+    seed(project.project_id, "app_opened")
+    seed(project.project_id, "purchase", users=("u1",))
+    rows = get(
+        client, "event-aggregates/", project.personal_api_key, breakdown="os_name", event_type="purchase"
+    ).json()["results"]
+    assert [(r["event_type"], r["os_name"], r["count"], r["unique_users"]) for r in rows] == [("purchase", "iOS", 2, 1)]
+
+
+# --- active-users/ -------------------------------------------------------------------------
+
+
+def test_active_users_count_distinct_users_per_day(client, project):
+    seed(project.project_id, users=("u1", "u2", "u3"))
+    rows = get(client, "active-users/", project.personal_api_key, interval="day").json()["results"]
+    assert [r["active_users"] for r in rows] == [3]
+
+
+def test_active_users_per_week_and_month(client, project):
+    seed(project.project_id, users=("u1", "u2"), start=FIXED - timedelta(days=1))  # Sunday 1 March
+    seed(project.project_id, users=("u2", "u3"), start=FIXED)  # Monday 2 March
+    window = {"after": "2026-02-01", "before": "2026-04-01"}
+    weekly = get(client, "active-users/", project.personal_api_key, interval="week", **window).json()
+    assert weekly["interval"] == "week"
+    assert [(r["bucket"], r["active_users"]) for r in weekly["results"]] == [
+        ("2026-02-23T00:00:00Z", 2),
+        ("2026-03-02T00:00:00Z", 2),
+    ]
+    monthly = get(client, "active-users/", project.personal_api_key, interval="month", **window).json()
+    assert monthly["results"] == [{"bucket": "2026-03-01T00:00:00Z", "active_users": 3}]
+
+
+# --- bad-events/ ---------------------------------------------------------------------------
 
 
 def test_bad_events_are_listed_with_their_error_and_paginated(client, project):
     seed_bad(project.project_id, 5)
     first = get(client, "bad-events/", project.personal_api_key, limit=3).json()
     assert [r["error_code"] for r in first["results"]] == ["missing_field"] * 3
+    assert set(first["results"][0]) == {"id", "received_at", "error_code", "field", "message", "payload"}
     second = client.get(first["next"], HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}").json()
     assert len(second["results"]) == 2 and second["next"] is None
     ids = [r["id"] for r in first["results"] + second["results"]]
     assert len(set(ids)) == 5
+    assert ids == sorted(ids, reverse=True)  # one received_at: newest id first
+
+
+# --- authentication ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_no_key_is_a_401(client, path):
     response = get(client, path)
     assert response.status_code == 401
-    assert response.json()["code"] == "not_authenticated"
+    assert response.json() == {
+        "code": "not_authenticated", "field": None, "message": "Authentication credentials were not provided.",
+    }  # fmt: skip
+    assert response["WWW-Authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_a_wrong_key_is_a_401(client, path, project):
-    assert get(client, path, "tls_not_a_key").status_code == 401
+    response = get(client, path, "tls_not_a_key")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "Token tls_x", "tls_only_the_key"])
+def test_a_malformed_authorization_header_is_a_401(client, project, header):
+    assert client.get(BASE + "events/", HTTP_AUTHORIZATION=header).status_code == 401
+
+
+def test_the_project_api_key_cannot_read(client, project):
+    # The public write-only key ships inside mobile apps: it must never read analytics.
+    assert get(client, "events/", project.api_key).status_code == 401
+
+
+def test_a_revoked_key_is_a_401(client, project):
+    assert get(client, "events/", project.personal_api_key).status_code == 200
+    PersonalAPIKey.objects.filter(project_id=project.project_id).update(is_revoked=True)
+    assert get(client, "events/", project.personal_api_key).status_code == 401
+
+
+def test_the_bearer_scheme_is_case_insensitive(client, project):
+    response = client.get(BASE + "events/", HTTP_AUTHORIZATION=f"bearer {project.personal_api_key}")
+    assert response.status_code == 200
+
+
+def test_a_logged_in_non_staff_user_is_refused(client, project):
+    client.force_login(get_user_model().objects.create_user("someone", password="x"))
+    response = get(client, "events/", project_id=project.project_id)
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+
+
+# --- tenant isolation ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_a_project_key_never_sees_another_projects_data(client, path, project, other_project):
-    seed(other_project.project_id)
-    seed_bad(other_project.project_id, 2)
-    insert_events([{"project_id": other_project.project_id, "timestamp": HOUR}])
+    seed_everything(other_project.project_id)
     response = get(client, path, project.personal_api_key)
     assert response.status_code == 200
     assert response.json()["results"] == []
@@ -158,43 +324,78 @@ def test_a_project_key_never_sees_another_projects_data(client, path, project, o
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_the_project_id_parameter_does_not_widen_a_keys_reach(client, path, project, other_project):
-    seed(other_project.project_id)
-    seed_bad(other_project.project_id, 1)
-    insert_events([{"project_id": other_project.project_id, "timestamp": HOUR}])
+    seed_everything(other_project.project_id)
     response = get(client, path, project.personal_api_key, project_id=other_project.project_id)
+    assert response.status_code == 200
     assert response.json()["results"] == []
 
 
-def test_a_staff_user_reads_the_project_they_name(client, project, other_project):
-    staff = get_user_model().objects.create_user("staff", password="x", is_staff=True)
-    client.force_login(staff)
-    seed(other_project.project_id)
-    assert get(client, "events/event_counts/", project_id=other_project.project_id).json()["results"] != []
-    assert get(client, "events/event_counts/", project_id=project.project_id).json()["results"] == []
-    missing = get(client, "events/event_counts/")
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_a_staff_user_reads_exactly_the_project_they_name(client, path, project, other_project):
+    staff_client(client)
+    seed_everything(other_project.project_id)
+    assert get(client, path, project_id=other_project.project_id).json()["results"] != []
+    assert get(client, path, project_id=project.project_id).json()["results"] == []
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_a_staff_users_next_link_stays_on_the_named_project(client, path, project, other_project):
+    staff_client(client)
+    seed_bad(other_project.project_id, 3)
+    insert_events([{"project_id": other_project.project_id, "timestamp": HOUR} for _ in range(3)])
+    first = get(client, path, project_id=other_project.project_id, limit=2).json()
+    second = client.get(first["next"]).json()
+    assert len(first["results"]) == 2 and len(second["results"]) == 1
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_a_staff_user_must_name_an_existing_project(client, path):
+    staff_client(client)
+    missing = get(client, path)
     assert (missing.status_code, missing.json()["field"]) == (400, "project_id")
-    assert get(client, "events/event_counts/", project_id=999_999).status_code == 404
+    unknown = get(client, path, project_id=999_999)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
 
 
-def test_a_logged_in_non_staff_user_is_refused(client, project):
-    client.force_login(get_user_model().objects.create_user("someone", password="x"))
-    assert get(client, "events/", project_id=project.project_id).status_code == 403
+# --- validation ----------------------------------------------------------------------------
+
+
+def cursor(text):
+    return base64.urlsafe_b64encode(text.encode()).decode()
 
 
 @pytest.mark.parametrize(
     ("path", "query", "field"),
     [
         ("event-aggregates/", {"interval": "minute"}, "interval"),
+        ("event-aggregates/", {"interval": "HOUR"}, "interval"),
         ("event-aggregates/", {"breakdown": "country"}, "breakdown"),
+        ("event-aggregates/", {"breakdown": "distinct_id"}, "breakdown"),
+        ("event-aggregates/", {"event_type": "a\x00b"}, "event_type"),
         ("active-users/", {"interval": "year"}, "interval"),
+        ("active-users/", {"interval": "hour"}, "interval"),
         ("events/event_counts/", {"after": "yesterday"}, "after"),
+        ("events/event_counts/", {"before": "2026-13-01"}, "before"),
         ("events/event_counts/", {"after": "2026-05-02T00:00:00Z", "before": "2026-05-01T00:00:00Z"}, "after"),
+        ("events/event_counts/", {"after": "2026-05-01T00:00:00Z", "before": "2026-05-01T00:00:00Z"}, "after"),
+        ("events/event_counts/", {"after": (datetime.now(UTC) + timedelta(days=1)).isoformat()}, "after"),
+        ("events/event_counts/", {"before": "0001-01-02"}, "before"),
+        ("events/event_counts/", {"after": "0001-01-01T00:00:00+01:00"}, "after"),
+        ("events/", {"after": "2026-05-02", "before": "2026-05-01"}, "after"),
         ("events/", {"limit": "0"}, "limit"),
         ("events/", {"limit": "5000"}, "limit"),
+        ("events/", {"limit": "-1"}, "limit"),
+        ("events/", {"limit": "²"}, "limit"),
+        ("events/", {"limit": "ten"}, "limit"),
         ("events/", {"cursor": "!!!"}, "cursor"),
-        ("events/", {"cursor": base64.urlsafe_b64encode(b"a|b").decode()}, "cursor"),
-        ("bad-events/", {"cursor": base64.urlsafe_b64encode(b"x").decode()}, "cursor"),
+        ("events/", {"cursor": cursor("a|b")}, "cursor"),
+        ("events/", {"cursor": cursor("2026-05-01T00:00:00|00000000-0000-0000-0000-000000000000")}, "cursor"),
+        ("events/", {"cursor": cursor("2026-05-01T00:00:00+00:00|1")}, "cursor"),
         ("events/", {"distinct_id": "x" * 201}, "distinct_id"),
+        ("events/", {"session_id": "s\x00"}, "session_id"),
+        ("bad-events/", {"cursor": cursor("x")}, "cursor"),
+        ("bad-events/", {"cursor": cursor("2026-05-01T00:00:00+00:00|one")}, "cursor"),
+        ("bad-events/", {"limit": "1001"}, "limit"),
     ],
 )
 def test_bad_parameters_are_a_400_naming_the_field(client, project, path, query, field):
@@ -202,3 +403,27 @@ def test_bad_parameters_are_a_400_naming_the_field(client, project, path, query,
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_parameter"
     assert response.json()["field"] == field
+
+
+@pytest.mark.parametrize("project_id", ["abc", "-1", "1.0", "²", "9" * 30])
+def test_a_staff_users_bad_project_id_is_a_400(client, project_id):
+    staff_client(client)
+    response = get(client, "events/", project_id=project_id)
+    assert (response.status_code, response.json()["field"]) == (400, "project_id")
+
+
+@pytest.mark.parametrize(
+    "after",
+    ["2026-03-02", "2026-03-02T00:00:00", "2026-03-02T00:00:00Z", "2026-03-02 00:00:00", "2026-03-02T01:00:00 01:00"],
+)
+def test_times_are_iso_8601_and_utc_without_an_offset(client, project, after):
+    # The last is '+01:00' sent unescaped: a query string turns '+' into a space.
+    body = get(client, "events/event_counts/", project.personal_api_key, after=after, before="2026-03-03").json()
+    assert body["after"] == "2026-03-02T00:00:00Z"
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_the_query_api_is_read_only(client, path, project):
+    response = client.post(BASE + path, {}, HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}")
+    assert response.status_code == 405
+    assert response.json() == {"code": "method_not_allowed", "field": None, "message": 'Method "POST" not allowed.'}
