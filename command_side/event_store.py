@@ -18,6 +18,7 @@ from psycopg.pq import Format
 
 from command_side.faults import fault_point
 from contracts.captured import BufferEntry
+from contracts.follow import ANNOUNCE_APPENDER
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,9 @@ def append(entries: list[BufferEntry]) -> AppendResult:
     partitions_ensure(days)
     stored = 0
     with transaction.atomic(), connection.cursor() as cursor:
+        # First, before this transaction writes anything: projection runners bound their reads
+        # by the appenders they can see (contracts/follow.py), not by every writer on the server.
+        cursor.execute(ANNOUNCE_APPENDER)
         if rows:
             cursor.execute(_STAGING)
             # Emptied at every commit; emptied here too for callers inside an outer

@@ -164,6 +164,9 @@ def copy_ceiling(env: dict[str, str], count: int) -> float:
     """The same kind of events by raw binary COPY into the same table: the store's ceiling."""
     import psycopg
 
+    sys.path.insert(0, str(ROOT))
+    from contracts.follow import ANNOUNCE_APPENDER
+
     now = datetime.now(UTC)
     props = json.dumps({"$screen_name": "Checkout", "cart_items": 3, "ab_group": "b"})
     rows = [
@@ -173,6 +176,7 @@ def copy_ceiling(env: dict[str, str], count: int) -> float:
     ]  # fmt: skip
     with psycopg.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cur:
         started = time.perf_counter()
+        cur.execute(ANNOUNCE_APPENDER)  # as every appender must (contracts/follow.py)
         with cur.copy(
             'COPY tidelog_events (project_id, uuid, event_type, distinct_id, "timestamp", received_at, '
             "client_timestamp, sent_at, skew_ms, session_id, device_id, app_version, os_name, os_version, "

@@ -1,6 +1,6 @@
 """Replay: rebuild one projection from position zero into shadow tables while every runner
 (its own live one included) keeps going, then swap the shadow tables in atomically.
-It must never hold a long transaction: that would hold back every runner's xmin horizon.
+Each step is a short transaction: a replay interrupted anywhere is consistent and restarts.
 """
 
 import logging
@@ -21,7 +21,7 @@ SHADOW = "__shadow"
 
 # The swap renames the live tables, which waits for every query reading them and makes every
 # new one wait behind it. Give up after this long, catch up again and retry, rather than stall
-# the dashboards (and, holding an xid, every runner's horizon) behind one slow query.
+# the dashboards behind one slow query.
 SWAP_LOCK_TIMEOUT = "5s"
 
 
@@ -96,9 +96,8 @@ def _swap(
         # flight, and none starts until the swap has committed. (Its conditional checkpoint
         # UPDATE would also refuse a batch that straddled the swap.)
         cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_key(projection.name))
-        # TRICKY: the last catch-up reads before this transaction writes anything, so its own
-        # xid cannot hold back the horizon. Whatever commits after that read stays after the
-        # checkpoint handed over below, and the live runner applies it next.
+        # TRICKY: whatever commits after this last catch-up's read stays after the checkpoint
+        # handed over below, and the live runner applies it next.
         applied = run_batch(projection, checkpoint=shadow_name, tables=shadows)
         if applied and progress:
             progress(applied)

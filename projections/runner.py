@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError as DjangoDatabaseError
 from django.db import connection, transaction
 
+from contracts.follow import HORIZON
 from projections import read_models
 from projections.projection import EVENT_COLUMNS, Projection, StoredEvent
 from projections.registry import PROJECTIONS, projection_get
@@ -27,20 +28,19 @@ BATCH_STATEMENT_TIMEOUT = "60s"
 # collide with the one-key locks other code takes (the event store's partition creator).
 LOCK_NAMESPACE = 0x7D1E
 
-# TRICKY: why (xact_id, position) and the xmin horizon, not `position > checkpoint`.
+# TRICKY: why (xact_id, position) and a horizon, not `position > checkpoint`.
 # Positions come from a sequence when a row is inserted, but rows become visible when their
 # transaction commits: writer A can draw position 10, writer B position 11, and B commit first.
 # A runner reading `position > 9` then sees 11, advances to 11 and never sees 10. Instead every
-# row records its transaction id, and a runner reads only rows of transactions below the
-# horizon `pg_snapshot_xmin(pg_current_snapshot())`: all of those have finished, and every
-# transaction still running or yet to start has an id at or above it. So no row can ever appear
-# behind a checkpoint taken from what was read. The read must happen before this transaction
-# takes an xid of its own (any write or row lock does), or its own xid would hold the horizon.
+# row records its transaction id, and a runner reads only rows of transactions below a horizon
+# that no appender still running can be under (contracts/follow.py proves it). So no row can
+# ever appear behind a checkpoint taken from what was read. The horizon counts Tidelog's own
+# appenders only: a stranger's long transaction, in this database or another, holds nothing.
 _READ = f"""
 SELECT {EVENT_COLUMNS}
 FROM tidelog_events
 WHERE (xact_id, position) > (%s::xid8, %s)
-  AND xact_id < pg_snapshot_xmin(pg_current_snapshot())
+  AND xact_id < %s::xid8
 -- Qualified: a bare "xact_id" here would name the text column of the SELECT list and sort
 -- by text, ignoring the (xact_id, position) index.
 ORDER BY tidelog_events.xact_id, tidelog_events.position
@@ -78,8 +78,7 @@ class Checkpoint:
 
 
 def lock_key(checkpoint: str) -> tuple[int, str]:
-    """Arguments for `pg_advisory_xact_lock(%s, hashtext(%s))`. Advisory locks take no
-    transaction id, so taking one before the read keeps the horizon rule intact."""
+    """Arguments for `pg_advisory_xact_lock(%s, hashtext(%s))`."""
     return LOCK_NAMESPACE, checkpoint
 
 
@@ -117,8 +116,8 @@ def run_batch(
 ) -> int:
     """Apply the next batch; return how many events it applied (0: nothing to read).
 
-    Call it outside any transaction: inside one that already holds an xid, the horizon stops
-    at that xid and newer events wait until it ends."""
+    Call it outside any transaction: inside one that appends events itself, the horizon stops
+    at its own xid and newer events wait until it ends."""
     return _apply_next_batch(projection, checkpoint or projection.name, tables, limit)[0]
 
 
@@ -130,14 +129,17 @@ def _apply_next_batch(
     with transaction.atomic(), raw_cursor() as cursor:
         # One runner per checkpoint at a time; a replay's swap takes the same lock.
         cursor.execute(_SETUP, [*lock_key(name), BATCH_STATEMENT_TIMEOUT])
-        # Plain SELECTs only until the events are read: see _READ.
         cursor.execute(f"SELECT xact_id::text, position FROM {read_models.CHECKPOINTS} WHERE name = %s", [name])
         row = cursor.fetchone()
         if row is None:
             raise LookupError(f"checkpoint {name!r} does not exist (checkpoint_ensure creates it)")
         start_xact, start_position = row
+        # Its own statement, before the read: the read's snapshot must be newer than the scan
+        # of the appenders (contracts/follow.py). READ COMMITTED gives each statement its own.
+        cursor.execute(HORIZON)
+        horizon = cursor.fetchone()[0]
         # Binary results: Django registers a Python loader for text timestamptz (5 µs a row).
-        cursor.execute(_READ, [start_xact, start_position, limit], binary=True)
+        cursor.execute(_READ, [start_xact, start_position, horizon, limit], binary=True)
         events = [StoredEvent(*r) for r in cursor.fetchall()]
         if not events:
             return 0, None

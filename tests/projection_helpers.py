@@ -4,38 +4,42 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from psycopg.conninfo import make_conninfo
+
+from contracts.follow import ANNOUNCE_APPENDER
 
 
 def insert_events(rows: list[dict[str, Any]], cursor: Any = None) -> None:
     """Insert events as the drainer would (defaults for what a test does not care about)."""
-    own = cursor is None
-    cursor = cursor or connection.cursor()
-    try:
-        cursor.execute("SELECT to_regprocedure('tidelog_ensure_event_partition(date)') IS NOT NULL")
-        if cursor.fetchone()[0]:  # plain PostgreSQL; TimescaleDB makes chunks by itself
-            for day in {row["timestamp"].date() for row in rows}:
-                cursor.execute("SELECT tidelog_ensure_event_partition(%s)", [day])
-        for row in rows:
-            cursor.execute(
-                'INSERT INTO tidelog_events (project_id, uuid, event_type, distinct_id, "timestamp", received_at, app_version, os_name, session_id)'
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    row.get("project_id", 1), row.get("uuid", uuid.uuid4()), row.get("event_type", "e"),
-                    row.get("distinct_id", "u"), row["timestamp"], row["timestamp"],
-                    row.get("app_version"), row.get("os_name"), row.get("session_id"),
-                ],
-            )  # fmt: skip
-    finally:
-        if own:
-            cursor.close()
+    if cursor is None:
+        # One transaction, as the drainer's: the announcement holds until the inserts commit.
+        with transaction.atomic(), connection.cursor() as own:
+            insert_events(rows, own)
+        return
+    # As every appender does, first: the runners' horizon counts announced appenders only.
+    cursor.execute(ANNOUNCE_APPENDER)
+    cursor.execute("SELECT to_regprocedure('tidelog_ensure_event_partition(date)') IS NOT NULL")
+    if cursor.fetchone()[0]:  # plain PostgreSQL; TimescaleDB makes chunks by itself
+        for day in {row["timestamp"].date() for row in rows}:
+            cursor.execute("SELECT tidelog_ensure_event_partition(%s)", [day])
+    for row in rows:
+        cursor.execute(
+            'INSERT INTO tidelog_events (project_id, uuid, event_type, distinct_id, "timestamp", received_at, app_version, os_name, session_id)'
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                row.get("project_id", 1), row.get("uuid", uuid.uuid4()), row.get("event_type", "e"),
+                row.get("distinct_id", "u"), row["timestamp"], row["timestamp"],
+                row.get("app_version"), row.get("os_name"), row.get("session_id"),
+            ],
+        )  # fmt: skip
 
 
 def table_rows(table: str) -> list[tuple[Any, ...]]:
+    """Every row, in an order fixed by all its columns (never by where rows happen to lie)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4")
-        return cursor.fetchall()
+        cursor.execute(f"SELECT * FROM {table}")
+        return sorted(cursor.fetchall(), key=lambda row: [(value is not None, value) for value in row])
 
 
 def event_counts(project_id: int = 1) -> dict[str, int]:

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from contracts.follow import ANNOUNCE_APPENDER
 from query_side import selectors
 from query_side.selectors import EventFilter
 from tests.projection_helpers import insert_events
@@ -75,6 +76,7 @@ def walk(fetch, limit, cursor_of):
 def test_event_list_returns_every_field_with_properties_as_json(project):
     event_uuid = uuid.uuid4()
     with connection.cursor() as cursor:
+        cursor.execute(ANNOUNCE_APPENDER)
         cursor.execute("SELECT tidelog_ensure_event_partition(%s)", [MONDAY.date()])
         cursor.execute(
             'INSERT INTO tidelog_events (project_id, uuid, event_type, distinct_id, "timestamp", received_at,'
