@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import redis as redis_lib
 from django.conf import settings
@@ -20,6 +21,30 @@ settings.REDIS_PREFIX = REDIS_PREFIX
 def django_db_modify_db_settings() -> None:
     settings.DATABASES["default"].setdefault("TEST", {})
     settings.DATABASES["default"]["TEST"]["NAME"] = f"test_tidelog_{RUN_ID}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def strangers_long_writes(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Write transactions of strangers held open for the whole run: one in another database of
+    the server, one in the test database touching no Tidelog table. Production servers have
+    both (another app, an analyst's open psql); the suite must pass beside them, so it always
+    runs beside them. (Torn down before the test database is dropped: it depends on its setup.)"""
+    from tests.projection_helpers import conninfo
+
+    stranger_db = f"tidelog_stranger_{RUN_ID}"
+    with psycopg.connect(conninfo(dbname="postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{stranger_db}"')
+    try:
+        with psycopg.connect(conninfo(dbname=stranger_db)) as other_db, psycopg.connect(conninfo()) as same_db:
+            for stranger in (other_db, same_db):
+                stranger.execute("CREATE TABLE stranger_writes (x int)")
+                stranger.execute("INSERT INTO stranger_writes VALUES (1)")  # holds an xid until the run ends
+            yield
+            other_db.rollback()
+            same_db.rollback()
+    finally:
+        with psycopg.connect(conninfo(dbname="postgres"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{stranger_db}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,13 +1,19 @@
 """Helpers for projection tests: write events straight into the event store, read tables back."""
 
+import time
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import pytest
 from django.db import connection, transaction
 from psycopg.conninfo import make_conninfo
 
-from contracts.follow import ANNOUNCE_APPENDER
+from contracts.follow import ANNOUNCE_APPENDER, APPENDERS
+from projections import read_models
+from projections.registry import PROJECTIONS, projection_get
+from projections.runner import checkpoint_ensure, run_batch
 
 
 def insert_events(rows: list[dict[str, Any]], cursor: Any = None) -> None:
@@ -51,18 +57,68 @@ def event_counts(project_id: int = 1) -> dict[str, int]:
         return {name: int(total) for name, total in cursor.fetchall()}
 
 
-def conninfo() -> str:
-    """A libpq conninfo for a second, independent connection to the test database."""
+def conninfo(dbname: str | None = None) -> str:
+    """A libpq conninfo for a second, independent connection to the test database (or another
+    database of the same server)."""
     db = connection.settings_dict
     parts = {
         "host": db["HOST"],
         "port": db["PORT"],
         "user": db["USER"],
         "password": db["PASSWORD"],
-        "dbname": db["NAME"],
+        "dbname": dbname or db["NAME"],
     }
     return make_conninfo(**{key: value for key, value in parts.items() if value})
 
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def last_written() -> tuple[str, int]:
+    """The (xact_id, position) of the newest event committed so far: what a runner must pass."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT xact_id::text, position FROM tidelog_events ORDER BY xact_id DESC, position DESC LIMIT 1"
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else ("0", 0)
+
+
+def project(names: Iterable[str] | None = None, *, timeout: float = 10.0) -> dict[str, int]:
+    """Run the named projections (default: all) until each checkpoint has passed the last event
+    written before the call; return the events each applied. Waits on that fact, never on an
+    empty batch, and fails naming what holds the horizon if the deadline passes first."""
+    target = last_written()
+    deadline = time.monotonic() + timeout
+    applied: dict[str, int] = {}
+    for name in names or PROJECTIONS:
+        checkpoint_ensure(name)
+        applied[name] = 0
+        while not has_passed(name, target):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} did not reach {target} in {timeout} s: {_held_back_by(name)}")
+            batch = run_batch(projection_get(name))
+            applied[name] += batch
+            if not batch:
+                time.sleep(0.02)
+    return applied
+
+
+def has_passed(name: str, target: tuple[str, int]) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (xact_id, position) >= (%s::xid8, %s) FROM {read_models.CHECKPOINTS} WHERE name = %s",
+            [*target, name],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _held_back_by(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT xact_id::text, position FROM {read_models.CHECKPOINTS} WHERE name = %s", [name])
+        checkpoint = cursor.fetchone()
+        cursor.execute(APPENDERS)
+        appenders = cursor.fetchall()
+    held = "; ".join(f"pid {pid} xid {xid} open {age} ({state}: {query})" for pid, xid, age, state, query in appenders)
+    return f"checkpoint at {checkpoint}; appenders holding the horizon: {held or 'none'}"

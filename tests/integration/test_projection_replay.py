@@ -11,9 +11,9 @@ from django.db import connection
 from projections import read_models
 from projections.registry import projection_get
 from projections.replay import ReplayRunning, replay
-from projections.runner import LOCK_NAMESPACE, checkpoint_get, run_batch_logged, run_until_caught_up
+from projections.runner import LOCK_NAMESPACE, checkpoint_get, run_batch_logged
 from projections.verify import verify
-from tests.projection_helpers import conninfo, event_counts, insert_events, table_rows
+from tests.projection_helpers import conninfo, event_counts, insert_events, project, table_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -35,7 +35,7 @@ def test_replay_rebuilds_the_same_read_model_row_for_row():
             for i in range(300)
         ]
     )
-    run_until_caught_up()
+    project()
     live = [table_rows(table) for table in ALL_TABLES]
     live_checkpoints = {name: checkpoint_get(name) for name in ("event_aggregates", "user_activity")}
     indexes = index_names()
@@ -52,7 +52,7 @@ def test_replay_rebuilds_the_same_read_model_row_for_row():
     assert verify(projection_get("user_activity")).differences == []
 
     insert_events([{"timestamp": T0, "event_type": "after_replay"}])
-    run_until_caught_up()
+    project()
     replay(projection_get("event_aggregates"))
     assert event_counts() == {"e": 300, "after_replay": 1}
 
@@ -61,14 +61,14 @@ def test_replaying_a_projection_that_never_ran_hands_over_its_checkpoint():
     insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(4)])
     replay(projection_get("user_activity"))
     assert checkpoint_get("user_activity").events_applied == 4
-    run_until_caught_up()
+    project()
     assert [row[3] for row in table_rows(read_models.USER_DAYS)] == [4]
 
 
 def test_replay_loses_and_doubles_nothing_while_writers_and_the_live_runner_go_on(settings):
     settings.TIDELOG_PROJECTION_BATCH = 100
     insert_events([{"timestamp": T0 + timedelta(seconds=i), "distinct_id": f"u{i % 13}"} for i in range(1000)])
-    run_until_caught_up()
+    project()
     done = threading.Event()
     written = [1000]
     errors: list[BaseException] = []
@@ -102,7 +102,7 @@ def test_replay_loses_and_doubles_nothing_while_writers_and_the_live_runner_go_o
         for thread in threads:
             thread.join()
     assert errors == []
-    run_until_caught_up()
+    project()
     assert sum(event_counts().values()) == written[0]
     assert event_counts()["meanwhile"] == written[0] - 1000 > 0
     assert verify(projection_get("event_aggregates")).differences == []
@@ -117,7 +117,7 @@ def test_a_second_replay_of_the_same_projection_is_refused():
 
 def test_verify_reports_a_tampered_read_model():
     insert_events([{"timestamp": T0}, {"timestamp": T0, "distinct_id": "v"}])
-    run_until_caught_up()
+    project()
     assert verify(projection_get("user_activity")).differences == []
     with connection.cursor() as cursor:
         cursor.execute("UPDATE rm_user_days SET event_count = 99 WHERE distinct_id = 'v'")
@@ -134,6 +134,6 @@ def test_verify_reports_a_tampered_read_model():
 
 def test_verify_stops_at_the_checkpoint_so_events_not_yet_applied_are_no_difference():
     insert_events([{"timestamp": T0}])
-    run_until_caught_up()
+    project()
     insert_events([{"timestamp": T0, "distinct_id": "later"}])
     assert verify(projection_get("user_activity")).differences == []

@@ -19,7 +19,7 @@ from projections.runner import (
     run_forever,
     run_until_caught_up,
 )
-from tests.projection_helpers import conninfo, event_counts, insert_events, table_rows
+from tests.projection_helpers import conninfo, event_counts, insert_events, project, table_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -27,8 +27,8 @@ T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(ho
 
 def test_the_runner_applies_events_once_however_often_it_runs():
     insert_events([{"timestamp": T0 + timedelta(minutes=i), "event_type": "a" if i % 2 else "b"} for i in range(10)])
-    assert run_until_caught_up() == {"event_aggregates": 10, "user_activity": 10}
-    assert run_until_caught_up() == {"event_aggregates": 0, "user_activity": 0}
+    assert project() == {"event_aggregates": 10, "user_activity": 10}
+    assert project() == {"event_aggregates": 0, "user_activity": 0}
     assert event_counts() == {"a": 5, "b": 5}
     checkpoint = checkpoint_get("event_aggregates")
     assert checkpoint.events_applied == 10
@@ -39,9 +39,9 @@ def test_the_runner_applies_events_once_however_often_it_runs():
 
 def test_events_arriving_later_are_added_to_the_same_buckets():
     insert_events([{"timestamp": T0, "distinct_id": "u1"}])
-    run_until_caught_up()
+    project()
     insert_events([{"timestamp": T0 + timedelta(minutes=5), "distinct_id": "u2"}])
-    run_until_caught_up()
+    project()
     assert table_rows(read_models.EVENT_COUNTS) == [(1, "e", T0, "", "", 2)]
     assert len(table_rows(read_models.EVENT_USERS)) == 2
     [(_, _, _, count, first_seen, last_seen)] = [r for r in table_rows(read_models.USER_DAYS) if r[2] == "u2"]
@@ -54,12 +54,12 @@ def test_small_batches_give_the_same_read_model_as_one_big_one(settings):
         for i in range(60)
     ]
     insert_events(events)
-    run_until_caught_up()
+    project()
     whole = [table_rows(t) for t in (read_models.EVENT_COUNTS, read_models.EVENT_USERS, read_models.USER_DAYS)]
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE projection_checkpoints, rm_event_counts, rm_event_users, rm_user_days")
     settings.TIDELOG_PROJECTION_BATCH = 7
-    run_until_caught_up()
+    project()
     assert [table_rows(t) for t in (read_models.EVENT_COUNTS, read_models.EVENT_USERS, read_models.USER_DAYS)] == whole
 
 
@@ -85,16 +85,16 @@ def test_a_lower_position_committing_last_is_not_skipped():
         assert checkpoint_get("event_aggregates").position < position_a
 
         writer_a.commit()
-    run_until_caught_up(["event_aggregates"])
+    project(["event_aggregates"])
     assert event_counts() == {"warm_up": 1, "from_a": 1, "from_b": 1}
-    run_until_caught_up(["event_aggregates"])
+    project(["event_aggregates"])
     assert event_counts() == {"warm_up": 1, "from_a": 1, "from_b": 1}
 
 
 def test_a_crash_mid_batch_leaves_read_model_and_checkpoint_unchanged(monkeypatch):
     insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(5)])
     projection = projection_get("user_activity")
-    run_until_caught_up(["event_aggregates"])
+    project(["event_aggregates"])
     original_write = type(projection).write
 
     def write_then_crash(self, cursor, changes, tables):
@@ -108,7 +108,7 @@ def test_a_crash_mid_batch_leaves_read_model_and_checkpoint_unchanged(monkeypatc
     assert table_rows(read_models.USER_DAYS) == []
     assert checkpoint_get("user_activity").position == 0
     monkeypatch.undo()
-    run_until_caught_up(["user_activity"])
+    project(["user_activity"])
     assert table_rows(read_models.USER_DAYS)[0][3] == 5
 
 
@@ -180,6 +180,6 @@ def test_status_counts_the_events_each_projection_has_yet_to_apply():
     from projections.status import projection_status_list
 
     insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(3)])
-    run_until_caught_up(["user_activity"])
+    project(["user_activity"])
     lag = {status.name: status.lag_events for status in projection_status_list()}
     assert lag == {"event_aggregates": 3, "user_activity": 0}
