@@ -124,6 +124,17 @@ def ack(entry_ids: list[bytes]) -> None:
     pipe.execute()
 
 
+def dead_letter(entry: Entry, reason: str) -> None:
+    """Move an entry the store cannot take to the dead-letter stream, with why, and acknowledge
+    it, in one MULTI: a crash can come before or after, never between (no loss, no second
+    copy in the dead-letter stream when the entry is delivered again)."""
+    pipe = client().pipeline(transaction=True)
+    pipe.xadd(f"{stream_key()}:dead", {"e": entry.data, "id": entry.entry_id, "why": reason})
+    pipe.xack(stream_key(), GROUP, entry.entry_id)
+    pipe.xdel(stream_key(), entry.entry_id)
+    pipe.execute()
+
+
 def backlog() -> int:
     """Entries not yet stored: unread plus read-but-unacknowledged."""
     return int(client().xlen(stream_key()))

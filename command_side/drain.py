@@ -7,12 +7,13 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
 import psycopg
 from django.conf import settings
-from django.db import DataError, IntegrityError
+from django.db import DataError, IntegrityError, OperationalError
 
 from command_side import buffer, event_store
 from command_side.buffer import Entry
@@ -48,7 +49,7 @@ def entries_to_read() -> int:
 def dead_letter(entry: Entry, reason: str) -> None:
     """Keep an entry the store cannot take beside the stream, with why: never drop it silently."""
     log.error("entry %s moved to the dead-letter stream: %s", entry.entry_id, reason)
-    buffer.client().xadd(f"{buffer.stream_key()}:dead", {"e": entry.data, "id": entry.entry_id, "why": reason})
+    buffer.dead_letter(entry, reason)
 
 
 def append_isolating_poison(batch: list[tuple[Entry, BufferEntry]]) -> AppendResult:
@@ -73,6 +74,27 @@ def append_isolating_poison(batch: list[tuple[Entry, BufferEntry]]) -> AppendRes
     return AppendResult(stored, duplicates, rejected)
 
 
+# A deadlock or serialization victim was rolled back whole: append it again at once rather than
+# leave its entries pending until another drainer reclaims them (TIDELOG_RECLAIM_IDLE_MS later).
+_RETRY_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+_APPEND_ATTEMPTS = 3
+
+
+def append_retrying(
+    batch: list[tuple[Entry, BufferEntry]],
+    append: Callable[[list[tuple[Entry, BufferEntry]]], AppendResult] = append_isolating_poison,
+) -> AppendResult:
+    for attempt in range(1, _APPEND_ATTEMPTS + 1):
+        try:
+            return append(batch)
+        except (OperationalError, psycopg.OperationalError) as exc:
+            cause = exc.__cause__ if isinstance(exc, OperationalError) else exc
+            if getattr(cause, "sqlstate", None) not in _RETRY_SQLSTATES or attempt == _APPEND_ATTEMPTS:
+                raise
+            log.warning("append rolled back (%s); attempt %d of %d", cause, attempt + 1, _APPEND_ATTEMPTS)
+    raise AssertionError("unreachable")
+
+
 def drain_batch(consumer: str, *, count: int | None = None, reclaim_idle_ms: int | None = None) -> DrainStats:
     """One read-append-ack cycle. Returns what it did; `entries == 0` means the buffer is empty."""
     global _events_per_entry
@@ -90,13 +112,12 @@ def drain_batch(consumer: str, *, count: int | None = None, reclaim_idle_ms: int
             # Written by a newer Tidelog mid-deploy: leave it pending; a newer drainer reclaims it.
             log.warning("entry %s has a newer schema version; left for a newer drainer", entry.entry_id)
         except (msgspec.DecodeError, ValueError, TypeError):
-            dead_letter(entry, "cannot be decoded")
-            done.append(entry.entry_id)
+            dead_letter(entry, "cannot be decoded")  # and acknowledged with it
     if batch:
         mean = sum(len(d.events) + len(d.rejected) for _, d in batch) / len(batch)
         # A heuristic shared by this process's drain threads: a lost update only skews a guess.
         _events_per_entry = 0.7 * _events_per_entry + 0.3 * max(mean, 1.0)
-    result = append_isolating_poison(batch) if batch else AppendResult(0, 0, 0)
+    result = append_retrying(batch) if batch else AppendResult(0, 0, 0)
     fault_point("after_commit")
     # Acknowledged only now: the transaction above has committed.
     buffer.ack(done)

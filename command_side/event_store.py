@@ -55,10 +55,14 @@ _COLUMNS = (
 # the ledger if and only if its event is stored. Two drainers storing the same uuid at once:
 # the second's ON CONFLICT waits for the first to commit, then skips; if the first rolls back,
 # the second inserts. DISTINCT ON drops duplicates inside one batch; the first arrival wins.
+# ORDER BY: every drainer takes the ledger's keys in one order. Two drainers with overlapping
+# uuids in different orders each wait on a key the other inserted first: a deadlock, which
+# PostgreSQL breaks after a second by rolling one back (its entries then wait for reclaim).
 _INSERT = f"""
 WITH fresh AS (
     INSERT INTO tidelog_event_ids (project_id, uuid)
     SELECT DISTINCT project_id, uuid FROM tidelog_staging
+    ORDER BY project_id, uuid
     ON CONFLICT DO NOTHING
     RETURNING project_id, uuid
 )

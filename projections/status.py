@@ -1,10 +1,11 @@
 """Where each projection stands: checkpoint, events applied, lag behind the event store."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
 
+from contracts.follow import APPENDERS
 from projections import read_models
 from projections.registry import PROJECTIONS
 
@@ -42,3 +43,25 @@ def projection_status_list() -> list[ProjectionStatus]:
             lag = cursor.fetchone()[0]
             result.append(ProjectionStatus(name, xact_id, position, applied, updated_at, lag))
     return result
+
+
+@dataclass(frozen=True)
+class OpenAppender:
+    """A transaction appending events right now: runners read no event of a transaction at or
+    above its xid until it ends (contracts/follow.py). Normally milliseconds old."""
+
+    pid: int
+    xact_id: str
+    running_for: timedelta | None
+    state: str | None
+    query: str | None
+
+    def describe(self) -> str:
+        age = f"{self.running_for.total_seconds():.1f}s" if self.running_for is not None else "?"
+        return f"pid {self.pid} xid {self.xact_id} open {age} ({self.state}: {self.query})"
+
+
+def open_appenders() -> list[OpenAppender]:
+    with connection.cursor() as cursor:
+        cursor.execute(APPENDERS)
+        return [OpenAppender(*row) for row in cursor.fetchall()]

@@ -10,10 +10,11 @@ import pytest
 from django.db import connection, transaction
 from psycopg.conninfo import make_conninfo
 
-from contracts.follow import ANNOUNCE_APPENDER, APPENDERS
+from contracts.follow import ANNOUNCE_APPENDER
 from projections import read_models
 from projections.registry import PROJECTIONS, projection_get
 from projections.runner import checkpoint_ensure, run_batch
+from projections.status import open_appenders
 
 
 def insert_events(rows: list[dict[str, Any]], cursor: Any = None) -> None:
@@ -118,7 +119,5 @@ def _held_back_by(name: str) -> str:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT xact_id::text, position FROM {read_models.CHECKPOINTS} WHERE name = %s", [name])
         checkpoint = cursor.fetchone()
-        cursor.execute(APPENDERS)
-        appenders = cursor.fetchall()
-    held = "; ".join(f"pid {pid} xid {xid} open {age} ({state}: {query})" for pid, xid, age, state, query in appenders)
+    held = "; ".join(appender.describe() for appender in open_appenders())
     return f"checkpoint at {checkpoint}; appenders holding the horizon: {held or 'none'}"

@@ -70,3 +70,19 @@ def test_entries_of_a_live_drainer_are_not_stolen_before_the_idle_threshold(clie
     assert buffer.read("slow-but-alive", 10)  # read, not yet acknowledged
     assert drain("other", reclaim_idle_ms=60_000).entries == 0
     assert buffer.pending() == 1
+
+
+def test_a_drainer_killed_after_dead_lettering_leaves_one_copy_and_loses_nothing(project, redis_client):
+    from tests.integration.test_drain_poison import entry
+
+    for distinct_id in ["good-1", "bad\x00", "good-2"]:
+        buffer.append(entry(distinct_id, project.project_id))
+    # Dies after the batch is stored and the poison entry dead-lettered, before the final ack.
+    assert run_drainer_that_dies("after_commit") == 17
+    assert stored_count(project.project_id) == 2
+
+    stats = drain("survivor", reclaim_idle_ms=0, keep_going=True)
+    assert (stats.stored, stats.duplicates) == (0, 2)
+    assert stored_count(project.project_id) == 2
+    assert len(redis_client.xrange(f"{buffer.stream_key()}:dead")) == 1
+    assert buffer.backlog() == 0

@@ -14,14 +14,14 @@ from tests.command_helpers import stored_count
 pytestmark = pytest.mark.django_db
 
 
-def entry(distinct_id: str) -> bytes:
+def entry(distinct_id: str, project_id: int = 5) -> bytes:
     now = datetime.now(UTC)
     event = EventCaptured(
         uuid=uuid.uuid4(), event_type="e", distinct_id=distinct_id, timestamp=now, received_at=now,
         client_timestamp=None, sent_at=None, skew_ms=None, session_id=None, device_id=None,
         app_version=None, os_name=None, os_version=None, properties_json=b"{}",
     )  # fmt: skip
-    return encode_entry(BufferEntry(project_id=5, events=[event]))
+    return encode_entry(BufferEntry(project_id=project_id, events=[event]))
 
 
 def test_a_poison_entry_is_dead_lettered_and_its_batch_mates_are_stored(redis_client):

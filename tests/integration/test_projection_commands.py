@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -57,3 +58,15 @@ def test_verify_exits_non_zero_and_lists_the_rows_that_differ():
 def test_an_unknown_projection_is_named_in_the_error():
     with pytest.raises(CommandError, match="no projection 'nope'; known: event_aggregates, user_activity"):
         projections("verify", "nope")
+
+
+def test_status_names_an_open_appender_and_how_long_it_has_held_the_horizon():
+    from tests.projection_helpers import conninfo
+
+    assert "open appenders (runners wait for these): none" in projections("status")
+    with psycopg.connect(conninfo()) as appender:
+        insert_events([{"timestamp": T0}], cursor=appender.cursor())
+        xid = appender.execute("SELECT pg_current_xact_id()::text").fetchone()[0]
+        out = projections("status")
+        assert "open appenders (runners wait for these): 1" in out
+        assert f"pid {appender.info.backend_pid} xid {xid} open " in out

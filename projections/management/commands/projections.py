@@ -11,7 +11,7 @@ from django.utils import timezone
 from projections.registry import PROJECTIONS, projection_get
 from projections.replay import ReplayRunning, replay
 from projections.runner import run_forever, run_until_caught_up
-from projections.status import LAG_CAP, projection_status_list
+from projections.status import LAG_CAP, open_appenders, projection_status_list
 from projections.verify import verify
 
 log = logging.getLogger("tidelog.projections")
@@ -59,6 +59,10 @@ class Command(BaseCommand):
             "lag: committed events after the checkpoint, counted exactly up to "
             f"{LAG_CAP:,}; 'last batch' is the time since the checkpoint last moved."
         )
+        appenders = open_appenders()
+        self.stdout.write(f"open appenders (runners wait for these): {len(appenders) or 'none'}")
+        for appender in appenders:
+            self.stdout.write(f"  {appender.describe()}")
 
     def do_run(self, names: list[str], options: dict[str, Any]) -> None:
         if options["once"]:
