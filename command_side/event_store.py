@@ -19,37 +19,18 @@ from psycopg.pq import Format
 from command_side.faults import fault_point
 from contracts.captured import BufferEntry
 from contracts.follow import ANNOUNCE_APPENDER
+from contracts.schema import APPENDED, BAD_EVENTS, EVENT_IDS, EVENTS
 
 log = logging.getLogger(__name__)
 
-_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS tidelog_staging (
-    seq              integer     NOT NULL,
-    project_id       bigint      NOT NULL,
-    uuid             uuid        NOT NULL,
-    event_type       text        NOT NULL,
-    distinct_id      text        NOT NULL,
-    "timestamp"      timestamptz NOT NULL,
-    received_at      timestamptz NOT NULL,
-    client_timestamp timestamptz,
-    sent_at          timestamptz,
-    skew_ms          bigint,
-    session_id       text,
-    device_id        text,
-    app_version      text,
-    os_name          text,
-    os_version       text,
-    properties       jsonb       NOT NULL
-) ON COMMIT DELETE ROWS
-"""
-_STAGING_TYPES = [
-    "int4", "int8", "uuid", "text", "text", "timestamptz", "timestamptz", "timestamptz",
-    "timestamptz", "int8", "text", "text", "text", "text", "text", "jsonb",
-]  # fmt: skip
-_COLUMNS = (
-    'project_id, uuid, event_type, distinct_id, "timestamp", received_at, client_timestamp, '
-    "sent_at, skew_ms, session_id, device_id, app_version, os_name, os_version, properties"
+# The appended columns plus the arrival order; no constraints: the events table enforces them.
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS tidelog_staging (seq int4, "
+    + ", ".join(f"{column.sql} {column.type}" for column in APPENDED)
+    + ") ON COMMIT DELETE ROWS"
 )
+_STAGING_TYPES = ["int4", *(column.type for column in APPENDED)]
+_COLUMNS = ", ".join(column.sql for column in APPENDED)
 
 # TRICKY: the ledger insert and the events insert are one statement, so a (project, uuid) is in
 # the ledger if and only if its event is stored. Two drainers storing the same uuid at once:
@@ -60,13 +41,13 @@ _COLUMNS = (
 # PostgreSQL breaks after a second by rolling one back (its entries then wait for reclaim).
 _INSERT = f"""
 WITH fresh AS (
-    INSERT INTO tidelog_event_ids (project_id, uuid)
+    INSERT INTO {EVENT_IDS} (project_id, uuid)
     SELECT DISTINCT project_id, uuid FROM tidelog_staging
     ORDER BY project_id, uuid
     ON CONFLICT DO NOTHING
     RETURNING project_id, uuid
 )
-INSERT INTO tidelog_events ({_COLUMNS})
+INSERT INTO {EVENTS} ({_COLUMNS})
 SELECT {_COLUMNS} FROM (
     SELECT DISTINCT ON (s.project_id, s.uuid) s.*
     FROM tidelog_staging s JOIN fresh USING (project_id, uuid)
@@ -74,6 +55,7 @@ SELECT {_COLUMNS} FROM (
 ) first_arrivals
 ORDER BY seq
 """
+_COPY_BAD = f"COPY {BAD_EVENTS} ({BAD_EVENTS.column_list(without=('id',))}) FROM STDIN"
 
 
 class _JsonbBytesDumper(Dumper):
@@ -191,9 +173,7 @@ def append(entries: list[BufferEntry]) -> AppendResult:
             cursor.execute(_INSERT)
             stored = cursor.rowcount
         if bad_rows:
-            with cursor.copy(
-                "COPY tidelog_bad_events (project_id, received_at, error_code, field, message, payload) FROM STDIN"
-            ) as copy:  # type: ignore[attr-defined]
+            with cursor.copy(_COPY_BAD) as copy:  # type: ignore[attr-defined]
                 for bad_row in bad_rows:
                     copy.write_row(bad_row)
         fault_point("before_commit")
@@ -206,8 +186,8 @@ def event_ids_prune(*, batch: int = 50_000) -> int:
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                "DELETE FROM tidelog_event_ids WHERE ctid = ANY (ARRAY("
-                "  SELECT ctid FROM tidelog_event_ids"
+                f"DELETE FROM {EVENT_IDS} WHERE ctid = ANY (ARRAY("
+                f"  SELECT ctid FROM {EVENT_IDS}"
                 "  WHERE first_seen_at < now() - make_interval(days => %s) LIMIT %s))",
                 [settings.TIDELOG_DEDUP_WINDOW_DAYS, batch],
             )

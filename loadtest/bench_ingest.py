@@ -166,6 +166,7 @@ def copy_ceiling(env: dict[str, str], count: int) -> float:
 
     sys.path.insert(0, str(ROOT))
     from contracts.follow import ANNOUNCE_APPENDER
+    from contracts.schema import APPENDED, EVENTS
 
     now = datetime.now(UTC)
     props = json.dumps({"$screen_name": "Checkout", "cart_items": 3, "ab_group": "b"})
@@ -177,13 +178,9 @@ def copy_ceiling(env: dict[str, str], count: int) -> float:
     with psycopg.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cur:
         started = time.perf_counter()
         cur.execute(ANNOUNCE_APPENDER)  # as every appender must (contracts/follow.py)
-        with cur.copy(
-            'COPY tidelog_events (project_id, uuid, event_type, distinct_id, "timestamp", received_at, '
-            "client_timestamp, sent_at, skew_ms, session_id, device_id, app_version, os_name, os_version, "
-            "properties) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["int8", "uuid", "text", "text", "timestamptz", "timestamptz", "timestamptz",
-                            "timestamptz", "int8", "text", "text", "text", "text", "text", "jsonb"])  # fmt: skip
+        columns = ", ".join(column.sql for column in APPENDED)
+        with cur.copy(f"COPY {EVENTS} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([column.type for column in APPENDED])
             for row in rows:
                 copy.write_row(row)
         conn.commit()

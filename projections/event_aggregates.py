@@ -1,7 +1,7 @@
 """Event counts and unique users per project, event type and UTC hour, by app version and OS.
 
-Counts go to rm_event_counts; one row per (user, event type, hour, version, OS) goes to
-rm_event_users, from which any range's unique users are counted exactly.
+Counts go to schema.EVENT_COUNTS; one row per (user, event type, hour, version, OS) goes to
+schema.EVENT_USERS, from which any range's unique users are counted exactly.
 """
 
 from collections import Counter
@@ -10,21 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from projections import read_models
+from contracts import schema
 from projections.projection import StoredEvent, VerifyQuery
 from projections.upsert import upsert
 
 CountKey = tuple[int, str, datetime, str, str]
 UserKey = tuple[int, str, datetime, str, str, str]
-# The primary keys, in key-tuple order, with their PostgreSQL types.
-COUNT_KEY = [
-    ("project_id", "int8"),
-    ("event_type", "text"),
-    ("bucket", "timestamptz"),
-    ("app_version", "text"),
-    ("os_name", "text"),
-]
-USER_KEY = [*COUNT_KEY[:3], ("distinct_id", "text"), *COUNT_KEY[3:]]
 
 
 @dataclass
@@ -42,7 +33,7 @@ def hour_of(moment: datetime) -> datetime:
 
 class EventAggregates:
     name: str = "event_aggregates"
-    tables: Sequence[str] = (read_models.EVENT_COUNTS, read_models.EVENT_USERS)
+    tables: Sequence[str] = (schema.EVENT_COUNTS.name, schema.EVENT_USERS.name)
 
     def apply(self, events: Sequence[StoredEvent]) -> Changes:
         # One counter update per event (C-speed Counter over a generator), then the counts
@@ -60,18 +51,16 @@ class EventAggregates:
         if changes.counts:
             upsert(
                 cursor,
-                table=tables[read_models.EVENT_COUNTS],
-                columns=[*COUNT_KEY, ("event_count", "int8")],
-                key=[name for name, _ in COUNT_KEY],
+                table=schema.EVENT_COUNTS,
+                into=tables[schema.EVENT_COUNTS.name],
                 update="event_count = t.event_count + EXCLUDED.event_count",
                 rows=((*key, n) for key, n in changes.counts.items()),
             )
         if changes.users:
             upsert(
                 cursor,
-                table=tables[read_models.EVENT_USERS],
-                columns=[*USER_KEY, ("event_count", "int8")],
-                key=[name for name, _ in USER_KEY],
+                table=schema.EVENT_USERS,
+                into=tables[schema.EVENT_USERS.name],
                 update="event_count = t.event_count + EXCLUDED.event_count",
                 rows=((*key, n) for key, n in changes.users.items()),
             )
@@ -80,25 +69,15 @@ class EventAggregates:
         hour = "date_trunc('hour', e.\"timestamp\", 'UTC')"
         return [
             VerifyQuery(
-                read_models.EVENT_COUNTS,
-                ["project_id", "event_type", "bucket", "app_version", "os_name", "event_count"],
+                schema.EVENT_COUNTS,
                 f"""SELECT e.project_id, e.event_type, {hour}, coalesce(e.app_version, ''),
                            coalesce(e.os_name, ''), count(*)
-                    FROM tidelog_events e WHERE {{upto}} GROUP BY 1, 2, 3, 4, 5""",
+                    FROM {schema.EVENTS} e WHERE {{upto}} GROUP BY 1, 2, 3, 4, 5""",
             ),
             VerifyQuery(
-                read_models.EVENT_USERS,
-                [
-                    "project_id",
-                    "event_type",
-                    "bucket",
-                    "distinct_id",
-                    "app_version",
-                    "os_name",
-                    "event_count",
-                ],
+                schema.EVENT_USERS,
                 f"""SELECT e.project_id, e.event_type, {hour}, e.distinct_id,
                            coalesce(e.app_version, ''), coalesce(e.os_name, ''), count(*)
-                    FROM tidelog_events e WHERE {{upto}} GROUP BY 1, 2, 3, 4, 5, 6""",
+                    FROM {schema.EVENTS} e WHERE {{upto}} GROUP BY 1, 2, 3, 4, 5, 6""",
             ),
         ]

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from contracts import schema
+
 
 class StoredEvent(NamedTuple):
-    """The columns of tidelog_events that projections read, in the runner's SELECT order."""
+    """The columns of schema.EVENTS that projections read, in the runner's SELECT order."""
 
     xact_id: str
     position: int
@@ -24,18 +26,19 @@ class StoredEvent(NamedTuple):
     os_name: str | None
 
 
-EVENT_COLUMNS = (
-    'xact_id::text, position, project_id, event_type, distinct_id, "timestamp", session_id, app_version, os_name'
+# xid8 as text: psycopg has no loader for it in binary, and projections only pass it back.
+EVENT_COLUMNS = ", ".join(
+    f"{column.sql}::text" if column.name == "xact_id" else column.sql
+    for column in schema.EVENTS.take(*StoredEvent._fields)
 )
 
 
 @dataclass(frozen=True)
 class VerifyQuery:
-    """Recomputes one read-model table from raw events: `expected` selects exactly `columns`
-    from `tidelog_events AS e` restricted by the placeholder `{upto}`."""
+    """Recomputes one read-model table from raw events: `expected` selects exactly the table's
+    columns, in order, from `schema.EVENTS AS e` restricted by the placeholder `{upto}`."""
 
-    table: str
-    columns: Sequence[str]
+    table: schema.Table
     expected: str
 
 

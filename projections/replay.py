@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
-from projections import read_models
+from contracts import schema
 from projections.projection import Projection
 from projections.runner import LOCK_NAMESPACE, catch_up, checkpoint_ensure, checkpoint_get, lock_key, run_batch
 
@@ -48,8 +48,8 @@ def replay(projection: Projection, *, progress: Callable[[int], None] | None = N
             for live, shadow in shadows.items():
                 cursor.execute(f"DROP TABLE IF EXISTS {shadow}")
                 cursor.execute(f"CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL)")
-            cursor.execute(f"DELETE FROM {read_models.CHECKPOINTS} WHERE name = %s", [shadow_name])
-            cursor.execute(f"INSERT INTO {read_models.CHECKPOINTS} (name) VALUES (%s)", [shadow_name])
+            cursor.execute(f"DELETE FROM {schema.CHECKPOINTS} WHERE name = %s", [shadow_name])
+            cursor.execute(f"INSERT INTO {schema.CHECKPOINTS} (name) VALUES (%s)", [shadow_name])
         while True:
             # Batches of short transactions, each committing its shadow rows with the shadow
             # checkpoint: a replay interrupted anywhere is consistent (and simply restarted).
@@ -115,13 +115,13 @@ def _swap(
             for shadow_index, live_index in index_names:
                 cursor.execute(f'ALTER INDEX "{shadow_index}" RENAME TO "{live_index}"')
         cursor.execute(
-            f"""INSERT INTO {read_models.CHECKPOINTS} (name, xact_id, position, events_applied)
-                SELECT %s, xact_id, position, events_applied FROM {read_models.CHECKPOINTS} WHERE name = %s
+            f"""INSERT INTO {schema.CHECKPOINTS} (name, xact_id, position, events_applied)
+                SELECT %s, xact_id, position, events_applied FROM {schema.CHECKPOINTS} WHERE name = %s
                 ON CONFLICT (name) DO UPDATE SET xact_id = EXCLUDED.xact_id, position = EXCLUDED.position,
                     events_applied = EXCLUDED.events_applied, updated_at = now()""",
             [projection.name, shadow_name],
         )
-        cursor.execute(f"DELETE FROM {read_models.CHECKPOINTS} WHERE name = %s", [shadow_name])
+        cursor.execute(f"DELETE FROM {schema.CHECKPOINTS} WHERE name = %s", [shadow_name])
     return True
 
 

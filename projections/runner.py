@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import DatabaseError as DjangoDatabaseError
 from django.db import connection, transaction
 
+from contracts import schema
 from contracts.follow import HORIZON
-from projections import read_models
 from projections.projection import EVENT_COLUMNS, Projection, StoredEvent
 from projections.registry import PROJECTIONS, projection_get
 
@@ -38,12 +38,12 @@ LOCK_NAMESPACE = 0x7D1E
 # appenders only: a stranger's long transaction, in this database or another, holds nothing.
 _READ = f"""
 SELECT {EVENT_COLUMNS}
-FROM tidelog_events
+FROM {schema.EVENTS}
 WHERE (xact_id, position) > (%s::xid8, %s)
   AND xact_id < %s::xid8
 -- Qualified: a bare "xact_id" here would name the text column of the SELECT list and sort
 -- by text, ignoring the (xact_id, position) index.
-ORDER BY tidelog_events.xact_id, tidelog_events.position
+ORDER BY {schema.EVENTS}.xact_id, {schema.EVENTS}.position
 LIMIT %s
 """
 
@@ -85,7 +85,7 @@ def lock_key(checkpoint: str) -> tuple[int, str]:
 def checkpoint_ensure(name: str) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {read_models.CHECKPOINTS} (name) VALUES (%s) ON CONFLICT DO NOTHING",
+            f"INSERT INTO {schema.CHECKPOINTS} (name) VALUES (%s) ON CONFLICT DO NOTHING",
             [name],
         )
 
@@ -93,7 +93,7 @@ def checkpoint_ensure(name: str) -> None:
 def checkpoint_get(name: str) -> Checkpoint | None:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT xact_id::text, position, events_applied FROM {read_models.CHECKPOINTS} WHERE name = %s",
+            f"SELECT xact_id::text, position, events_applied FROM {schema.CHECKPOINTS} WHERE name = %s",
             [name],
         )
         row = cursor.fetchone()
@@ -129,7 +129,7 @@ def _apply_next_batch(
     with transaction.atomic(), raw_cursor() as cursor:
         # One runner per checkpoint at a time; a replay's swap takes the same lock.
         cursor.execute(_SETUP, [*lock_key(name), BATCH_STATEMENT_TIMEOUT])
-        cursor.execute(f"SELECT xact_id::text, position FROM {read_models.CHECKPOINTS} WHERE name = %s", [name])
+        cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s", [name])
         row = cursor.fetchone()
         if row is None:
             raise LookupError(f"checkpoint {name!r} does not exist (checkpoint_ensure creates it)")
@@ -152,7 +152,7 @@ def _apply_next_batch(
         # computed from a stale starting point: roll the whole batch back rather than count
         # events twice or skip them. The caller retries from the new checkpoint.
         cursor.execute(
-            f"""UPDATE {read_models.CHECKPOINTS}
+            f"""UPDATE {schema.CHECKPOINTS}
                 SET xact_id = %s::xid8, position = %s, events_applied = events_applied + %s,
                     updated_at = now()
                 WHERE name = %s AND xact_id = %s::xid8 AND position = %s""",

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
+from contracts import schema
 from contracts.follow import APPENDERS
-from projections import read_models
 from projections.registry import PROJECTIONS
 
 
@@ -26,9 +26,7 @@ LAG_CAP = 1_000_000
 
 def projection_status_list() -> list[ProjectionStatus]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT name, xact_id::text, position, events_applied, updated_at FROM {read_models.CHECKPOINTS}"
-        )
+        cursor.execute(f"SELECT name, xact_id::text, position, events_applied, updated_at FROM {schema.CHECKPOINTS}")
         rows = {row[0]: row for row in cursor.fetchall()}
         result = []
         for name in PROJECTIONS:
@@ -36,7 +34,7 @@ def projection_status_list() -> list[ProjectionStatus]:
             # Counted along the (xact_id, position) index, and bounded: a status call must stay
             # cheap when a projection is millions of events behind.
             cursor.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM tidelog_events"
+                f"SELECT count(*) FROM (SELECT 1 FROM {schema.EVENTS}"
                 " WHERE (xact_id, position) > (%s::xid8, %s) LIMIT %s) behind",
                 [xact_id, position, LAG_CAP + 1],
             )

@@ -7,33 +7,36 @@ from typing import Any
 
 import psycopg
 
+from contracts.schema import Table
+
 
 def upsert(
     cursor: psycopg.Cursor,
     *,
-    table: str,
-    columns: Sequence[tuple[str, str]],
-    key: Sequence[str],
+    table: Table,
+    into: str,
     update: str,
     rows: Iterable[Sequence[Any]],
 ) -> None:
-    """Upsert `rows` (values in `columns` order, as (name, PostgreSQL type) pairs) into `table`;
-    `update` is the DO UPDATE SET clause (`t` is the table, EXCLUDED the new row)."""
+    """Upsert `rows` (values in the order of `table`'s columns) into `into`, the live table or its
+    shadow, keyed by `table.key`; `update` is the DO UPDATE SET clause (`t` is the table,
+    EXCLUDED the new row)."""
     # Measured on 5,000-row batches of rm_event_users: binary COPY + one INSERT 50-75 ms,
     # unnest() of binary array parameters 75-105 ms, text arrays 170 ms (psycopg dumps array
     # elements in Python; COPY rows in C).
-    stage = f"stage_{table}"
-    names = ", ".join(name for name, _ in columns)
+    stage = f"stage_{into}"
+    names = table.column_list()
     # Temp, so per session; created once and emptied at every commit (or rolled back with
     # the batch). IF NOT EXISTS: a batch that rolled back also rolled back its creation.
     cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(f'{n} {t}' for n, t in columns)}) ON COMMIT DELETE ROWS"
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(f'{c.sql} {c.type}' for c in table.columns)})"
+        " ON COMMIT DELETE ROWS"
     )
     with cursor.copy(f"COPY {stage} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types([pg_type for _, pg_type in columns])
+        copy.set_types([column.type for column in table.columns])
         for row in rows:
             copy.write_row(row)
     cursor.execute(
-        f"""INSERT INTO {table} AS t ({names}) SELECT {names} FROM {stage}
-            ON CONFLICT ({", ".join(key)}) DO UPDATE SET {update}"""
+        f"""INSERT INTO {into} AS t ({names}) SELECT {names} FROM {stage}
+            ON CONFLICT ({", ".join(table.key)}) DO UPDATE SET {update}"""
     )

@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from projections import read_models
+from contracts import schema
 from projections.projection import StoredEvent, VerifyQuery
 from projections.upsert import upsert
 
@@ -14,7 +14,7 @@ DayKey = tuple[int, date, str]
 
 class UserActivity:
     name: str = "user_activity"
-    tables: Sequence[str] = (read_models.USER_DAYS,)
+    tables: Sequence[str] = (schema.USER_DAYS.name,)
 
     def apply(self, events: Sequence[StoredEvent]) -> dict[DayKey, list[Any]]:
         days: dict[DayKey, list[Any]] = {}
@@ -37,16 +37,8 @@ class UserActivity:
             return
         upsert(
             cursor,
-            table=tables[read_models.USER_DAYS],
-            columns=[
-                ("project_id", "int8"),
-                ("day", "date"),
-                ("distinct_id", "text"),
-                ("event_count", "int8"),
-                ("first_seen", "timestamptz"),
-                ("last_seen", "timestamptz"),
-            ],
-            key=["project_id", "day", "distinct_id"],
+            table=schema.USER_DAYS,
+            into=tables[schema.USER_DAYS.name],
             update="""event_count = t.event_count + EXCLUDED.event_count,
                 first_seen = least(t.first_seen, EXCLUDED.first_seen),
                 last_seen = greatest(t.last_seen, EXCLUDED.last_seen)""",
@@ -56,10 +48,9 @@ class UserActivity:
     def verify_queries(self) -> list[VerifyQuery]:
         return [
             VerifyQuery(
-                read_models.USER_DAYS,
-                ["project_id", "day", "distinct_id", "event_count", "first_seen", "last_seen"],
-                """SELECT e.project_id, (e."timestamp" AT TIME ZONE 'UTC')::date, e.distinct_id,
+                schema.USER_DAYS,
+                f"""SELECT e.project_id, (e."timestamp" AT TIME ZONE 'UTC')::date, e.distinct_id,
                           count(*), min(e."timestamp"), max(e."timestamp")
-                   FROM tidelog_events e WHERE {upto} GROUP BY 1, 2, 3""",
+                   FROM {schema.EVENTS} e WHERE {{upto}} GROUP BY 1, 2, 3""",
             )
         ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from projections import read_models
+from contracts import schema
 from projections.projection import Projection
 
 
@@ -39,7 +39,7 @@ def verify(projection: Projection, *, limit: int = 100) -> VerifyReport:
             # committing meanwhile moves neither side of the comparison.
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cursor.execute(
-            f"SELECT xact_id::text, position FROM {read_models.CHECKPOINTS} WHERE name = %s",
+            f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s",
             [projection.name],
         )
         row = cursor.fetchone()
@@ -49,7 +49,7 @@ def verify(projection: Projection, *, limit: int = 100) -> VerifyReport:
         upto = "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"
         params = {"xact_id": report.checkpoint[0], "position": report.checkpoint[1]}
         for query in projection.verify_queries():
-            columns = ", ".join(query.columns)
+            columns = query.table.column_list()
             expected = query.expected.replace("{upto}", upto)
             cursor.execute(
                 f"""WITH expected AS ({expected}), actual AS (SELECT {columns} FROM {query.table})
@@ -60,7 +60,7 @@ def verify(projection: Projection, *, limit: int = 100) -> VerifyReport:
                 params,
             )
             for side, *values in cursor.fetchall():
-                report.differences.append(Difference(query.table, side, tuple(values)))
+                report.differences.append(Difference(query.table.name, side, tuple(values)))
             cursor.execute(f"SELECT count(*) FROM {query.table}")
-            report.checked_rows[query.table] = cursor.fetchone()[0]
+            report.checked_rows[query.table.name] = cursor.fetchone()[0]
     return report

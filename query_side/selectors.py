@@ -12,12 +12,8 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connections
 
-from projections import read_models
-
-# The event store's tables belong to command_side's migrations, which the query side may not
-# import; their names are part of the schema, so they are repeated here.
-EVENTS = "tidelog_events"
-BAD_EVENTS = "tidelog_bad_events"
+from contracts import schema
+from contracts.schema import BAD_EVENTS, EVENTS
 
 
 def _rows(sql: str, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
@@ -36,10 +32,8 @@ class EventFilter:
     before: datetime | None = None
 
 
-EVENT_FIELDS = (
-    'uuid, event_type, distinct_id, "timestamp", received_at, client_timestamp, sent_at, skew_ms, '
-    "session_id, device_id, app_version, os_name, os_version, properties"
-)
+# What the API lists of an event: all an SDK sent and the server stamped, less the tenant key.
+EVENT_FIELDS = EVENTS.column_list(without=("project_id", *schema.EVENT_STORE_OWN))
 
 
 def event_list(
@@ -84,7 +78,7 @@ def event_count_by_type(*, project_id: int, after: datetime, before: datetime) -
     ceil_hour(before)))."""
     return _rows(
         f"""SELECT event_type, sum(event_count)::bigint AS count
-            FROM {read_models.EVENT_COUNTS}
+            FROM {schema.EVENT_COUNTS}
             WHERE project_id = %s AND bucket >= date_trunc('hour', %s::timestamptz, 'UTC') AND bucket < %s
             GROUP BY event_type ORDER BY count DESC, event_type""",
         [project_id, after, before],
@@ -129,10 +123,10 @@ def event_aggregate_list(
     return _rows(
         f"""WITH counts AS (
                 SELECT {bucket} AS bucket, event_type{extra}, sum(event_count)::bigint AS count
-                FROM {read_models.EVENT_COUNTS} WHERE {where} GROUP BY {group}
+                FROM {schema.EVENT_COUNTS} WHERE {where} GROUP BY {group}
             ), users AS (
                 SELECT {bucket} AS bucket, event_type{extra}, count(DISTINCT distinct_id) AS unique_users
-                FROM {read_models.EVENT_USERS} WHERE {where} GROUP BY {group}
+                FROM {schema.EVENT_USERS} WHERE {where} GROUP BY {group}
             )
             SELECT bucket, event_type{shown}, count, coalesce(unique_users, 0) AS unique_users
             FROM counts LEFT JOIN users USING (bucket, event_type{extra})
@@ -152,7 +146,7 @@ def active_user_list(
     return _rows(
         f"""SELECT date_trunc(%(interval)s, day::timestamp) AT TIME ZONE 'UTC' AS bucket,
                    count(DISTINCT distinct_id) AS active_users
-            FROM {read_models.USER_DAYS}
+            FROM {schema.USER_DAYS}
             WHERE project_id = %(project_id)s
               AND day >= (%(after)s::timestamptz AT TIME ZONE 'UTC')::date
               AND (day::timestamp AT TIME ZONE 'UTC') < %(before)s
@@ -169,7 +163,7 @@ def bad_event_list(*, project_id: int, limit: int, cursor: tuple[datetime, int] 
         where += " AND (received_at, id) < (%s, %s)"
         params.extend(cursor)
     return _rows(
-        f"""SELECT id, received_at, error_code, field, message, payload FROM {BAD_EVENTS}
+        f"""SELECT {BAD_EVENTS.column_list(without=("project_id",))} FROM {BAD_EVENTS}
             WHERE {where} ORDER BY received_at DESC, id DESC LIMIT %s""",
         [*params, limit + 1],
     )

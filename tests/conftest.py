@@ -11,6 +11,8 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
+from contracts import schema
+
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 REDIS_PREFIX = f"tidelog-test-{RUN_ID}"
 # Set before any test module is imported: the Dramatiq broker takes its namespace at import.
@@ -80,10 +82,7 @@ def other_project(db):  # type: ignore[no-untyped-def]
     return project_create(name="Other project")
 
 
-RAW_TABLES = (
-    "tidelog_events", "tidelog_event_ids", "tidelog_bad_events", "projection_checkpoints",
-    "rm_event_counts", "rm_event_users", "rm_user_days",
-)  # fmt: skip
+RAW_TABLES = tuple(table.name for table in schema.SHARED)
 
 
 @pytest.fixture(autouse=True)

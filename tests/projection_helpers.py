@@ -10,8 +10,8 @@ import pytest
 from django.db import connection, transaction
 from psycopg.conninfo import make_conninfo
 
+from contracts import schema
 from contracts.follow import ANNOUNCE_APPENDER
-from projections import read_models
 from projections.registry import PROJECTIONS, projection_get
 from projections.runner import checkpoint_ensure, run_batch
 from projections.status import open_appenders
@@ -109,7 +109,7 @@ def project(names: Iterable[str] | None = None, *, timeout: float = 10.0) -> dic
 def has_passed(name: str, target: tuple[str, int]) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT (xact_id, position) >= (%s::xid8, %s) FROM {read_models.CHECKPOINTS} WHERE name = %s",
+            f"SELECT (xact_id, position) >= (%s::xid8, %s) FROM {schema.CHECKPOINTS} WHERE name = %s",
             [*target, name],
         )
         return bool(cursor.fetchone()[0])
@@ -117,7 +117,7 @@ def has_passed(name: str, target: tuple[str, int]) -> bool:
 
 def _held_back_by(name: str) -> str:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT xact_id::text, position FROM {read_models.CHECKPOINTS} WHERE name = %s", [name])
+        cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s", [name])
         checkpoint = cursor.fetchone()
     held = "; ".join(appender.describe() for appender in open_appenders())
     return f"checkpoint at {checkpoint}; appenders holding the horizon: {held or 'none'}"

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from projections import read_models
+from contracts import schema
 from projections.registry import projection_get
 from projections.replay import ReplayRunning, replay
 from projections.runner import LOCK_NAMESPACE, checkpoint_get, run_batch_logged
@@ -17,7 +17,7 @@ from tests.projection_helpers import conninfo, event_counts, insert_events, proj
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-ALL_TABLES = (read_models.EVENT_COUNTS, read_models.EVENT_USERS, read_models.USER_DAYS)
+ALL_TABLES = (schema.EVENT_COUNTS.name, schema.EVENT_USERS.name, schema.USER_DAYS.name)
 
 
 def index_names() -> list[tuple[str, str]]:
@@ -62,7 +62,7 @@ def test_replaying_a_projection_that_never_ran_hands_over_its_checkpoint():
     replay(projection_get("user_activity"))
     assert checkpoint_get("user_activity").events_applied == 4
     project()
-    assert [row[3] for row in table_rows(read_models.USER_DAYS)] == [4]
+    assert [row[3] for row in table_rows(schema.USER_DAYS)] == [4]
 
 
 def test_replay_loses_and_doubles_nothing_while_writers_and_the_live_runner_go_on(settings):

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from projections import read_models
+from contracts import schema
 from projections.registry import projection_get
 from projections.runner import (
     CheckpointMoved,
@@ -42,9 +42,9 @@ def test_events_arriving_later_are_added_to_the_same_buckets():
     project()
     insert_events([{"timestamp": T0 + timedelta(minutes=5), "distinct_id": "u2"}])
     project()
-    assert table_rows(read_models.EVENT_COUNTS) == [(1, "e", T0, "", "", 2)]
-    assert len(table_rows(read_models.EVENT_USERS)) == 2
-    [(_, _, _, count, first_seen, last_seen)] = [r for r in table_rows(read_models.USER_DAYS) if r[2] == "u2"]
+    assert table_rows(schema.EVENT_COUNTS) == [(1, "e", T0, "", "", 2)]
+    assert len(table_rows(schema.EVENT_USERS)) == 2
+    [(_, _, _, count, first_seen, last_seen)] = [r for r in table_rows(schema.USER_DAYS) if r[2] == "u2"]
     assert (count, first_seen, last_seen) == (1, T0 + timedelta(minutes=5), T0 + timedelta(minutes=5))
 
 
@@ -55,12 +55,12 @@ def test_small_batches_give_the_same_read_model_as_one_big_one(settings):
     ]
     insert_events(events)
     project()
-    whole = [table_rows(t) for t in (read_models.EVENT_COUNTS, read_models.EVENT_USERS, read_models.USER_DAYS)]
+    whole = [table_rows(t) for t in (schema.EVENT_COUNTS, schema.EVENT_USERS, schema.USER_DAYS)]
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE projection_checkpoints, rm_event_counts, rm_event_users, rm_user_days")
     settings.TIDELOG_PROJECTION_BATCH = 7
     project()
-    assert [table_rows(t) for t in (read_models.EVENT_COUNTS, read_models.EVENT_USERS, read_models.USER_DAYS)] == whole
+    assert [table_rows(t) for t in (schema.EVENT_COUNTS, schema.EVENT_USERS, schema.USER_DAYS)] == whole
 
 
 def test_a_lower_position_committing_last_is_not_skipped():
@@ -105,11 +105,11 @@ def test_a_crash_mid_batch_leaves_read_model_and_checkpoint_unchanged(monkeypatc
     monkeypatch.setattr(type(projection), "write", write_then_crash)
     with pytest.raises(RuntimeError):
         run_batch(projection)
-    assert table_rows(read_models.USER_DAYS) == []
+    assert table_rows(schema.USER_DAYS) == []
     assert checkpoint_get("user_activity").position == 0
     monkeypatch.undo()
     project(["user_activity"])
-    assert table_rows(read_models.USER_DAYS)[0][3] == 5
+    assert table_rows(schema.USER_DAYS)[0][3] == 5
 
 
 def test_a_batch_is_rolled_back_when_its_checkpoint_moves_underneath(monkeypatch):
@@ -126,7 +126,7 @@ def test_a_batch_is_rolled_back_when_its_checkpoint_moves_underneath(monkeypatch
     monkeypatch.setattr(type(projection), "write", write_while_another_moves_the_checkpoint)
     with pytest.raises(CheckpointMoved):
         run_batch(projection)
-    assert table_rows(read_models.EVENT_COUNTS) == []
+    assert table_rows(schema.EVENT_COUNTS) == []
     assert checkpoint_get("event_aggregates").position == 1
 
 
@@ -166,7 +166,7 @@ def test_a_failing_projection_is_stopped_loudly_and_the_others_go_on(monkeypatch
     assert stopped == ["event_aggregates"]
     assert "a bug in apply" in caplog.text and "event_aggregates: STOPPED" in caplog.text
     assert checkpoint_get("event_aggregates").position == 0
-    assert table_rows(read_models.USER_DAYS)[0][3] == 4
+    assert table_rows(schema.USER_DAYS)[0][3] == 4
 
 
 def test_run_forever_stops_when_asked_after_the_batch_in_hand():

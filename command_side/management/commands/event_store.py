@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 
 from command_side import event_store
+from contracts.schema import EVENT_IDS, EVENTS
 
 
 class Command(BaseCommand):
@@ -29,15 +30,16 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             if engine == "timescaledb":
                 cursor.execute(
-                    "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'tidelog_events'"
+                    "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = %s", [EVENTS.name]
                 )
                 parts = f"{cursor.fetchone()[0]} chunks (hypertable, 1 day each)"
             else:
-                cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'tidelog_events'::regclass")
+                cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = %s::regclass", [EVENTS.name])
                 parts = f"{cursor.fetchone()[0]} partitions (one a UTC day, plus default)"
-            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'tidelog_event_ids'")
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [EVENT_IDS.name])
             ids = cursor.fetchone()[0]
-            cursor.execute("SELECT last_value FROM tidelog_events_position_seq")
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'position')", [EVENTS.name])
+            cursor.execute(f"SELECT last_value FROM {cursor.fetchone()[0]}")
             position = cursor.fetchone()[0]
         self.stdout.write(f"engine          {engine}")
         self.stdout.write(f"layout          {parts}")

@@ -1,0 +1,115 @@
+"""The tables the sides share, declared once: the event store (written by the command side, read
+by the projections and the query side) and the read models (written by the projections, read by
+the query side). Every statement takes its table and column names from here, and a test checks
+each declaration against the migrated database. Migrations own the DDL; this never creates.
+"""
+
+from dataclasses import dataclass
+from typing import Final
+
+# Column names PostgreSQL reads as keywords unless quoted.
+_QUOTED = frozenset({"timestamp"})
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str
+    """PostgreSQL's name for the type (pg_type.typname), as psycopg's COPY `set_types` takes it."""
+
+    @property
+    def sql(self) -> str:
+        return f'"{self.name}"' if self.name in _QUOTED else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    """The primary key's columns, in index order."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def column_list(self, *, without: tuple[str, ...] = ()) -> str:
+        """`a, b, "timestamp"`: the columns in table order, less `without`."""
+        return ", ".join(column.sql for column in self.columns if column.name not in without)
+
+    def take(self, *names: str) -> tuple[Column, ...]:
+        """These columns in this order; a name the table lacks raises at import time."""
+        by_name = {column.name: column for column in self.columns}
+        return tuple(by_name[name] for name in names)
+
+
+def _columns(spec: str) -> tuple[Column, ...]:
+    return tuple(Column(*part.split()) for part in spec.split(","))
+
+
+# --- The event store (command_side/migrations) -------------------------------------------------
+
+EVENTS: Final = Table(
+    "tidelog_events",
+    _columns(
+        "project_id int8, uuid uuid, event_type text, distinct_id text, timestamp timestamptz,"
+        " received_at timestamptz, client_timestamp timestamptz, sent_at timestamptz, skew_ms int8,"
+        " session_id text, device_id text, app_version text, os_name text, os_version text,"
+        " properties jsonb, position int8, xact_id xid8"
+    ),
+    key=(),  # none: a hypertable's unique keys must hold its time column; see EVENT_IDS
+)
+EVENT_STORE_OWN: Final = ("position", "xact_id")
+"""Filled by the store's defaults, never by an appender: the projections' follow order."""
+APPENDED: Final = tuple(column for column in EVENTS.columns if column.name not in EVENT_STORE_OWN)
+"""What an appender writes, in table order."""
+
+EVENT_IDS: Final = Table(
+    "tidelog_event_ids", _columns("project_id int8, uuid uuid, first_seen_at timestamptz"), key=("project_id", "uuid")
+)
+"""The dedup ledger: a (project, uuid) is here if and only if its event is stored."""
+
+BAD_EVENTS: Final = Table(
+    "tidelog_bad_events",
+    _columns(
+        "id int8, project_id int8, received_at timestamptz, error_code text, field text, message text, payload text"
+    ),
+    key=("id",),
+)
+
+# --- Read models and checkpoints (projections/migrations) --------------------------------------
+
+CHECKPOINTS: Final = Table(
+    "projection_checkpoints",
+    _columns("name text, xact_id xid8, position int8, events_applied int8, updated_at timestamptz"),
+    key=("name",),
+)
+
+EVENT_COUNTS: Final = Table(
+    "rm_event_counts",
+    _columns("project_id int8, event_type text, bucket timestamptz, app_version text, os_name text, event_count int8"),
+    key=("project_id", "event_type", "bucket", "app_version", "os_name"),
+)
+"""(project, event type, bucket = UTC hour, app_version, os_name) -> event_count. Unknown
+app_version / os_name are stored as ''."""
+
+EVENT_USERS: Final = Table(
+    "rm_event_users",
+    _columns(
+        "project_id int8, event_type text, bucket timestamptz, distinct_id text, app_version text, os_name text,"
+        " event_count int8"
+    ),
+    key=("project_id", "event_type", "bucket", "distinct_id", "app_version", "os_name"),
+)
+"""One row per user, event type, UTC hour, version and OS: unique users over any range of hours
+= count(DISTINCT distinct_id)."""
+
+USER_DAYS: Final = Table(
+    "rm_user_days",
+    _columns(
+        "project_id int8, day date, distinct_id text, event_count int8, first_seen timestamptz, last_seen timestamptz"
+    ),
+    key=("project_id", "day", "distinct_id"),
+)
+"""(project, UTC day, distinct_id) -> event_count, first_seen, last_seen: DAU/WAU/MAU."""
+
+SHARED: Final = (EVENTS, EVENT_IDS, BAD_EVENTS, CHECKPOINTS, EVENT_COUNTS, EVENT_USERS, USER_DAYS)
