@@ -18,7 +18,7 @@ from django.conf import settings
 from command_side import buffer, ingest
 from contracts import limits
 from contracts.captured import encode_entry
-from contracts.errors import ErrorCode
+from contracts.errors import ErrorCode, error_body
 from contracts.events import (
     EventError,
     SessionEndIn,
@@ -30,6 +30,7 @@ from contracts.events import (
     decode_session_end,
     decode_session_start,
 )
+from tenancy.models import PERSONAL_KEY_PREFIX
 from tenancy.selectors import project_id_for_api_key
 
 _json = msgspec.json.Encoder()
@@ -65,8 +66,18 @@ def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = 
     return IngestResponse(status, _json.encode(body), headers or {})
 
 
-def error_body(code: ErrorCode, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"code": str(code), "field": field, "message": message}
+def method_not_allowed(methods: tuple[str, ...]) -> IngestResponse:
+    message = f"this endpoint takes {' or '.join(methods)}"
+    return respond(405, error_body(ErrorCode.METHOD_NOT_ALLOWED, message), {"Allow": ", ".join(methods)})
+
+
+def not_found(path: str) -> IngestResponse:
+    return respond(404, error_body(ErrorCode.NOT_FOUND, f"nothing at {path}"))
+
+
+def internal_error() -> IngestResponse:
+    # Says nothing of the cause: the traceback goes to the log, never to the client.
+    return respond(500, error_body(ErrorCode.INTERNAL_ERROR, "internal error"))
 
 
 def read_body(request: IngestRequest) -> bytes:
@@ -117,6 +128,13 @@ def authenticate(key: str | None) -> int:
             "send the project API key as 'Authorization: Bearer <api_key>'",
         )
     project_id = project_id_for_api_key(key)
+    if project_id is None and key.startswith(PERSONAL_KEY_PREFIX):
+        raise Rejection(
+            401,
+            ErrorCode.WRONG_KEY_KIND,
+            f"this is a personal API key ({PERSONAL_KEY_PREFIX}…), which reads through the query API;"
+            " ingestion takes the project's public API key",
+        )
     if project_id is None:
         raise Rejection(401, ErrorCode.INVALID_API_KEY, "unknown project API key")
     return project_id
@@ -194,8 +212,9 @@ def batch(request: IngestRequest) -> IngestResponse:
     body = read_body(request)
     decoded = decode_batch(body)
     if isinstance(decoded, EventError):
-        if key:
-            authenticate(key)
+        # Authenticated first, as capture and the session endpoints do: a request without a key
+        # gets the same 401 on every endpoint, whatever its body.
+        authenticate(key or api_key_in_body(body))
         return respond(400, event_error_body(decoded))
     project_id = authenticate(key or decoded.api_key)
     if not decoded.events:

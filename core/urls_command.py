@@ -3,3 +3,7 @@
 from django.urls import include, path
 
 urlpatterns = [path("api/v1/analytics/", include("command_side.urls"))]
+
+# Errors outside the endpoints (an unknown path, a bug) in the same JSON shape as theirs.
+handler404 = "command_side.views.not_found"
+handler500 = "command_side.views.server_error"
