@@ -30,8 +30,17 @@ class DjangoConnections(dramatiq.Middleware):
         close_old_connections()
 
 
+class QueuePrefetch(dramatiq.Middleware):
+    """Applies settings.DRAMATIQ_QUEUE_PREFETCH to the worker before its consumers start: ten
+    times the throughput of Dramatiq's default (DESIGN.md), whoever starts the worker."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        worker.queue_prefetch = settings.DRAMATIQ_QUEUE_PREFETCH
+
+
 broker = RedisBroker(url=settings.REDIS_URL, namespace=f"{settings.REDIS_PREFIX}:dramatiq")
 broker.add_middleware(DjangoConnections())
+broker.add_middleware(QueuePrefetch())
 dramatiq.set_broker(broker)
 
 DRAIN_QUEUE = "tidelog-drain"
@@ -46,7 +55,7 @@ def slot_key(slot: int) -> str:
 def drain_buffer(slot: int) -> None:
     """Drain the buffer for a few seconds. The scheduler holds `slot` for us until we finish."""
     try:
-        drain.drain(drain.consumer_name(slot), budget_seconds=5.0)
+        drain.drain(drain.consumer_name(slot), budget_seconds=settings.TIDELOG_DRAIN_BUDGET_SECONDS)
     finally:
         buffer.client().delete(slot_key(slot))
 
