@@ -5,6 +5,7 @@ Not DRF: they run per SDK flush on the hot path, and msgspec decodes and validat
 one pass (a DRF serializer per event is ~50x slower).
 """
 
+import functools
 import uuid
 import zlib
 from collections.abc import Callable
@@ -156,12 +157,13 @@ def event_error_body(error: EventError) -> dict[str, Any]:
     return body
 
 
-def handle(view):  # type: ignore[no-untyped-def]
+def handle[**P](view: Callable[P, IngestResponse]) -> Callable[P, IngestResponse]:
     """Turn Rejections into their error response; 503s carry Retry-After."""
 
-    def wrapped(request: IngestRequest, *args: Any, **kwargs: Any) -> IngestResponse:
+    @functools.wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> IngestResponse:
         try:
-            return view(request, *args, **kwargs)  # type: ignore[no-any-return]
+            return view(*args, **kwargs)
         except Rejection as rejection:
             headers = {}
             if rejection.status == 503:
@@ -172,8 +174,6 @@ def handle(view):  # type: ignore[no-untyped-def]
                 headers,
             )
 
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 
@@ -233,8 +233,8 @@ def batch(request: IngestRequest) -> IngestResponse:
     enqueue(outcome)
     rejected = [event_error_body(error) for error in outcome.errors]
     if not outcome.accepted:
-        body = error_body(ErrorCode.ALL_EVENTS_INVALID, "no event in the batch is valid", "events")
-        return respond(400, {**body, "accepted": 0, "rejected": rejected})
+        error = error_body(ErrorCode.ALL_EVENTS_INVALID, "no event in the batch is valid", "events")
+        return respond(400, {**error, "accepted": 0, "rejected": rejected})
     return respond(200, {"accepted": outcome.accepted, "rejected": rejected})
 
 
