@@ -72,6 +72,15 @@ def method_not_allowed(methods: tuple[str, ...]) -> IngestResponse:
     return respond(405, error_body(ErrorCode.METHOD_NOT_ALLOWED, message), {"Allow": ", ".join(methods)})
 
 
+def bad_request() -> IngestResponse:
+    # A request Django refused before any endpoint saw it (a Host not in ALLOWED_HOSTS, …).
+    return respond(400, error_body(ErrorCode.BAD_REQUEST, "bad request"))
+
+
+def permission_denied() -> IngestResponse:
+    return respond(403, error_body(ErrorCode.PERMISSION_DENIED, "permission denied"))
+
+
 def not_found(path: str) -> IngestResponse:
     return respond(404, error_body(ErrorCode.NOT_FOUND, f"nothing at {path}"))
 

@@ -39,6 +39,16 @@ def as_response(result: endpoints.IngestResponse) -> HttpResponse:
     return response
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler400 of the command API's URL root."""
+    return as_response(endpoints.bad_request())
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler403 of the command API's URL root."""
+    return as_response(endpoints.permission_denied())
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """handler404 of the command API's URL root: the JSON error shape, not Django's HTML page."""
     return as_response(endpoints.not_found(request.path))

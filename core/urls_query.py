@@ -9,5 +9,7 @@ urlpatterns = [
 ]
 
 # Errors outside DRF's views (an unknown path, a bug) in the same JSON shape as theirs.
+handler400 = "query_side.errors.bad_request"
+handler403 = "query_side.errors.permission_denied"
 handler404 = "query_side.errors.not_found"
 handler500 = "query_side.errors.server_error"

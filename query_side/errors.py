@@ -51,6 +51,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """handler400: a request Django refused before any view saw it (a Host not in ALLOWED_HOSTS, …)."""
+    return JsonResponse(error_body(ErrorCode.BAD_REQUEST, "bad request"), status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """handler403, for PermissionDenied raised outside DRF's views."""
+    return JsonResponse(error_body(ErrorCode.PERMISSION_DENIED, "permission denied"), status=403)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """handler404 of the query API's URL root: an unknown path is JSON too, not Django's HTML."""
     return JsonResponse(error_body(ErrorCode.NOT_FOUND, f"nothing at {request.path}"), status=404)

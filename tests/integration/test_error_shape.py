@@ -8,7 +8,8 @@ path that fronts it in production (core.wsgi_command), which answers its routes 
 import json
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
+from django.urls import get_resolver
 
 from tests.command_helpers import make_event, post
 from tests.integration.test_fast_path import call
@@ -170,6 +171,25 @@ def test_an_unknown_personal_key_is_not_the_wrong_kind(client, project):
 
 
 # --- query API -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("urls", ["core.urls_query", "core.urls_command"])
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(400, "bad_request"), (403, "permission_denied"), (404, "not_found"), (500, "internal_error")],
+)
+def test_every_error_handler_of_both_url_roots_answers_json(urls, status, code):
+    handler = get_resolver(urls).resolve_error_handler(status)
+    request = RequestFactory().get("/somewhere/")
+    response = handler(request) if status == 500 else handler(request, exception=Exception("x"))
+    assert_error(response.status_code, response["Content-Type"], response.content, expected_status=status, code=code)
+
+
+@pytest.mark.parametrize("urls", ["core.urls_query", "core.urls_command"])
+def test_it_answers_a_request_django_refuses_with_a_json_400(lenient_client, settings, urls):
+    settings.ROOT_URLCONF = urls
+    response = lenient_client.get("/nope/", HTTP_HOST="not-an-allowed-host.example")
+    assert_error(response.status_code, response["Content-Type"], response.content, expected_status=400, code="bad_request")
 
 
 @pytest.mark.parametrize("path", ["/", "/nope/", QUERY + "nope/", "/api/v1/analytics/capture/"])
