@@ -32,7 +32,7 @@ run: $(STAMP)
 test: $(STAMP)
 	@echo "== ruff"
 	@$(BIN)/ruff check .
-	@echo "== mypy contracts/"
+	@echo "== mypy (every package, strict)"
 	@$(BIN)/mypy
 	@echo "== import boundaries"
 	@$(BIN)/lint-imports

@@ -6,6 +6,7 @@ drainer acknowledges it after its transaction committed.
 
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from django.conf import settings
@@ -105,7 +106,12 @@ def read(consumer: str, count: int, *, reclaim_idle_ms: int | None = None) -> li
             entries = [Entry(entry_id, fields[b"e"]) for entry_id, fields in claimed if fields]
             if entries:
                 return entries
-            response = redis_client.xreadgroup(GROUP, consumer, {stream_key(): ">"}, count=count)
+            # Without decode_responses (client()), the reply is [[stream, [(id, {field: value})]]] of
+            # bytes; redis-py's annotation covers the RESP3 and decoded shapes too.
+            response = cast(
+                list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
+                redis_client.xreadgroup(GROUP, consumer, {stream_key(): ">"}, count=count),
+            )
             return [Entry(entry_id, fields[b"e"]) for _, messages in response for entry_id, fields in messages]
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc) or attempt:

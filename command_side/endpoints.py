@@ -5,6 +5,7 @@ Not DRF: they run per SDK flush on the hot path, and msgspec decodes and validat
 one pass (a DRF serializer per event is ~50x slower).
 """
 
+import functools
 import uuid
 import zlib
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from django.conf import settings
 from command_side import buffer, ingest
 from contracts import limits
 from contracts.captured import encode_entry
-from contracts.errors import ErrorCode
+from contracts.errors import ErrorCode, error_body
 from contracts.events import (
     EventError,
     SessionEndIn,
@@ -30,6 +31,7 @@ from contracts.events import (
     decode_session_end,
     decode_session_start,
 )
+from tenancy.models import PERSONAL_KEY_PREFIX
 from tenancy.selectors import project_id_for_api_key
 
 _json = msgspec.json.Encoder()
@@ -65,8 +67,27 @@ def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = 
     return IngestResponse(status, _json.encode(body), headers or {})
 
 
-def error_body(code: ErrorCode, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"code": str(code), "field": field, "message": message}
+def method_not_allowed(methods: tuple[str, ...]) -> IngestResponse:
+    message = f"this endpoint takes {' or '.join(methods)}"
+    return respond(405, error_body(ErrorCode.METHOD_NOT_ALLOWED, message), {"Allow": ", ".join(methods)})
+
+
+def bad_request() -> IngestResponse:
+    # A request Django refused before any endpoint saw it (a Host not in ALLOWED_HOSTS, …).
+    return respond(400, error_body(ErrorCode.BAD_REQUEST, "bad request"))
+
+
+def permission_denied() -> IngestResponse:
+    return respond(403, error_body(ErrorCode.PERMISSION_DENIED, "permission denied"))
+
+
+def not_found(path: str) -> IngestResponse:
+    return respond(404, error_body(ErrorCode.NOT_FOUND, f"nothing at {path}"))
+
+
+def internal_error() -> IngestResponse:
+    # Says nothing of the cause: the traceback goes to the log, never to the client.
+    return respond(500, error_body(ErrorCode.INTERNAL_ERROR, "internal error"))
 
 
 def read_body(request: IngestRequest) -> bytes:
@@ -117,6 +138,13 @@ def authenticate(key: str | None) -> int:
             "send the project API key as 'Authorization: Bearer <api_key>'",
         )
     project_id = project_id_for_api_key(key)
+    if project_id is None and key.startswith(PERSONAL_KEY_PREFIX):
+        raise Rejection(
+            401,
+            ErrorCode.WRONG_KEY_KIND,
+            f"this is a personal API key ({PERSONAL_KEY_PREFIX}…), which reads through the query API;"
+            " ingestion takes the project's public API key",
+        )
     if project_id is None:
         raise Rejection(401, ErrorCode.INVALID_API_KEY, "unknown project API key")
     return project_id
@@ -138,12 +166,13 @@ def event_error_body(error: EventError) -> dict[str, Any]:
     return body
 
 
-def handle(view):  # type: ignore[no-untyped-def]
+def handle[**P](view: Callable[P, IngestResponse]) -> Callable[P, IngestResponse]:
     """Turn Rejections into their error response; 503s carry Retry-After."""
 
-    def wrapped(request: IngestRequest, *args: Any, **kwargs: Any) -> IngestResponse:
+    @functools.wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> IngestResponse:
         try:
-            return view(request, *args, **kwargs)  # type: ignore[no-any-return]
+            return view(*args, **kwargs)
         except Rejection as rejection:
             headers = {}
             if rejection.status == 503:
@@ -154,8 +183,6 @@ def handle(view):  # type: ignore[no-untyped-def]
                 headers,
             )
 
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 
@@ -194,8 +221,9 @@ def batch(request: IngestRequest) -> IngestResponse:
     body = read_body(request)
     decoded = decode_batch(body)
     if isinstance(decoded, EventError):
-        if key:
-            authenticate(key)
+        # Authenticated first, as capture and the session endpoints do: a request without a key
+        # gets the same 401 on every endpoint, whatever its body.
+        authenticate(key or api_key_in_body(body))
         return respond(400, event_error_body(decoded))
     project_id = authenticate(key or decoded.api_key)
     if not decoded.events:
@@ -214,8 +242,8 @@ def batch(request: IngestRequest) -> IngestResponse:
     enqueue(outcome)
     rejected = [event_error_body(error) for error in outcome.errors]
     if not outcome.accepted:
-        body = error_body(ErrorCode.ALL_EVENTS_INVALID, "no event in the batch is valid", "events")
-        return respond(400, {**body, "accepted": 0, "rejected": rejected})
+        error = error_body(ErrorCode.ALL_EVENTS_INVALID, "no event in the batch is valid", "events")
+        return respond(400, {**error, "accepted": 0, "rejected": rejected})
     return respond(200, {"accepted": outcome.accepted, "rejected": rejected})
 
 

@@ -1,5 +1,6 @@
 """The command API's hot path as a lean WSGI layer: the four ingestion routes are answered here
-without Django's request, middleware and URL machinery; anything else falls through to Django.
+without Django's request, middleware and URL machinery; anything else falls through to Django
+(whose 404 and 500 are the same JSON error bodies, core/urls_command.py).
 
 Why: on this machine kind Django's per-request overhead (~350 us) was most of a capture's cost
 (docs/performance.md). The endpoints are the same functions the Django views call.
@@ -54,7 +55,8 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
             kwargs = match.groupdict()
         endpoint, methods = route
         if environ.get("REQUEST_METHOD") not in methods:
-            return _answer(start_response, 405, b"", {"Allow": ", ".join(methods)})
+            refusal = endpoints.method_not_allowed(methods)
+            return _answer(start_response, refusal.status, refusal.body, refusal.headers)
         declared = environ.get("CONTENT_LENGTH") or ""
         length = int(declared) if declared.isdigit() else None
         stream = environ["wsgi.input"]
@@ -73,8 +75,7 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
             result = endpoint(request, **kwargs)
         except Exception:
             log.exception("ingestion endpoint %s failed", endpoint.__name__)
-            body = b'{"code": "internal_error", "field": null, "message": "internal error"}'
-            return _answer(start_response, 500, body, {})
+            result = endpoints.internal_error()
         return _answer(start_response, result.status, result.body, result.headers)
 
     return application

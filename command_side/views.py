@@ -18,9 +18,7 @@ def as_view(endpoint: Endpoint, methods: tuple[str, ...]) -> Callable[..., HttpR
     @csrf_exempt
     def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         if request.method not in methods:
-            response = HttpResponse(status=405)
-            response["Allow"] = ", ".join(methods)
-            return response
+            return as_response(endpoints.method_not_allowed(methods))
         length = request.META.get("CONTENT_LENGTH") or ""
         ingest_request = endpoints.IngestRequest(
             authorization=request.META.get("HTTP_AUTHORIZATION", ""),
@@ -28,14 +26,37 @@ def as_view(endpoint: Endpoint, methods: tuple[str, ...]) -> Callable[..., HttpR
             content_length=int(length) if length.isdigit() else None,
             read_body=lambda: request.body,
         )
-        result = endpoint(ingest_request, **kwargs)
-        response = HttpResponse(result.body, status=result.status, content_type="application/json")
-        for name, value in result.headers.items():
-            response[name] = value
-        return response
+        return as_response(endpoint(ingest_request, **kwargs))
 
     view.__name__ = endpoint.__name__
     return view
+
+
+def as_response(result: endpoints.IngestResponse) -> HttpResponse:
+    response = HttpResponse(result.body, status=result.status, content_type="application/json")
+    for name, value in result.headers.items():
+        response[name] = value
+    return response
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler400 of the command API's URL root."""
+    return as_response(endpoints.bad_request())
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler403 of the command API's URL root."""
+    return as_response(endpoints.permission_denied())
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404 of the command API's URL root: the JSON error shape, not Django's HTML page."""
+    return as_response(endpoints.not_found(request.path))
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500 of the command API's URL root (the fast path answers its own 500s alike)."""
+    return as_response(endpoints.internal_error())
 
 
 capture = as_view(endpoints.capture, ("POST",))

@@ -1,12 +1,15 @@
-"""Machine-readable error codes of both APIs. The strings are public: never rename one."""
+"""Machine-readable error codes of both APIs, and the one shape every error body has.
+
+The strings are public: never rename one.
+"""
 
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
     # request level
     INVALID_JSON = "invalid_json"
-    INVALID_BODY = "invalid_body"
     INVALID_GZIP = "invalid_gzip"
     UNSUPPORTED_ENCODING = "unsupported_encoding"
     BODY_TOO_LARGE = "body_too_large"
@@ -15,6 +18,8 @@ class ErrorCode(StrEnum):
     ALL_EVENTS_INVALID = "all_events_invalid"
     MISSING_API_KEY = "missing_api_key"
     INVALID_API_KEY = "invalid_api_key"
+    # a personal key (tls_) sent to the command API, or a project key (tlp_) to the query API
+    WRONG_KEY_KIND = "wrong_key_kind"
     BUFFER_FULL = "buffer_full"
     BUFFER_UNAVAILABLE = "buffer_unavailable"
     # event level
@@ -32,4 +37,13 @@ class ErrorCode(StrEnum):
     INVALID_PARAMETER = "invalid_parameter"
     NOT_AUTHENTICATED = "not_authenticated"
     PERMISSION_DENIED = "permission_denied"
+    # both APIs, whatever the route
+    BAD_REQUEST = "bad_request"
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    INTERNAL_ERROR = "internal_error"
+
+
+def error_body(code: ErrorCode, message: str, field: str | None = None) -> dict[str, Any]:
+    """The body of every error answer of both APIs: `{"code", "field", "message"}`."""
+    return {"code": str(code), "field": field, "message": message}

@@ -1,4 +1,5 @@
-"""The analytics event: as an SDK sends it (wire v1) and as the buffer carries it (`EventCaptured`).
+"""The analytics event: as an SDK sends it (wire v1: the `/api/v1/` of the URLs) and as the
+buffer carries it (`EventCaptured`).
 
 Decoding is one msgspec pass per event: types, lengths and required fields are checked by the
 decoder itself; only the properties' shape is walked afterwards.
@@ -14,8 +15,6 @@ import msgspec
 
 from contracts import limits
 from contracts.errors import ErrorCode
-
-WIRE_VERSION: Final = 1
 
 EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_EVENT_TYPE_LENGTH)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_ID_LENGTH)]

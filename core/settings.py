@@ -1,12 +1,15 @@
 """All configuration, read once from the environment, with defaults that run on this machine.
 
-Never import application code here: settings are the root of the import graph.
+This is the only module that reads the environment (docs/operations.md lists every variable);
+migrations, commands and bin/tidelog-run read django.conf.settings. Never import application code
+here: settings are the root of the import graph.
 """
 
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -19,12 +22,25 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, str(default)))
 
 
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, str(default)))
+
+
 def env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env("DJANGO_SECRET_KEY", "tidelog-insecure-development-key-change-me-in-production")
+# Signs sessions (the admin) and CSRF tokens. Only a debug server may run on the well-known
+# development key: anywhere else a forgotten variable would let anyone forge an admin session.
+# (`make run` generates a key of its own in .tidelog/, the tests set a throwaway one.)
+_DEVELOPMENT_SECRET_KEY = "tidelog-insecure-development-key-change-me-in-production"
+SECRET_KEY = env("DJANGO_SECRET_KEY", "") or (_DEVELOPMENT_SECRET_KEY if DEBUG else "")
+if not DEBUG and SECRET_KEY in ("", _DEVELOPMENT_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set to a secret of its own when DJANGO_DEBUG is off, e.g.\n"
+        "  export DJANGO_SECRET_KEY=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')\""
+    )
 ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -146,14 +162,37 @@ TIDELOG_PARTITIONS_AHEAD_DAYS = env_int("TIDELOG_PARTITIONS_AHEAD_DAYS", 3)
 TIDELOG_PARTITIONS_BACKFILL_DAYS = env_int("TIDELOG_PARTITIONS_BACKFILL_DAYS", 400)
 # Seconds a project API key lookup stays cached in each command API process.
 TIDELOG_KEY_CACHE_SECONDS = env_int("TIDELOG_KEY_CACHE_SECONDS", 30)
+# Seconds one drain message drains before it ends (the scheduler sends the next one): long enough
+# to amortise the message, short enough that a stopping worker finishes it in time.
+TIDELOG_DRAIN_BUDGET_SECONDS = env_float("TIDELOG_DRAIN_BUDGET_SECONDS", 5.0)
+# Buffer entries (requests) waiting per extra parallel drain: one drain for a trickle, more as the
+# backlog grows, up to TIDELOG_DRAIN_PARALLELISM.
+TIDELOG_DRAIN_SLOT_BACKLOG = env_int("TIDELOG_DRAIN_SLOT_BACKLOG", 200)
+# `auto`: a TimescaleDB hypertable where the extension can be created, native daily partitions
+# otherwise; `postgres` forces the latter. Read once, by the event store's migration.
+TIDELOG_EVENT_STORE_ENGINE = env("TIDELOG_EVENT_STORE_ENGINE", "auto").lower() or "auto"
+if TIDELOG_EVENT_STORE_ENGINE not in ("auto", "postgres"):
+    raise ImproperlyConfigured(
+        f"TIDELOG_EVENT_STORE_ENGINE must be 'auto' or 'postgres', not {TIDELOG_EVENT_STORE_ENGINE!r}"
+    )
+# Crash tests only: the name of the fault point (command_side/faults.py) where the process dies.
+TIDELOG_FAULT = env("TIDELOG_FAULT", "")
 
 # --- Projections -----------------------------------------------------------------------------
 TIDELOG_PROJECTION_BATCH = env_int("TIDELOG_PROJECTION_BATCH", 5_000)
-TIDELOG_PROJECTION_POLL_SECONDS = float(env("TIDELOG_PROJECTION_POLL_SECONDS", "0.2"))
+TIDELOG_PROJECTION_POLL_SECONDS = env_float("TIDELOG_PROJECTION_POLL_SECONDS", 0.2)
 
 # --- Dramatiq --------------------------------------------------------------------------------
-# Default prefetch gives ~530 messages/s a worker; ~100 gives ~5,300 (measured, DESIGN.md).
+# Messages each worker process reads ahead (command_side.actors applies it at worker boot).
+# Dramatiq's default (2 a thread) gives ~530 messages/s a worker; ~100 gives ~5,300 (measured,
+# DESIGN.md). The variable is Dramatiq's own name for it, which its worker reads too.
 DRAMATIQ_QUEUE_PREFETCH = env_int("dramatiq_queue_prefetch", 100)
+
+# --- Processes of `make run` (bin/tidelog-run) -------------------------------------------------
+# docker-compose.yml sets these per service instead (docs/deploy.md).
+TIDELOG_HOST = env("TIDELOG_HOST", "127.0.0.1")
+TIDELOG_COMMAND_WORKERS = env_int("TIDELOG_COMMAND_WORKERS", 2)
+TIDELOG_QUERY_WORKERS = env_int("TIDELOG_QUERY_WORKERS", 1)
 
 LOGGING = {
     "version": 1,

@@ -3,3 +3,9 @@
 from django.urls import include, path
 
 urlpatterns = [path("api/v1/analytics/", include("command_side.urls"))]
+
+# Errors outside the endpoints (an unknown path, a bug) in the same JSON shape as theirs.
+handler400 = "command_side.views.bad_request"
+handler403 = "command_side.views.permission_denied"
+handler404 = "command_side.views.not_found"
+handler500 = "command_side.views.server_error"

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import statistics
@@ -61,7 +62,8 @@ def services_env() -> dict[str, str]:
     env["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + BENCH_DB
     env["TIDELOG_REDIS_PREFIX"] = f"tidelog-bench-{os.getpid()}"
     env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("dramatiq_queue_prefetch", "100")
+    # A throwaway stack: any key will do, but one it must have (DEBUG is off, as in production).
+    env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     env.setdefault("TIDELOG_LOG_LEVEL", "WARNING")
     return env
 

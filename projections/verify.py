@@ -47,7 +47,7 @@ def verify(projection: Projection, *, limit: int = 100) -> VerifyReport:
         # Exact, not approximate: every event at or before the checkpoint had committed when
         # the runner read past it, and none can appear there later (see runner._READ).
         upto = "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"
-        params = {"xact_id": report.checkpoint[0], "position": report.checkpoint[1]}
+        params: dict[str, str | int] = {"xact_id": report.checkpoint[0], "position": report.checkpoint[1]}
         for query in projection.verify_queries():
             columns = query.table.column_list()
             expected = query.expected.replace("{upto}", upto)

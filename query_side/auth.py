@@ -11,8 +11,15 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from tenancy.models import PersonalAPIKey
+from contracts.errors import ErrorCode
+from tenancy.models import PROJECT_KEY_PREFIX, PersonalAPIKey
 from tenancy.selectors import personal_api_key_find
+
+
+class WrongKeyKind(exceptions.AuthenticationFailed):
+    """A project's public key (`tlp_…`) sent to the query API, which reads with personal keys."""
+
+    default_code = ErrorCode.WRONG_KEY_KIND
 
 
 class KeyUser:
@@ -43,6 +50,11 @@ class PersonalAPIKeyAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != self.keyword.lower() or not secret.strip():
             raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <personal_api_key>'.")
         key = personal_api_key_find(secret.strip())
+        if key is None and secret.strip().startswith(PROJECT_KEY_PREFIX):
+            raise WrongKeyKind(
+                f"This is a project's public API key ({PROJECT_KEY_PREFIX}…), which only sends events;"
+                " the query API reads with a personal API key."
+            )
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked personal API key.")
         now = timezone.now()

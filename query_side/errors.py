@@ -1,12 +1,14 @@
-"""Every query API error has the same shape: {"code", "field", "message"}."""
+"""Every query API error has the same shape: {"code", "field", "message"}, whether DRF raised it
+(exception_handler) or Django answered outside a DRF view (not_found, server_error)."""
 
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from contracts.errors import ErrorCode
+from contracts.errors import ErrorCode, error_body
 
 
 class InvalidParameter(exceptions.APIException):
@@ -22,20 +24,48 @@ _CODES = {
     status.HTTP_401_UNAUTHORIZED: ErrorCode.NOT_AUTHENTICATED,
     status.HTTP_403_FORBIDDEN: ErrorCode.PERMISSION_DENIED,
     status.HTTP_404_NOT_FOUND: ErrorCode.NOT_FOUND,
+    status.HTTP_405_METHOD_NOT_ALLOWED: ErrorCode.METHOD_NOT_ALLOWED,
 }
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     response = drf_exception_handler(exc, context)
     if response is None:
+        # Not an API exception: a bug. Django's handler500 (server_error) answers it.
         return None
     if isinstance(exc, InvalidParameter):
-        body = {"code": str(ErrorCode.INVALID_PARAMETER), "field": exc.field, "message": str(exc.detail)}
+        body = error_body(ErrorCode.INVALID_PARAMETER, str(exc.detail), exc.field)
     else:
-        # The statuses above have codes of ours; any other (405, 406, 415, 429) keeps DRF's own
-        # code ('method_not_allowed', …) rather than a misleading 'invalid_parameter'.
-        code = _CODES.get(response.status_code) or getattr(exc, "default_code", ErrorCode.INVALID_PARAMETER)
+        # Our own exception classes carry their code (auth.WrongKeyKind). Then the statuses above
+        # have codes of ours; any other (406, 415, 429) keeps DRF's own code
+        # ('unsupported_media_type', …) rather than a misleading 'invalid_parameter'.
+        own = getattr(exc, "default_code", None)
+        code = own if isinstance(own, ErrorCode) else _CODES.get(response.status_code)
         detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
-        body = {"code": str(code), "field": None, "message": str(detail)}
+        body = {
+            "code": str(code or getattr(exc, "default_code", ErrorCode.INVALID_PARAMETER)),
+            "field": None,
+            "message": str(detail),
+        }
     response.data = body
     return response
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """handler400: a request Django refused before any view saw it (a Host not in ALLOWED_HOSTS, …)."""
+    return JsonResponse(error_body(ErrorCode.BAD_REQUEST, "bad request"), status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """handler403, for PermissionDenied raised outside DRF's views."""
+    return JsonResponse(error_body(ErrorCode.PERMISSION_DENIED, "permission denied"), status=403)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """handler404 of the query API's URL root: an unknown path is JSON too, not Django's HTML."""
+    return JsonResponse(error_body(ErrorCode.NOT_FOUND, f"nothing at {request.path}"), status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    """handler500 of the query API's URL root. Says nothing of the cause: that goes to the log."""
+    return JsonResponse(error_body(ErrorCode.INTERNAL_ERROR, "internal error"), status=500)

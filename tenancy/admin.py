@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from tenancy.models import PersonalAPIKey, Project
@@ -13,8 +14,8 @@ class ProjectAdmin(admin.ModelAdmin):
     actions = ["issue_personal_api_key"]
 
     @admin.action(description="Issue a personal API key (shown once)")
-    def issue_personal_api_key(self, request: HttpRequest, queryset: "object") -> None:
-        for project in queryset:  # type: ignore[attr-defined]
+    def issue_personal_api_key(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
+        for project in queryset:
             secret = personal_api_key_issue(project=project, label=f"issued by {request.user}")
             self.message_user(request, f"Personal API key for {project}: {secret} (copy it now)", messages.WARNING)
 

@@ -38,11 +38,6 @@ def project_id_for_api_key(api_key: str) -> int | None:
     return project_id
 
 
-def api_key_cache_clear() -> None:
-    with _cache_lock:
-        _cache.clear()
-
-
 def personal_api_key_find(secret: str) -> PersonalAPIKey | None:
     return (
         PersonalAPIKey.objects.select_related("project")

@@ -2,12 +2,13 @@
 
 The engine is chosen here, once, at migrate time: a TimescaleDB hypertable when the extension
 can be created (it must be in shared_preload_libraries), natively day-partitioned PostgreSQL
-otherwise. TIDELOG_EVENT_STORE_ENGINE=postgres forces the latter. `manage.py event_store`
-reports which one a database has.
+otherwise. TIDELOG_EVENT_STORE_ENGINE=postgres (settings) forces the latter. `manage.py
+event_store` reports which one a database has.
 """
 
-import os
+from typing import Any
 
+from django.conf import settings
 from django.db import migrations
 
 EVENTS = """
@@ -103,8 +104,8 @@ DROP FUNCTION IF EXISTS tidelog_ensure_event_partition(date);
 """
 
 
-def timescaledb_usable(cursor) -> bool:
-    if os.environ.get("TIDELOG_EVENT_STORE_ENGINE", "").lower() == "postgres":
+def timescaledb_usable(cursor: Any) -> bool:
+    if settings.TIDELOG_EVENT_STORE_ENGINE == "postgres":
         return False
     cursor.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),"
@@ -114,7 +115,7 @@ def timescaledb_usable(cursor) -> bool:
     return bool(available and preloaded)
 
 
-def create_event_store(apps, schema_editor):
+def create_event_store(apps: Any, schema_editor: Any) -> None:
     with schema_editor.connection.cursor() as cursor:
         if timescaledb_usable(cursor):
             cursor.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
@@ -128,7 +129,7 @@ def create_event_store(apps, schema_editor):
         cursor.execute(LEDGER)
 
 
-def drop_event_store(apps, schema_editor):
+def drop_event_store(apps: Any, schema_editor: Any) -> None:
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(DROP)
 

@@ -1,0 +1,63 @@
+"""core.settings refuses to start a production server on a missing or well-known secret key, and
+reads every tunable there (nothing else in the code reads the environment)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ["contracts", "command_side", "projections", "query_side", "tenancy", "core"]
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TIDELOG_"))}
+    return subprocess.run(
+        [sys.executable, "-c", "import core.settings as s; print(s.DEBUG, s.SECRET_KEY)"],
+        env={**clean, **env}, cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_it_refuses_to_start_outside_debug_without_a_secret_key():
+    loaded = load_settings()
+    assert loaded.returncode != 0
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set" in loaded.stderr
+
+
+@pytest.mark.parametrize("key", ["", "tidelog-insecure-development-key-change-me-in-production"])
+def test_it_refuses_the_development_key_outside_debug(key):
+    loaded = load_settings(DJANGO_SECRET_KEY=key, DJANGO_DEBUG="0")
+    assert loaded.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in loaded.stderr
+
+
+def test_a_debug_server_runs_on_the_development_key():
+    loaded = load_settings(DJANGO_DEBUG="1")
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["True", "tidelog-insecure-development-key-change-me-in-production"]
+
+
+def test_a_production_server_runs_on_its_own_key():
+    loaded = load_settings(DJANGO_SECRET_KEY="a-real-secret")
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["False", "a-real-secret"]
+
+
+def test_it_refuses_an_unknown_event_store_engine():
+    loaded = load_settings(DJANGO_SECRET_KEY="k", TIDELOG_EVENT_STORE_ENGINE="timescale")
+    assert loaded.returncode != 0
+    assert "TIDELOG_EVENT_STORE_ENGINE must be 'auto' or 'postgres'" in loaded.stderr
+
+
+def test_only_the_settings_read_the_environment():
+    readers = re.compile(r"os\.environ\.get|os\.getenv|os\.environ\[")
+    offenders = [
+        str(path.relative_to(REPO))
+        for package in PACKAGES
+        for path in (REPO / package).rglob("*.py")
+        if readers.search(path.read_text()) and path != REPO / "core" / "settings.py"
+    ]
+    assert offenders == []
