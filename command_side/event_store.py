@@ -166,14 +166,14 @@ def append(entries: list[BufferEntry]) -> AppendResult:
             # transaction (a test, a savepoint), where no commit came between two appends.
             cursor.execute("DELETE FROM tidelog_staging")
             cursor.cursor.adapters.register_dumper(bytes, _JsonbBytesDumper)
-            with cursor.copy("COPY tidelog_staging FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[attr-defined]
+            with cursor.copy("COPY tidelog_staging FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_STAGING_TYPES)
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(_INSERT)
             stored = cursor.rowcount
         if bad_rows:
-            with cursor.copy(_COPY_BAD) as copy:  # type: ignore[attr-defined]
+            with cursor.copy(_COPY_BAD) as copy:
                 for bad_row in bad_rows:
                     copy.write_row(bad_row)
         fault_point("before_commit")
@@ -191,7 +191,7 @@ def event_ids_prune(*, batch: int = 50_000) -> int:
                 "  WHERE first_seen_at < now() - make_interval(days => %s) LIMIT %s))",
                 [settings.TIDELOG_DEDUP_WINDOW_DAYS, batch],
             )
-            count = cursor.rowcount
+            count: int = cursor.rowcount
         removed += count
         if count < batch:
             return removed

@@ -181,6 +181,12 @@ TIDELOG_FAULT = env("TIDELOG_FAULT", "")
 # --- Projections -----------------------------------------------------------------------------
 TIDELOG_PROJECTION_BATCH = env_int("TIDELOG_PROJECTION_BATCH", 5_000)
 TIDELOG_PROJECTION_POLL_SECONDS = env_float("TIDELOG_PROJECTION_POLL_SECONDS", 0.2)
+# A batch is a few hundred milliseconds of work; one that runs this long is stuck (a lock held by
+# someone else, a runaway plan): it is cancelled, rolled back and retried. Nothing is lost.
+TIDELOG_PROJECTION_STATEMENT_TIMEOUT_SECONDS = env_float("TIDELOG_PROJECTION_STATEMENT_TIMEOUT_SECONDS", 60.0)
+# A replay's swap renames the live tables, which waits for their readers; it gives up after this
+# long, catches up again and retries, rather than stall dashboards behind one slow query.
+TIDELOG_REPLAY_SWAP_LOCK_TIMEOUT_SECONDS = env_float("TIDELOG_REPLAY_SWAP_LOCK_TIMEOUT_SECONDS", 5.0)
 
 # --- Dramatiq --------------------------------------------------------------------------------
 # Messages each worker process reads ahead (command_side.actors applies it at worker boot).

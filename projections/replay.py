@@ -19,11 +19,6 @@ log = logging.getLogger("tidelog.projections")
 
 SHADOW = "__shadow"
 
-# The swap renames the live tables, which waits for every query reading them and makes every
-# new one wait behind it. Give up after this long, catch up again and retry, rather than stall
-# the dashboards behind one slow query.
-SWAP_LOCK_TIMEOUT = "5s"
-
 
 class ReplayRunning(Exception):
     """Another replay of this projection is under way."""
@@ -61,7 +56,9 @@ def replay(projection: Projection, *, progress: Callable[[int], None] | None = N
                 if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
                     raise
                 log.warning(
-                    "%s: swap waited %s for readers; catching up and retrying", projection.name, SWAP_LOCK_TIMEOUT
+                    "%s: swap waited %.1f s for readers; catching up and retrying",
+                    projection.name,
+                    settings.TIDELOG_REPLAY_SWAP_LOCK_TIMEOUT_SECONDS,
                 )
                 time.sleep(1)
     with connection.cursor() as cursor:
@@ -76,7 +73,7 @@ def replay(projection: Projection, *, progress: Callable[[int], None] | None = N
 def _replay_lock(projection: Projection) -> Iterator[None]:
     # A session-level advisory lock: held across the replay's many transactions, released if
     # the process dies. Two replays of one projection would drop each other's shadow tables.
-    key = [LOCK_NAMESPACE, f"replay:{projection.name}"]
+    key: list[int | str] = [LOCK_NAMESPACE, f"replay:{projection.name}"]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key)
         if not cursor.fetchone()[0]:
@@ -103,7 +100,8 @@ def _swap(
             progress(applied)
         if applied >= settings.TIDELOG_PROJECTION_BATCH:
             return False  # still behind: commit this batch, catch up outside the lock first
-        cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+        timeout_ms = int(settings.TIDELOG_REPLAY_SWAP_LOCK_TIMEOUT_SECONDS * 1000)
+        cursor.execute(f"SET LOCAL lock_timeout = '{timeout_ms}ms'")
         for live, shadow in shadows.items():
             index_names = _matching_index_names(cursor, live, shadow)
             cursor.execute(f"ALTER TABLE {live} RENAME TO {live}__old")

@@ -20,10 +20,6 @@ from projections.registry import PROJECTIONS, projection_get
 
 log = logging.getLogger("tidelog.projections")
 
-# A batch is a few hundred milliseconds of work; one that runs a minute is stuck (a lock held by
-# someone else, a runaway plan). Cancel it, roll back, and let the loop retry: nothing is lost.
-BATCH_STATEMENT_TIMEOUT = "60s"
-
 # Namespace of the two-key advisory locks (pg_advisory_xact_lock(int4, int4)), so ours never
 # collide with the one-key locks other code takes (the event store's partition creator).
 LOCK_NAMESPACE = 0x7D1E
@@ -128,7 +124,8 @@ def _apply_next_batch(
     limit = limit or settings.TIDELOG_PROJECTION_BATCH
     with transaction.atomic(), raw_cursor() as cursor:
         # One runner per checkpoint at a time; a replay's swap takes the same lock.
-        cursor.execute(_SETUP, [*lock_key(name), BATCH_STATEMENT_TIMEOUT])
+        timeout = f"{int(settings.TIDELOG_PROJECTION_STATEMENT_TIMEOUT_SECONDS * 1000)}ms"
+        cursor.execute(_SETUP, [*lock_key(name), timeout])
         cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s", [name])
         row = cursor.fetchone()
         if row is None:
@@ -137,7 +134,7 @@ def _apply_next_batch(
         # Its own statement, before the read: the read's snapshot must be newer than the scan
         # of the appenders (contracts/follow.py). READ COMMITTED gives each statement its own.
         cursor.execute(HORIZON)
-        horizon = cursor.fetchone()[0]
+        (horizon,) = cursor.fetchone() or (None,)  # always one row: an aggregate over one
         # Binary results: Django registers a Python loader for text timestamptz (5 µs a row).
         cursor.execute(_READ, [start_xact, start_position, horizon, limit], binary=True)
         events = [StoredEvent(*r) for r in cursor.fetchall()]

@@ -58,14 +58,18 @@ def assert_error(status, content_type, content, *, expected_status, code):
 @pytest.mark.parametrize("path", ["/", "/nope/", COMMAND + "nope/", COMMAND + "capture/extra/"])
 def test_it_answers_an_unknown_command_path_with_a_json_404(client, path):
     response = client.post(path, b"{}", content_type="application/json")
-    body = assert_error(response.status_code, response["Content-Type"], response.content, expected_status=404, code="not_found")
+    body = assert_error(
+        response.status_code, response["Content-Type"], response.content, expected_status=404, code="not_found"
+    )
     assert body["message"] == f"nothing at {path}"
 
 
 @pytest.mark.urls("core.urls_command")
 def test_it_answers_a_wrong_method_on_the_command_api_with_a_json_405(client):
     response = client.get(COMMAND + "capture/")
-    assert_error(response.status_code, response["Content-Type"], response.content, expected_status=405, code="method_not_allowed")
+    assert_error(
+        response.status_code, response["Content-Type"], response.content, expected_status=405, code="method_not_allowed"
+    )
     assert response["Allow"] == "POST"
 
 
@@ -73,7 +77,9 @@ def test_it_answers_a_wrong_method_on_the_command_api_with_a_json_405(client):
 def test_it_answers_a_command_api_bug_with_a_json_500(lenient_client, project, monkeypatch, redis_client):
     break_ingestion(monkeypatch)
     response = post(lenient_client, "capture/", make_event(), key=project.api_key)
-    body = assert_error(response.status_code, response["Content-Type"], response.content, expected_status=500, code="internal_error")
+    body = assert_error(
+        response.status_code, response["Content-Type"], response.content, expected_status=500, code="internal_error"
+    )
     assert "a bug" not in body["message"]  # the cause goes to the log, not to the client
 
 
@@ -137,7 +143,9 @@ def test_it_answers_a_request_without_a_key_with_the_same_401_on_every_endpoint(
 def test_it_tells_a_personal_key_sent_to_the_command_api_apart(client, fast_path, project, path):
     event = make_event()
     response = post(client, path, event, key=project.personal_api_key)
-    body = assert_error(response.status_code, response["Content-Type"], response.content, expected_status=401, code="wrong_key_kind")
+    body = assert_error(
+        response.status_code, response["Content-Type"], response.content, expected_status=401, code="wrong_key_kind"
+    )
     assert "personal API key" in body["message"]
     status, _, content = call(
         fast_path, "POST", COMMAND + path, json.dumps(event).encode(),
@@ -160,7 +168,9 @@ def test_an_unknown_key_that_looks_personal_is_still_the_wrong_kind(client, proj
 
 def test_it_tells_a_project_key_sent_to_the_query_api_apart(client, project):
     response = client.get(QUERY + "events/", HTTP_AUTHORIZATION=f"Bearer {project.api_key}")
-    body = assert_error(response.status_code, response["Content-Type"], response.content, expected_status=401, code="wrong_key_kind")
+    body = assert_error(
+        response.status_code, response["Content-Type"], response.content, expected_status=401, code="wrong_key_kind"
+    )
     assert "personal API key" in body["message"]
     assert body["field"] is None
 
@@ -189,13 +199,17 @@ def test_every_error_handler_of_both_url_roots_answers_json(urls, status, code):
 def test_it_answers_a_request_django_refuses_with_a_json_400(lenient_client, settings, urls):
     settings.ROOT_URLCONF = urls
     response = lenient_client.get("/nope/", HTTP_HOST="not-an-allowed-host.example")
-    assert_error(response.status_code, response["Content-Type"], response.content, expected_status=400, code="bad_request")
+    assert_error(
+        response.status_code, response["Content-Type"], response.content, expected_status=400, code="bad_request"
+    )
 
 
 @pytest.mark.parametrize("path", ["/", "/nope/", QUERY + "nope/", "/api/v1/analytics/capture/"])
 def test_it_answers_an_unknown_query_path_with_a_json_404(client, project, path):
     response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}")
-    body = assert_error(response.status_code, response["Content-Type"], response.content, expected_status=404, code="not_found")
+    body = assert_error(
+        response.status_code, response["Content-Type"], response.content, expected_status=404, code="not_found"
+    )
     assert body["message"] == f"nothing at {path}"
 
 
@@ -205,5 +219,7 @@ def test_it_answers_a_query_api_bug_with_a_json_500(lenient_client, project, mon
 
     monkeypatch.setattr("query_side.selectors.event_list", explode)
     response = lenient_client.get(QUERY + "events/", HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}")
-    body = assert_error(response.status_code, response["Content-Type"], response.content, expected_status=500, code="internal_error")
+    body = assert_error(
+        response.status_code, response["Content-Type"], response.content, expected_status=500, code="internal_error"
+    )
     assert "a bug" not in body["message"]

@@ -50,9 +50,7 @@ class Command(BaseCommand):
                     client = buffer.client()
                     # One drain for a trickle, more as the backlog grows: parallel drains of a
                     # few entries each would spend more on transactions than on events.
-                    slots = min(
-                        settings.TIDELOG_DRAIN_PARALLELISM, 1 + backlog // settings.TIDELOG_DRAIN_SLOT_BACKLOG
-                    )
+                    slots = min(settings.TIDELOG_DRAIN_PARALLELISM, 1 + backlog // settings.TIDELOG_DRAIN_SLOT_BACKLOG)
                     for slot in range(slots):
                         # A slot is held until its actor finishes (or 60 s pass: it died).
                         if client.set(actors.slot_key(slot), "1", nx=True, px=60_000):
