@@ -7,7 +7,10 @@ projection runner, PostgreSQL, Redis, and this load generator, all sharing the c
   1. batch/   : events/s accepted at 100 events a request, p50/p99 accept latency
   2. durable  : events/s stored in the event store over the batch phase and its drain tail
   3. capture/ : requests/s of single events, p50/p99
-  4. ceiling  : the same number of events by raw binary COPY straight into the same table
+  4. lag      : with projections on, a steady --lag-rate events/s (default 10,000) of batches,
+                and probe events among them: accept -> visible in the query API's event_counts,
+                p50 / p99 / max
+  5. ceiling  : the same number of events by raw binary COPY straight into the same table
 
 It uses its own database (tidelog_bench, dropped and made anew) and Redis prefix.
 The load generator is plain asyncio over keep-alive sockets with request bodies built before
@@ -142,6 +145,88 @@ async def load(port: int, requests: list[bytes], seconds: float, connections: in
     return time.perf_counter() - started, latencies, codes
 
 
+async def paced(port: int, requests: list[bytes], seconds: float, rate: float, connections: int) -> dict:
+    """Send `rate` requests/s spread over `connections`, whatever the answers' speed (an open
+    model, as a fleet of phones is): each connection keeps its own schedule."""
+    codes: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+
+    async def one(offset: float) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        due = time.perf_counter() + offset
+        try:
+            while requests and due < deadline:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                due += connections / rate
+                writer.write(requests.pop())
+                status, _ = await read_response(reader)
+                codes[status] = codes.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(one(i / rate) for i in range(connections)))
+    return codes
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return int(head[9:12]), (await reader.readexactly(length) if length else b"")
+
+
+async def lag_probes(
+    key: str, personal_key: str, seconds: float, tail: float, every: float = 0.1
+) -> tuple[list[float], int]:
+    """Every `every` s send one event of a type of its own; poll the query API's event_counts
+    every 20 ms; return each probe's accept-to-visible seconds, and how many never showed."""
+    accepted: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop_sending = time.perf_counter() + seconds
+
+    async def send() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", 8000)
+        n = 0
+        while time.perf_counter() < stop_sending:
+            name = f"lag_probe_{n}"
+            n += 1
+            body = json.dumps({"events": [{"event_type": name, "distinct_id": "prober", "uuid": str(uuid.uuid4())}]})
+            writer.write(
+                f"POST /api/v1/analytics/batch/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
+            )
+            status, _ = await read_response(reader)
+            if status == 200:
+                accepted[name] = time.perf_counter()
+            await asyncio.sleep(every)
+        writer.close()
+
+    async def poll() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", 8001)
+        request = (
+            "GET /api/v1/analytics/admin/events/event_counts/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {personal_key}\r\n\r\n"
+        ).encode()
+        while time.perf_counter() < stop_sending + tail:
+            if time.perf_counter() > stop_sending and set(accepted) <= set(seen):
+                break
+            writer.write(request)
+            status, body = await read_response(reader)
+            now = time.perf_counter()
+            if status == 200:
+                for row in json.loads(body)["results"]:
+                    if row["event_type"].startswith("lag_probe_"):
+                        seen.setdefault(row["event_type"], now)
+            await asyncio.sleep(0.02)
+        writer.close()
+
+    await asyncio.gather(send(), poll())
+    lags = [seen[name] - at for name, at in accepted.items() if name in seen]
+    return lags, len(accepted) - len(lags)
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -199,6 +284,7 @@ def main() -> None:
     parser.add_argument("--worker-processes", type=int, default=1, help="Dramatiq worker processes")
     parser.add_argument("--worker-threads", type=int, default=2, help="Dramatiq threads a process")
     parser.add_argument("--no-projections", action="store_true", help="leave the projection runner out")
+    parser.add_argument("--lag-rate", type=float, default=10_000, help="events/s offered in the lag phase")
     args = parser.parse_args()
 
     env = services_env()
@@ -221,6 +307,8 @@ def main() -> None:
     }  # fmt: skip
     if not args.no_projections:
         procs["projections"] = [py, "manage.py", "projections", "run"]
+        procs["query-api"] = [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", "8001",
+                              "--workers", "1", "--no-ws", "--log-level", "warning", "core.wsgi_query:application"]  # fmt: skip
     children = [subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True) for argv in procs.values()]
     try:
         wait_port(8000)
@@ -269,6 +357,25 @@ def main() -> None:
             time.sleep(0.1)
         capture["stored"] = stored(env) - before
         log(f"capture: {capture}")
+
+        lag: dict = {}
+        if not args.no_projections:
+            wait_port(8001)
+            rate = args.lag_rate / 100
+            log(f"lag: {args.lag_rate:,.0f} events/s offered for {args.seconds}s, probes every 0.1 s")
+            lag_requests = build_requests("/api/v1/analytics/batch/", key, int(args.seconds * rate) + 10, 100)
+
+            async def lag_phase() -> tuple[dict, list[float], int]:
+                load_codes, (lags, unseen) = await asyncio.gather(
+                    paced(8000, lag_requests, args.seconds, rate, 8),
+                    lag_probes(key, project["personal_api_key"], args.seconds, tail=30),
+                )
+                return load_codes, lags, unseen
+
+            lag_codes, lags, unseen = asyncio.run(lag_phase())
+            lag = {"codes": lag_codes, "probes": len(lags), "unseen": unseen, "p50_ms": pct(lags, 50),
+                   "p99_ms": pct(lags, 99), "max_ms": max(lags, default=float("nan")) * 1000}  # fmt: skip
+            log(f"lag: {lag}")
     finally:
         for child in children:
             os.killpg(child.pid, signal.SIGTERM)
@@ -299,6 +406,10 @@ def main() -> None:
     print(f"| capture/ accepted | {capture['requests_per_s']:,.0f} requests/s | >= 3,000 |")
     print(f"| capture/ latency p50 / p99 | {capture['p50_ms']:.1f} / {capture['p99_ms']:.1f} ms | p99 < 50 ms |")
     print(f"| ceiling: raw binary COPY into tidelog_events | {ceiling:,.0f} rows/s | |")
+    if lag:
+        print(f"| accept -> visible in the query API at {args.lag_rate:,.0f} events/s, p50 / p99 / max "
+              f"({lag['probes']} probes, {lag['unseen']} unseen) | {lag['p50_ms']:.0f} / {lag['p99_ms']:.0f} / "
+              f"{lag['max_ms']:.0f} ms | |")  # fmt: skip
     if "projections_caught_up_s" in batch:
         rate = batch["stored"] / batch["projections_caught_up_s"]
         print(f"| read models current (both projections), batch phase incl. tail | {rate:,.0f} events/s | |")
