@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from tenancy.models import PersonalAPIKey, Project, hash_secret
+from tenancy.models import PersonalAPIKey, hash_secret
 from tenancy.selectors import personal_api_key_find, project_id_for_api_key
 
 pytestmark = pytest.mark.django_db
@@ -26,12 +26,6 @@ def test_personal_keys_are_stored_hashed_only(project):
     stored = PersonalAPIKey.objects.get(project_id=project.project_id)
     assert stored.secret_hash == hash_secret(project.personal_api_key)
     assert project.personal_api_key not in {stored.secret_hash, stored.prefix, stored.label}
-
-
-def test_a_revoked_personal_key_no_longer_authenticates(client, project):
-    PersonalAPIKey.objects.filter(project_id=project.project_id).update(is_revoked=True)
-    response = client.get("/api/v1/analytics/admin/events/", HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}")
-    assert response.status_code == 401
 
 
 def test_a_superuser_made_by_createsuperuser_can_use_the_admin(client, project):
@@ -59,20 +53,9 @@ def test_projections_status_and_verify_commands_run(project):
     assert "event_aggregates: OK" in out.getvalue()
 
 
-def test_an_unknown_projection_name_is_a_clear_error():
-    from django.core.management.base import CommandError
+def test_event_store_info_names_the_engine_in_use():
+    from command_side.event_store import engine
 
-    with pytest.raises(CommandError, match="no projection 'nope'"):
-        call_command("projections", "replay", "nope")
-
-
-def test_event_store_info_names_the_engine():
     out = StringIO()
     call_command("event_store", stdout=out)
-    assert out.getvalue().split()[1] in {"postgres", "timescaledb"}
-
-
-def test_projects_are_listed_in_id_order():
-    Project.objects.create(name="b")
-    Project.objects.create(name="a")
-    assert [p.name for p in Project.objects.all()] == ["b", "a"]
+    assert out.getvalue().split()[1] == engine()

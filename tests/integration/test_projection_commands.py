@@ -55,9 +55,10 @@ def test_verify_exits_non_zero_and_lists_the_rows_that_differ():
     assert "rm_event_counts unexpected" in out.getvalue() and "user_activity: OK" in out.getvalue()
 
 
-def test_an_unknown_projection_is_named_in_the_error():
+@pytest.mark.parametrize("action", [["run", "--once"], ["replay"], ["verify"]])
+def test_an_unknown_projection_is_named_in_the_error(action):
     with pytest.raises(CommandError, match="no projection 'nope'; known: event_aggregates, user_activity"):
-        projections("verify", "nope")
+        projections(*action, "nope")
 
 
 def test_status_names_an_open_appender_and_how_long_it_has_held_the_horizon():
