@@ -134,6 +134,15 @@ def test_verify_reports_a_tampered_read_model():
 
 def test_verify_stops_at_the_checkpoint_so_events_not_yet_applied_are_no_difference():
     insert_events([{"timestamp": T0}])
-    project()
+    project(["user_activity"])
+    # The first event is applied: the checkpoint counts it and the read model holds its row.
+    checkpoint = checkpoint_get("user_activity")
+    assert checkpoint.events_applied == 1
+    assert [(row[2], row[3]) for row in table_rows(schema.USER_DAYS)] == [("u", 1)]
     insert_events([{"timestamp": T0, "distinct_id": "later"}])
-    assert verify(projection_get("user_activity")).differences == []
+    report = verify(projection_get("user_activity"))
+    # Verify compared exactly up to that checkpoint: the one applied row, and "later" (past
+    # the checkpoint, not yet applied) is neither missing nor unexpected.
+    assert report.checkpoint == (checkpoint.xact_id, checkpoint.position)
+    assert report.checked_rows == {schema.USER_DAYS.name: 1}
+    assert report.differences == []
