@@ -1,3 +1,6 @@
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
 import msgspec
 import pytest
 from hypothesis import given
@@ -7,6 +10,8 @@ from contracts import limits
 from contracts.captured import (
     BUFFER_VERSION,
     BufferEntry,
+    EventCaptured,
+    EventRejected,
     UnknownBufferVersion,
     decode_entry,
     encode_entry,
@@ -108,8 +113,80 @@ def test_capture_takes_the_request_fields_beside_the_event():
     assert decoded.api_key == "tlp_x"
 
 
-def test_a_buffer_entry_round_trips():
-    entry = BufferEntry(project_id=7)
+def captured_event(**fields):
+    moment = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    return EventCaptured(
+        **{
+            "uuid": UUID("0190a8f0-0000-7000-8000-000000000001"),
+            "event_type": "purchase_completed",
+            "distinct_id": "user-1",
+            "timestamp": moment,
+            "received_at": moment + timedelta(seconds=2),
+            "client_timestamp": moment + timedelta(minutes=5),
+            "sent_at": moment + timedelta(minutes=5, seconds=1),
+            "skew_ms": 299_000,
+            "session_id": "s1",
+            "device_id": "d1",
+            "app_version": "1.2.3",
+            "os_name": "iOS",
+            "os_version": "18.1",
+            "properties_json": b'{"plan":"pro","amount":9.5,"items":["a","\\u00e9"]}',
+            **fields,
+        }
+    )
+
+
+def test_a_buffer_entry_round_trips_with_every_field_of_its_events_and_rejected_events():
+    moment = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    entry = BufferEntry(
+        project_id=7,
+        events=[
+            captured_event(),
+            # The optional fields absent, as for an event sent without them.
+            captured_event(
+                uuid=UUID("0190a8f0-0000-7000-8000-000000000002"), client_timestamp=None, sent_at=None,
+                skew_ms=None, session_id=None, device_id=None, app_version=None, os_name=None,
+                os_version=None, properties_json=b"{}",
+            ),
+        ],
+        rejected=[
+            EventRejected(received_at=moment, code="missing_field", field="distinct_id",
+                          message="distinct_id is required", payload=b'{"event_type": "x"}'),
+            EventRejected(received_at=moment, code="invalid_json", field=None, message="not JSON",
+                          payload=b"\xff\x00{nope"),
+        ],
+    )  # fmt: skip
+    decoded = decode_entry(encode_entry(entry))
+    assert decoded == entry
+    assert decoded.v == BUFFER_VERSION
+    # Equality of aware datetimes ignores the offset: check the times come back in UTC too.
+    assert all(e.timestamp.tzinfo == UTC and e.received_at.tzinfo == UTC for e in decoded.events)
+    assert [r.payload for r in decoded.rejected] == [r.payload for r in entry.rejected]
+
+
+optional = st.none() | st.text(min_size=1, max_size=20)
+utc_times = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+captured_events = st.builds(
+    EventCaptured,
+    uuid=st.uuids(), event_type=st.text(min_size=1, max_size=20), distinct_id=st.text(min_size=1, max_size=20),
+    timestamp=utc_times, received_at=utc_times, client_timestamp=st.none() | utc_times,
+    sent_at=st.none() | utc_times, skew_ms=st.none() | st.integers(-(2**40), 2**40), session_id=optional,
+    device_id=optional, app_version=optional, os_name=optional, os_version=optional,
+    properties_json=st.binary(max_size=50),
+)  # fmt: skip
+rejected_events = st.builds(
+    EventRejected, received_at=utc_times, code=st.text(min_size=1, max_size=20), field=optional,
+    message=st.text(max_size=50), payload=st.binary(max_size=50),
+)  # fmt: skip
+
+
+@given(
+    st.integers(min_value=1, max_value=2**62),
+    st.lists(captured_events, max_size=5),
+    st.lists(rejected_events, max_size=5),
+)
+def test_any_buffer_entry_decodes_to_what_was_encoded(project_id, events, rejected):
+    entry = BufferEntry(project_id=project_id, events=events, rejected=rejected)
     assert decode_entry(encode_entry(entry)) == entry
 
 
