@@ -1,0 +1,151 @@
+"""The command API's fast path (core.wsgi_command) and the Django views (command_side/views.py)
+answer the same bytes with the same status, body and headers: the same request, sent through
+both, as a WSGI server would send it."""
+
+import gzip
+import io
+import json
+from dataclasses import dataclass, field
+
+import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_started
+from django.db import close_old_connections
+from django.urls import resolve
+
+from contracts import limits
+from tests.command_helpers import make_event
+
+pytestmark = pytest.mark.django_db
+PREFIX = "/api/v1/analytics/"
+KEY = "<the project's key>"  # replaced by the real key when the request is sent
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=lambda: {"HTTP_AUTHORIZATION": f"Bearer {KEY}"})
+
+
+def event_bytes(**fields) -> bytes:
+    return json.dumps(make_event(**fields)).encode()
+
+
+def batch_bytes(*events) -> bytes:
+    return json.dumps({"events": list(events)}).encode()
+
+
+BAD_EVENT = {"event_type": "app_opened"}  # no distinct_id
+REQUESTS = {
+    "good capture": Request("POST", "capture/", event_bytes()),
+    "capture of an invalid event": Request("POST", "capture/", json.dumps(BAD_EVENT).encode()),
+    "capture of bad JSON": Request("POST", "capture/", b'{"event_type": "a", nope'),
+    "capture without a key": Request("POST", "capture/", event_bytes(), headers={}),
+    "capture with an unknown key": Request(
+        "POST", "capture/", event_bytes(), headers={"HTTP_AUTHORIZATION": "Bearer tlp_unknown"}
+    ),
+    "capture with a malformed Authorization": Request(
+        "POST", "capture/", event_bytes(), headers={"HTTP_AUTHORIZATION": "Basic dXNlcjpwYXNz"}
+    ),
+    "good batch with a bad event": Request("POST", "batch/", batch_bytes(make_event(), BAD_EVENT, make_event())),
+    "batch of bad events only": Request("POST", "batch/", batch_bytes(BAD_EVENT)),
+    "batch of bad JSON": Request("POST", "batch/", b"[nope"),
+    "empty batch": Request("POST", "batch/", batch_bytes()),
+    "gzip batch": Request(
+        "POST", "batch/", gzip.compress(batch_bytes(make_event(), make_event())),
+        {"HTTP_AUTHORIZATION": f"Bearer {KEY}", "HTTP_CONTENT_ENCODING": "gzip"},
+    ),
+    "truncated gzip": Request(
+        "POST", "batch/", gzip.compress(batch_bytes(make_event()))[:-10],
+        {"HTTP_AUTHORIZATION": f"Bearer {KEY}", "HTTP_CONTENT_ENCODING": "gzip"},
+    ),
+    "gzip inflating past the limit (413)": Request(
+        "POST", "batch/", gzip.compress(b" " * (limits.MAX_BODY_BYTES + 1)),
+        {"HTTP_AUTHORIZATION": f"Bearer {KEY}", "HTTP_CONTENT_ENCODING": "gzip"},
+    ),
+    "unsupported Content-Encoding": Request(
+        "POST", "batch/", batch_bytes(make_event()), {"HTTP_AUTHORIZATION": f"Bearer {KEY}", "HTTP_CONTENT_ENCODING": "br"}
+    ),
+    "body too large (413)": Request("POST", "batch/", b" " * (limits.MAX_BODY_BYTES + 1)),
+    "too many events (413)": Request("POST", "batch/", batch_bytes(*[BAD_EVENT] * (limits.MAX_BATCH_EVENTS + 1))),
+    "wrong method on batch": Request("GET", "batch/"),
+    "wrong method on capture": Request("PUT", "capture/", event_bytes()),
+    "session start": Request("POST", "session/start/", json.dumps({"distinct_id": "u", "session_id": "s-1"}).encode()),
+    "session end by PUT": Request("PUT", "session/s-1/end/", b'{"distinct_id": "u"}'),
+    "session end by POST": Request("POST", "session/s-1/end/", b'{"distinct_id": "u"}'),
+    "session end, wrong method": Request("GET", "session/s-1/end/"),
+    "session end with a session_id too long": Request("PUT", f"session/{'s' * 201}/end/", b'{"distinct_id": "u"}'),
+}  # fmt: skip
+
+
+@pytest.fixture
+def fast_path(redis_client):
+    from core.wsgi_command import application
+
+    return application
+
+
+@pytest.fixture
+def django_views(settings, redis_client):
+    """Django's own WSGI handler with the command API process's settings (its URL root and its
+    trimmed middleware): what a Django-served deployment of the command API runs."""
+    import core.settings_command
+
+    settings.ROOT_URLCONF = core.settings_command.ROOT_URLCONF
+    settings.MIDDLEWARE = core.settings_command.MIDDLEWARE
+    return WSGIHandler()
+
+
+def call(app, request: Request, key: str) -> tuple[int, dict[str, str], bytes]:
+    headers = {name: value.replace(KEY, key) for name, value in request.headers.items()}
+    environ = {
+        "REQUEST_METHOD": request.method, "PATH_INFO": PREFIX + request.path, "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1:8000", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(request.body), "wsgi.errors": io.StringIO(),
+        "CONTENT_LENGTH": str(len(request.body)), "CONTENT_TYPE": "application/json", **headers,
+    }  # fmt: skip
+    seen = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        seen["status"] = int(status.split()[0])
+        seen["headers"] = dict(response_headers)
+
+    # As Django's test client does: a request_started signal would close the test's
+    # connection (and with it the test's transaction).
+    request_started.disconnect(close_old_connections)
+    try:
+        result = app(environ, start_response)
+        content = b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+    finally:
+        request_started.connect(close_old_connections)
+    return seen["status"], seen["headers"], content
+
+
+@pytest.mark.parametrize("name", list(REQUESTS))
+def test_the_fast_path_answers_exactly_as_the_django_view(fast_path, django_views, project, name):
+    request = REQUESTS[name]
+    fast = call(fast_path, request, project.api_key)
+    django = call(django_views, request, project.api_key)
+    assert fast == django
+    # Both answered from the ingestion endpoints, not a fall-through page.
+    assert fast[1]["Content-Type"] == "application/json"
+
+
+def test_a_full_buffer_gets_the_same_503_and_retry_after_from_both(fast_path, django_views, project, settings):
+    settings.TIDELOG_BUFFER_MAX_ENTRIES = 0
+    request = REQUESTS["good capture"]
+    fast = call(fast_path, request, project.api_key)
+    assert fast == call(django_views, request, project.api_key)
+    assert (fast[0], fast[1]["Retry-After"]) == (503, str(settings.TIDELOG_RETRY_AFTER_SECONDS))
+
+
+def test_the_requests_cover_every_ingestion_route():
+    from command_side.urls import urlpatterns
+
+    sent = {resolve(PREFIX + request.path, urlconf="core.urls_command").url_name for request in REQUESTS.values()}
+    assert sent == {pattern.name for pattern in urlpatterns}
