@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.urls import URLResolver, get_resolver, reverse
+from django.urls.resolvers import RoutePattern
 
 from tenancy.models import PersonalAPIKey
 from tests.projection_helpers import insert_events
@@ -15,8 +17,35 @@ from tests.projection_helpers import insert_events
 pytestmark = pytest.mark.django_db
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
 BASE = "/api/v1/analytics/admin/"
-ENDPOINTS = ["events/", "events/event_counts/", "event-aggregates/", "active-users/", "bad-events/"]
-LISTS = ["events/", "bad-events/"]
+# URL namespaces of the query root that are not the query API, and why they are left out.
+NOT_THE_API = {"admin": "the Django admin: staff sessions only, tested in test_admin_and_commands.py"}
+
+
+def query_routes() -> dict[str, str]:
+    """Every route of the query API, by name, walked from its URL root: a route added later is
+    in every test below without anyone listing it."""
+    routes: dict[str, str] = {}
+
+    def walk(patterns, prefix):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                if entry.namespace not in NOT_THE_API:
+                    walk(entry.url_patterns, prefix + str(entry.pattern))
+                continue
+            route = prefix + str(entry.pattern)
+            assert isinstance(entry.pattern, RoutePattern) and not entry.pattern.converters, (
+                f"{route}: give the route tests a sample value for its parameters"
+            )
+            assert entry.name, f"{route} has no name"
+            routes[entry.name] = "/" + route
+
+    walk(get_resolver("core.urls_query").url_patterns, "")
+    return routes
+
+
+ROUTES = query_routes()
+ENDPOINTS = [path.removeprefix(BASE) for path in ROUTES.values()]
+LISTS = [ROUTES["event-list"].removeprefix(BASE), ROUTES["bad-events"].removeprefix(BASE)]
 FIXED = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, for tests that name their range
 
 
@@ -64,11 +93,11 @@ def staff_client(client):
     return client
 
 
-def seed_everything(project_id):
+def seed_everything(project_id, user="u1", event_type="app_opened"):
     """One row in every table the query API reads, inside every endpoint's default range."""
-    seed(project_id)
+    seed(project_id, event_type, users=(user,))
     seed_bad(project_id, 1)
-    insert_events([{"project_id": project_id, "timestamp": HOUR}])
+    insert_events([{"project_id": project_id, "timestamp": HOUR, "distinct_id": user, "event_type": event_type}])
 
 
 # --- events/ -------------------------------------------------------------------------------
@@ -312,13 +341,23 @@ def test_a_logged_in_non_staff_user_is_refused(client, project):
 # --- tenant isolation ----------------------------------------------------------------------
 
 
+def test_the_route_tests_cover_every_named_route_of_the_query_api():
+    assert ROUTES, "no query API route found under core.urls_query"
+    # Django's own index of the root's names (the admin's live in its namespace) against the walk.
+    named = {name for name in get_resolver("core.urls_query").reverse_dict if isinstance(name, str)}
+    assert set(ROUTES) == named
+    for name, path in ROUTES.items():
+        assert path.startswith(BASE) and reverse(name, urlconf="core.urls_query") == path
+
+
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_a_project_key_never_sees_another_projects_data(client, path, project, other_project):
-    seed_everything(other_project.project_id)
+    seed_everything(other_project.project_id, user="other-projects-user", event_type="other_projects_event")
     response = get(client, path, project.personal_api_key)
     assert response.status_code == 200
     assert response.json()["results"] == []
-    # ... while the other project's own key does see it.
+    assert b"other-projects-user" not in response.content and b"other_projects_event" not in response.content
+    # ... while the other project's own key does see it: the seed reaches this route.
     assert get(client, path, other_project.personal_api_key).json()["results"] != []
 
 
