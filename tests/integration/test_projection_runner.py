@@ -91,27 +91,6 @@ def test_a_lower_position_committing_last_is_not_skipped():
     assert event_counts() == {"warm_up": 1, "from_a": 1, "from_b": 1}
 
 
-def test_a_crash_mid_batch_leaves_read_model_and_checkpoint_unchanged(monkeypatch):
-    insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(5)])
-    projection = projection_get("user_activity")
-    project(["event_aggregates"])
-    original_write = type(projection).write
-
-    def write_then_crash(self, cursor, changes, tables):
-        original_write(self, cursor, changes, tables)
-        raise RuntimeError("killed after the upsert, before the checkpoint")
-
-    checkpoint_ensure("user_activity")
-    monkeypatch.setattr(type(projection), "write", write_then_crash)
-    with pytest.raises(RuntimeError):
-        run_batch(projection)
-    assert table_rows(schema.USER_DAYS) == []
-    assert checkpoint_get("user_activity").position == 0
-    monkeypatch.undo()
-    project(["user_activity"])
-    assert table_rows(schema.USER_DAYS)[0][3] == 5
-
-
 def test_a_batch_is_rolled_back_when_its_checkpoint_moves_underneath(monkeypatch):
     insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(3)])
     projection = projection_get("event_aggregates")

@@ -1,0 +1,108 @@
+"""A projection runner killed mid-batch (a real `manage.py projections run` process, killed as
+kill -9 would) leaves its read model and checkpoint exactly as they were; the next run applies
+every event exactly once."""
+
+import signal
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from django.db import connection
+
+from contracts import schema
+from projections.registry import projection_get
+from projections.runner import checkpoint_get
+from projections.verify import verify
+from tests.process_helpers import BIN, Processes, process_env, wait_for
+from tests.projection_helpers import conninfo, insert_events, project, table_rows
+
+pytestmark = pytest.mark.django_db(transaction=True)
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+
+
+@pytest.fixture
+def processes(tmp_path):
+    started = Processes(tmp_path)
+    yield started
+    started.stop_all()
+
+
+def start_runner(processes: Processes, name: str, app_name: str) -> None:
+    # PGAPPNAME names the runner's connection in pg_stat_activity (libpq reads it; Django sets
+    # no application_name of its own).
+    processes.start(
+        name,
+        [str(BIN / "python"), "manage.py", "projections", "run", "user_activity"],
+        process_env(PGAPPNAME=app_name, TIDELOG_LOG_LEVEL="INFO"),
+    )
+
+
+def backend_waiting_on(app_name: str, blocker_pid: int) -> int | None:
+    """The pid of the runner's backend while its upsert into rm_user_days waits for our lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT pid FROM pg_stat_activity
+               WHERE datname = current_database() AND application_name = %s AND wait_event_type = 'Lock'
+                 AND %s = ANY(pg_blocking_pids(pid)) AND query LIKE %s""",
+            [app_name, blocker_pid, f"INSERT INTO {schema.USER_DAYS}%"],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def backend_gone(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = %s)", [pid])
+        return bool(cursor.fetchone()[0])
+
+
+def test_a_runner_killed_mid_batch_leaves_read_model_and_checkpoint_unchanged(processes):
+    # A read model that already holds something, so "unchanged" is not just "empty".
+    insert_events([{"timestamp": T0 + timedelta(minutes=i), "distinct_id": f"u{i % 3}"} for i in range(6)])
+    project(["user_activity"])
+    rows_before = table_rows(schema.USER_DAYS)
+    checkpoint_before = checkpoint_get("user_activity")
+    assert checkpoint_before.events_applied == 6
+    # The next batch adds to those rows (u0..u2) and makes new ones (u3, u4).
+    insert_events([{"timestamp": T0 + timedelta(minutes=10 + i), "distinct_id": f"u{i % 5}"} for i in range(20)])
+
+    app_name = f"tidelog-test-runner-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(conninfo()) as blocker:
+        # TRICKY: the batch reads its events and stages its rows, then waits here, at the upsert
+        # into the read model, inside its transaction: mid-batch, nothing committed.
+        blocker.execute(f"LOCK TABLE {schema.USER_DAYS} IN ACCESS EXCLUSIVE MODE")
+        blocker_pid = blocker.info.backend_pid
+        start_runner(processes, "victim", app_name)
+        backend = wait_for(
+            lambda: backend_waiting_on(app_name, blocker_pid),
+            f"the runner's upsert into {schema.USER_DAYS} to wait on our lock (pg_stat_activity)",
+            timeout=60,
+            processes=processes,
+        )
+        assert processes.signal("victim", signal.SIGKILL) == -signal.SIGKILL
+        blocker.rollback()  # releases the lock: the orphaned backend runs on, then finds no client
+    # Its transaction can never commit (no one is left to send COMMIT); wait until PostgreSQL has
+    # rolled it back and released its locks, so what we read next is final.
+    wait_for(lambda: backend_gone(backend), f"the killed runner's backend (pid {backend}) to end")
+
+    assert table_rows(schema.USER_DAYS) == rows_before
+    assert checkpoint_get("user_activity") == checkpoint_before
+
+    start_runner(processes, "survivor", app_name)
+    wait_for(
+        lambda: checkpoint_get("user_activity").events_applied >= 26,
+        "the restarted runner's checkpoint to count all 26 events",
+        timeout=60,
+        processes=processes,
+    )
+    assert processes.signal("survivor", signal.SIGTERM) == 0
+
+    checkpoint = checkpoint_get("user_activity")
+    assert checkpoint.events_applied == 26
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(position) FROM tidelog_events")
+        assert checkpoint.position == cursor.fetchone()[0]
+        cursor.execute(f"SELECT distinct_id, event_count FROM {schema.USER_DAYS} ORDER BY 1")
+        assert cursor.fetchall() == [("u0", 6), ("u1", 6), ("u2", 6), ("u3", 4), ("u4", 4)]
+    assert verify(projection_get("user_activity")).differences == []
