@@ -29,10 +29,13 @@ def database_url() -> str:
 
 
 def process_env(**extra: str) -> dict[str, str]:
-    """The environment of a Tidelog process in this test run: settings come from it (core/settings.py)."""
+    """The environment of a Tidelog process in this test run: settings come from it (core/settings.py).
+
+    Without DJANGO_SETTINGS_MODULE (pytest-django sets it here): each entry point chooses its
+    own, as in production (core.wsgi_command the command API's trimmed settings)."""
+    inherited = {name: value for name, value in os.environ.items() if name != "DJANGO_SETTINGS_MODULE"}
     return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "core.settings",
+        **inherited,
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "TIDELOG_REDIS_PREFIX": settings.REDIS_PREFIX,
@@ -66,10 +69,17 @@ class Processes:
         return child
 
     def signal(self, name: str, signum: int, timeout: float = 15) -> int:
-        """Send `signum` to the process group of `name`, wait for the process, return its exit code."""
+        """Send `signum` to `name` (SIGKILL: to its whole process group), wait for the process,
+        return its exit code."""
         child = self.running.pop(name)
         try:
-            os.killpg(child.pid, signum)
+            # TRICKY: a graceful signal goes to the leader only. Granian and Dramatiq forward it
+            # to their workers themselves; a worker signalled twice (by the group signal and by
+            # its parent) may abandon its graceful stop (Dramatiq's then exits 1).
+            if signum == signal.SIGKILL:
+                os.killpg(child.pid, signum)
+            else:
+                os.kill(child.pid, signum)
         except ProcessLookupError:
             pass
         try:
@@ -85,7 +95,7 @@ class Processes:
         for child in self.running.values():
             if child.poll() is None:
                 try:
-                    os.killpg(child.pid, signal.SIGTERM)
+                    os.kill(child.pid, signal.SIGTERM)  # the leader only: see signal()
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + 15
@@ -112,9 +122,12 @@ class Processes:
                 raise AssertionError(f"{name} exited with {child.returncode}\n{self.log(name)}")
 
 
-def wait_for[T](fact: Callable[[], T], what: str, *, timeout: float = 30, processes: Processes | None = None) -> T:
-    """Poll `fact` until it is truthy and return it; fail naming `what` after `timeout` seconds,
-    or at once if one of `processes` died meanwhile (with its log)."""
+def wait_for[T](
+    fact: Callable[[], T], what: str | Callable[[], str], *, timeout: float = 30, processes: Processes | None = None
+) -> T:
+    """Poll `fact` until it is truthy and return it; fail naming `what` (a callable: computed at
+    the failure) after `timeout` seconds, or at once if one of `processes` died meanwhile (with
+    its log)."""
     deadline = time.monotonic() + timeout
     while True:
         value = fact()
@@ -124,5 +137,6 @@ def wait_for[T](fact: Callable[[], T], what: str, *, timeout: float = 30, proces
             processes.check_alive()
         if time.monotonic() > deadline:
             logs = "\n".join(processes.log(name) for name in processes.running) if processes else ""
-            raise AssertionError(f"waited {timeout:.0f}s for {what}; last seen: {value!r}\n{logs}")
+            described = what() if callable(what) else what
+            raise AssertionError(f"waited {timeout:.0f}s for {described}; last seen: {value!r}\n{logs}")
         time.sleep(0.05)
