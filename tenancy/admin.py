@@ -5,6 +5,11 @@ from django.http import HttpRequest
 from tenancy.models import PersonalAPIKey, Project
 from tenancy.services import personal_api_key_issue
 
+# The query host has no page at "/", where Django's "View site" link points: a 404. Until a
+# dashboard page lives there, no site link; each project's "View on site" opens its analytics.
+admin.site.site_url = None
+ANALYTICS_URL = "/api/v1/analytics/admin/events/event_counts/?project_id={}"
+
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
@@ -12,6 +17,10 @@ class ProjectAdmin(admin.ModelAdmin):
     readonly_fields = ["api_key", "created_at"]
     search_fields = ["name"]
     actions = ["issue_personal_api_key"]
+
+    def view_on_site(self, obj: Project) -> str:
+        # The query API's event counts of this project, read with the staff user's session.
+        return ANALYTICS_URL.format(obj.pk)
 
     @admin.action(description="Issue a personal API key (shown once)")
     def issue_personal_api_key(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:

@@ -59,3 +59,13 @@ def test_event_store_info_names_the_engine_in_use():
     out = StringIO()
     call_command("event_store", stdout=out)
     assert out.getvalue().split()[1] == engine()
+
+
+def test_the_admin_links_each_project_to_its_analytics_and_no_site_root(admin_client, project):
+    from tenancy.admin import ANALYTICS_URL
+
+    change = admin_client.get(f"/admin/tenancy/project/{project.project_id}/change/").content.decode()
+    url = ANALYTICS_URL.format(project.project_id)
+    assert f'href="{url}"' in change
+    assert admin_client.get(url).status_code == 200  # the staff session reads it
+    assert "View site" not in admin_client.get("/admin/").content.decode()
