@@ -38,14 +38,30 @@ def start_runner(processes: Processes, name: str, app_name: str) -> None:
     )
 
 
-def backend_waiting_on(app_name: str, blocker_pid: int) -> int | None:
-    """The pid of the runner's backend while its upsert into rm_user_days waits for our lock."""
+# Where the batch is held, in its transaction, nothing committed: (a lock the test takes, the
+# statement of the batch that waits for it).
+HOLD_POINTS = {
+    # Events read and staged; the upsert into the read model waits.
+    "at the read-model upsert": (
+        f"LOCK TABLE {schema.USER_DAYS} IN ACCESS EXCLUSIVE MODE",
+        f"INSERT INTO {schema.USER_DAYS}",
+    ),
+    # The read model is written (uncommitted); the checkpoint's update waits.
+    "at the checkpoint update, after the read-model upsert": (
+        f"SELECT 1 FROM {schema.CHECKPOINTS} WHERE name = 'user_activity' FOR UPDATE",
+        f"UPDATE {schema.CHECKPOINTS}",
+    ),
+}
+
+
+def backend_waiting_on(app_name: str, blocker_pid: int, statement: str) -> int | None:
+    """The pid of the runner's backend while `statement` waits for the test's lock."""
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT pid FROM pg_stat_activity
                WHERE datname = current_database() AND application_name = %s AND wait_event_type = 'Lock'
                  AND %s = ANY(pg_blocking_pids(pid)) AND query LIKE %s""",
-            [app_name, blocker_pid, f"INSERT INTO {schema.USER_DAYS}%"],
+            [app_name, blocker_pid, f"{statement}%"],
         )
         row = cursor.fetchone()
     return row[0] if row else None
@@ -57,7 +73,9 @@ def backend_gone(pid: int) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def test_a_runner_killed_mid_batch_leaves_read_model_and_checkpoint_unchanged(processes):
+@pytest.mark.parametrize("hold_point", list(HOLD_POINTS))
+def test_a_runner_killed_mid_batch_leaves_read_model_and_checkpoint_unchanged(processes, hold_point):
+    lock, statement = HOLD_POINTS[hold_point]
     # A read model that already holds something, so "unchanged" is not just "empty".
     insert_events([{"timestamp": T0 + timedelta(minutes=i), "distinct_id": f"u{i % 3}"} for i in range(6)])
     project(["user_activity"])
@@ -69,14 +87,14 @@ def test_a_runner_killed_mid_batch_leaves_read_model_and_checkpoint_unchanged(pr
 
     app_name = f"tidelog-test-runner-{uuid.uuid4().hex[:8]}"
     with psycopg.connect(conninfo()) as blocker:
-        # TRICKY: the batch reads its events and stages its rows, then waits here, at the upsert
-        # into the read model, inside its transaction: mid-batch, nothing committed.
-        blocker.execute(f"LOCK TABLE {schema.USER_DAYS} IN ACCESS EXCLUSIVE MODE")
+        # TRICKY: the batch waits on this lock inside its transaction, mid-batch. The row lock
+        # gives the blocker an xid, but a newer one than the events': they stay readable.
+        blocker.execute(lock)
         blocker_pid = blocker.info.backend_pid
         start_runner(processes, "victim", app_name)
         backend = wait_for(
-            lambda: backend_waiting_on(app_name, blocker_pid),
-            f"the runner's upsert into {schema.USER_DAYS} to wait on our lock (pg_stat_activity)",
+            lambda: backend_waiting_on(app_name, blocker_pid, statement),
+            f"the runner's '{statement} …' to wait on our lock (pg_stat_activity)",
             timeout=60,
             processes=processes,
         )
