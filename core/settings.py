@@ -206,5 +206,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("TIDELOG_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django logs every 4xx answer at WARNING: a caller's mistake (a wrong key, a bad
+        # parameter) is answered in the response, not a fault to log. 5xx stay at ERROR.
+        "django.request": {"level": env("TIDELOG_REQUEST_LOG_LEVEL", "ERROR")},
+    },
 }
