@@ -162,6 +162,9 @@ TIDELOG_PARTITIONS_AHEAD_DAYS = env_int("TIDELOG_PARTITIONS_AHEAD_DAYS", 3)
 TIDELOG_PARTITIONS_BACKFILL_DAYS = env_int("TIDELOG_PARTITIONS_BACKFILL_DAYS", 400)
 # Seconds a project API key lookup stays cached in each command API process.
 TIDELOG_KEY_CACHE_SECONDS = env_int("TIDELOG_KEY_CACHE_SECONDS", 30)
+# Entries that cache holds at most (a 16-byte digest and an id each, never the key): unknown keys
+# are evicted first, then the least recently used known ones.
+TIDELOG_KEY_CACHE_MAX_ENTRIES = env_int("TIDELOG_KEY_CACHE_MAX_ENTRIES", 10_000)
 # Seconds one drain message drains before it ends (the scheduler sends the next one): long enough
 # to amortise the message, short enough that a stopping worker finishes it in time.
 TIDELOG_DRAIN_BUDGET_SECONDS = env_float("TIDELOG_DRAIN_BUDGET_SECONDS", 5.0)
