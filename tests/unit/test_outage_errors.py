@@ -37,7 +37,9 @@ def test_out_of_memory_is_a_full_buffer():
     assert write_refusal(reply("OOM command not allowed when used memory > 'maxmemory'.")) is BufferFull
 
 
-@pytest.mark.parametrize("text", ["ERR wrong number of arguments for 'xadd' command", "WRONGTYPE Operation against a key"])
+@pytest.mark.parametrize(
+    "text", ["ERR wrong number of arguments for 'xadd' command", "WRONGTYPE Operation against a key"]
+)
 def test_other_error_replies_are_bugs(text):
     assert write_refusal(reply(text)) is None
 
@@ -57,6 +59,8 @@ def test_a_server_shutting_down_or_starting_is_unavailable(error):
     assert is_unavailable(error("terminating connection due to administrator command"))
 
 
-@pytest.mark.parametrize("error", [psycopg.errors.QueryCanceled, psycopg.errors.UndefinedTable, psycopg.errors.DeadlockDetected])
+@pytest.mark.parametrize(
+    "error", [psycopg.errors.QueryCanceled, psycopg.errors.UndefinedTable, psycopg.errors.DeadlockDetected]
+)
 def test_other_database_errors_are_not_outages(error):
     assert not is_unavailable(error("x"))
