@@ -202,6 +202,16 @@ DRAMATIQ_QUEUE_PREFETCH = env_int("dramatiq_queue_prefetch", 100)
 TIDELOG_HOST = env("TIDELOG_HOST", "127.0.0.1")
 TIDELOG_COMMAND_WORKERS = env_int("TIDELOG_COMMAND_WORKERS", 2)
 TIDELOG_QUERY_WORKERS = env_int("TIDELOG_QUERY_WORKERS", 1)
+TIDELOG_COMMAND_PORT = env_int("TIDELOG_COMMAND_PORT", 8000)
+TIDELOG_QUERY_PORT = env_int("TIDELOG_QUERY_PORT", 8001)
+# A process that dies is started again after TIDELOG_RESTART_BACKOFF_SECONDS, doubling with each
+# recent death up to the max; TIDELOG_RESTART_GIVE_UP_DEATHS deaths of one process within the
+# window stop everything (it keeps dying: a person must look). Under docker-compose.yml,
+# `restart: unless-stopped` restarts a container with Docker's own backoff instead.
+TIDELOG_RESTART_BACKOFF_SECONDS = env_float("TIDELOG_RESTART_BACKOFF_SECONDS", 1.0)
+TIDELOG_RESTART_BACKOFF_MAX_SECONDS = env_float("TIDELOG_RESTART_BACKOFF_MAX_SECONDS", 30.0)
+TIDELOG_RESTART_GIVE_UP_DEATHS = env_int("TIDELOG_RESTART_GIVE_UP_DEATHS", 5)
+TIDELOG_RESTART_GIVE_UP_WINDOW_SECONDS = env_float("TIDELOG_RESTART_GIVE_UP_WINDOW_SECONDS", 60.0)
 
 LOGGING = {
     "version": 1,
