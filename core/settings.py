@@ -147,7 +147,12 @@ TIDELOG_BUFFER_MAX_ENTRIES = env_int("TIDELOG_BUFFER_MAX_ENTRIES", 200_000)
 TIDELOG_RETRY_AFTER_SECONDS = env_int("TIDELOG_RETRY_AFTER_SECONDS", 5)
 # A buffered entry read by a drainer that has not acknowledged it after this long is
 # reclaimed by another drainer (the first one crashed or hung).
-TIDELOG_RECLAIM_IDLE_MS = env_int("TIDELOG_RECLAIM_IDLE_MS", 30_000)
+# Short, so a killed worker's batch is stored again within seconds; a live drainer whose batch
+# takes longer only loses a race to a second copy of its own work, which the dedup ledger skips.
+TIDELOG_RECLAIM_IDLE_MS = env_int("TIDELOG_RECLAIM_IDLE_MS", 5_000)
+# A drain slot (the scheduler's token for one running drain) lives this long unless its drain
+# refreshes it between batches: a worker killed mid-drain frees its slot this soon.
+TIDELOG_DRAIN_SLOT_TTL_MS = env_int("TIDELOG_DRAIN_SLOT_TTL_MS", 5_000)
 # Events one drain transaction aims at (requests hold 1 to 1,000 events each; the drainer sizes
 # its reads from the recent mean). Bigger amortises more; smaller shows events sooner.
 TIDELOG_DRAIN_EVENTS = env_int("TIDELOG_DRAIN_EVENTS", 5_000)

@@ -52,8 +52,9 @@ class Command(BaseCommand):
                     # few entries each would spend more on transactions than on events.
                     slots = min(settings.TIDELOG_DRAIN_PARALLELISM, 1 + backlog // settings.TIDELOG_DRAIN_SLOT_BACKLOG)
                     for slot in range(slots):
-                        # A slot is held until its actor finishes (or 60 s pass: it died).
-                        if client.set(actors.slot_key(slot), "1", nx=True, px=60_000):
+                        # A slot is held until its actor finishes, which refreshes it between
+                        # batches; a killed worker's slot expires after TIDELOG_DRAIN_SLOT_TTL_MS.
+                        if client.set(actors.slot_key(slot), "1", nx=True, px=settings.TIDELOG_DRAIN_SLOT_TTL_MS):
                             actors.drain_buffer.send(slot)
                 now = time.monotonic()
                 for name, every in UPKEEP.items():
