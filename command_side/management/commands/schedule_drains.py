@@ -64,5 +64,12 @@ class Command(BaseCommand):
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in 1s", exc)
                 time.sleep(1)
+            except redis.ResponseError as exc:
+                # Redis refusing writes (READONLY after a failover, MISCONF, …) is an outage to
+                # wait out, as the API's 503s do; any other error reply is a bug and ends us.
+                if buffer.write_refusal(exc) is None:
+                    raise
+                log.warning("Redis refuses writes (%s: %s); retrying in 1s", buffer.error_prefix(exc), exc)
+                time.sleep(1)
             time.sleep(tick)
         log.info("scheduler stopped")
