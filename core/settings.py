@@ -99,6 +99,12 @@ QUERY_DB_ALIAS = "default"
 if QUERY_DATABASE_URL:
     DATABASES["query"] = dj_database_url.parse(QUERY_DATABASE_URL, conn_max_age=600)
     QUERY_DB_ALIAS = "query"
+# An unreachable server (a dead host, a partition: no refusal comes back) fails a connection
+# attempt after this long instead of the kernel's minutes; the command API then serves known keys
+# from its cache. A `connect_timeout` in the URL wins.
+TIDELOG_DATABASE_CONNECT_TIMEOUT_SECONDS = env_int("TIDELOG_DATABASE_CONNECT_TIMEOUT_SECONDS", 3)
+for _database in DATABASES.values():
+    _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", TIDELOG_DATABASE_CONNECT_TIMEOUT_SECONDS)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The ingestion views enforce contracts.limits.MAX_BODY_BYTES (5 MiB) themselves, with a clear code.

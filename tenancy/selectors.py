@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 _KEY_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{1,{API_KEY_MAX_LENGTH}}}")
 
 _cache = KeyCache(ttl_seconds=settings.TIDELOG_KEY_CACHE_SECONDS, max_entries=settings.TIDELOG_KEY_CACHE_MAX_ENTRIES)
-# After a failed lookup, known keys are served stale without asking PostgreSQL again for a second:
-# a down database must not cost every request a connection attempt.
-_RETRY_DATABASE_AFTER_SECONDS = 1.0
+# After a failed lookup, known keys are served stale without asking PostgreSQL again for as long
+# as SDKs are told to wait (Retry-After): a down database, or an unreachable one that makes each
+# attempt wait TIDELOG_DATABASE_CONNECT_TIMEOUT_SECONDS, must not cost every request an attempt.
+_RETRY_DATABASE_AFTER_SECONDS = float(settings.TIDELOG_RETRY_AFTER_SECONDS)
 _database_failed_at = -_RETRY_DATABASE_AFTER_SECONDS
 _failure_lock = threading.Lock()
 
