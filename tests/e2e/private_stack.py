@@ -93,7 +93,9 @@ class PrivateRedis:
         # Append-only with an fsync per write: what was accepted before a stop is there after it.
         self.process = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+             # CONFIG SET dir, for a test that makes snapshots fail (MISCONF).
+             "--enable-protected-configs", "local"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for(lambda: self.cli("ping") == "PONG", 10, "Redis to answer")

@@ -124,8 +124,33 @@ def test_redis_refusing_writes_answers_503_with_retry_after(stack, report):
         finally:
             stack.redis.cli(*undo)
         assert stack.send_batch(sent) == 200
+    assert stack.send_batch(sent) == 200
     stack.wait_stored(list(sent.accepted), timeout=30)
     report("Redis refusing writes (NOREPLICAS, READONLY): 503 buffer_unavailable + Retry-After; 200 once undone")
+
+
+def test_redis_unable_to_persist_misconf_answers_503_with_retry_after(stack, report):
+    """A full or failing disk: snapshots fail, and Redis refuses writes until one succeeds."""
+    sent = Sent()
+    assert stack.send_batch(sent) == 200
+    home = stack.redis.cli("config", "get", "dir").splitlines()[1]
+    gone = stack.redis.dir / "vanished"
+    gone.mkdir()
+    assert stack.redis.cli("config", "set", "dir", str(gone)) == "OK"
+    gone.rmdir()
+    try:
+        assert stack.redis.cli("config", "set", "save", "3600 1") == "OK"
+        stack.redis.cli("bgsave")
+        wait_for(lambda: "rdb_last_bgsave_status:err" in stack.redis.cli("info", "persistence"), 10, "a failed save")
+        assert stack.send_batch(sent) == 503
+        _, _, body, headers = sent.statuses[-1]
+        assert body["code"] == "buffer_unavailable" and headers["retry-after"] == "5"
+    finally:
+        stack.redis.cli("config", "set", "save", "")
+        stack.redis.cli("config", "set", "dir", home)
+    assert stack.send_batch(sent) == 200
+    stack.wait_stored(list(sent.accepted), timeout=30)
+    report("Redis unable to persist (MISCONF): 503 buffer_unavailable + Retry-After; 200 once it can write again")
 
 
 def test_postgres_stopped_during_a_send_keeps_ingestion_going_and_the_query_api_answers_503(stack, report):
