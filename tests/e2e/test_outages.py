@@ -4,17 +4,18 @@ Every test asserts nothing is lost or stored twice, and prints how long recovery
 numbers docs/operations.md quotes)."""
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.private_stack import Sent, Stack, children_of, private_stack, wait_for
 
 pytestmark = pytest.mark.skipif(
-    not os.path.isdir("/usr/lib/postgresql")
-    or not any(os.access(os.path.join(d, "redis-server"), os.X_OK) for d in os.environ.get("PATH", "").split(":")),
+    not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or shutil.which("redis-server") is None,
     reason="needs PostgreSQL's server binaries and redis-server to start private instances",
 )
 
@@ -49,7 +50,7 @@ def test_a_worker_killed_mid_drain_is_restarted_and_nothing_is_lost_or_doubled(s
         victims = children_of(parent)
         assert victims, "the Dramatiq worker has no child process"
         held = 0
-        while not held:
+        for _ in range(100):
             # Mid-drain: frozen while it holds entries it has read and not yet acknowledged.
             wait_for(lambda: any(stack.redis.pending_by_consumer().values()), 10, "a drain in flight", every=0.001)
             for pid in victims:
@@ -57,9 +58,11 @@ def test_a_worker_killed_mid_drain_is_restarted_and_nothing_is_lost_or_doubled(s
             held = sum(
                 n for name, n in stack.redis.pending_by_consumer().items() if int(name.split("-")[-2]) in victims
             )
-            if not held:  # it acknowledged in between: let it go on, try again
-                for pid in victims:
-                    os.kill(pid, signal.SIGCONT)
+            if held:
+                break
+            for pid in victims:  # it acknowledged in between: let it go on, try again
+                os.kill(pid, signal.SIGCONT)
+        assert held, "never caught a drain holding entries"
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
