@@ -61,9 +61,18 @@ def slot_key(slot: int) -> str:
 
 @dramatiq.actor(queue_name=DRAIN_QUEUE, max_retries=3, min_backoff=500, time_limit=120_000)
 def drain_buffer(slot: int) -> None:
-    """Drain the buffer for a few seconds. The scheduler holds `slot` for us until we finish."""
+    """Drain the buffer for a few seconds. The scheduler took `slot` for us; we keep it alive
+    between batches and free it when we finish. A worker killed mid-drain stops refreshing it,
+    so it expires within TIDELOG_DRAIN_SLOT_TTL_MS and the scheduler sends a drain elsewhere."""
+
+    def hold_slot() -> None:
+        buffer.client().pexpire(slot_key(slot), settings.TIDELOG_DRAIN_SLOT_TTL_MS)
+
     try:
-        drain.drain(drain.consumer_name(slot), budget_seconds=settings.TIDELOG_DRAIN_BUDGET_SECONDS)
+        hold_slot()
+        drain.drain(
+            drain.consumer_name(slot), budget_seconds=settings.TIDELOG_DRAIN_BUDGET_SECONDS, between_batches=hold_slot
+        )
     finally:
         buffer.client().delete(slot_key(slot))
 

@@ -33,6 +33,38 @@ class BufferUnavailable(Exception):
     """Redis did not answer."""
 
 
+class BufferRefusing(Exception):
+    """Redis answered but refuses writes for now: a failing disk (MISCONF), a replica after a
+    failover (READONLY), too few replicas (NOREPLICAS), a script or cluster busy."""
+
+
+# Redis types its error replies by their first word (RESP: `-READONLY You can't write…`). That
+# word is a protocol field, stable across versions, not an English message. redis-py turns some
+# of them into classes (and then strips the word from the message); for the others we read it.
+_REFUSING_CLASSES: tuple[type[redis.exceptions.ResponseError], ...] = (
+    redis.exceptions.ReadOnlyError,  # READONLY
+    redis.exceptions.ClusterDownError,  # CLUSTERDOWN, MASTERDOWN
+    redis.exceptions.TryAgainError,  # TRYAGAIN
+)
+_REFUSING_PREFIXES = frozenset({"MISCONF", "NOREPLICAS", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY"})
+
+
+def error_prefix(exc: redis.exceptions.ResponseError) -> str:
+    """The error reply's type word: redis-py keeps it in `status_code` when it maps the reply to a
+    class of its own, else the reply is the message as sent, type word first."""
+    return exc.status_code or str(exc).partition(" ")[0]
+
+
+def write_refusal(exc: redis.exceptions.ResponseError) -> type[Exception] | None:
+    """BufferFull or BufferRefusing for a reply that refuses a write for now, None for a bug."""
+    # Redis at maxmemory with noeviction refuses writes: that is "full", not "down".
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or error_prefix(exc) == "OOM":
+        return BufferFull
+    if isinstance(exc, _REFUSING_CLASSES) or error_prefix(exc) in _REFUSING_PREFIXES:
+        return BufferRefusing
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     entry_id: bytes
@@ -74,12 +106,13 @@ def append(data: bytes) -> None:
     try:
         added = script(keys=[stream_key()], args=[settings.TIDELOG_BUFFER_MAX_ENTRIES, data])  # type: ignore[operator]
     except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # LOADING (a restarted Redis reading its AOF) is a ConnectionError in redis-py: down too.
         raise BufferUnavailable(str(exc)) from exc
     except redis.ResponseError as exc:
-        # Redis at maxmemory with noeviction refuses writes: that is "full", not "down".
-        if "OOM" in str(exc):
-            raise BufferFull(str(exc)) from exc
-        raise
+        refusal = write_refusal(exc)
+        if refusal is None:
+            raise
+        raise refusal(str(exc)) from exc
     if not added:
         raise BufferFull(f"buffer holds {settings.TIDELOG_BUFFER_MAX_ENTRIES} entries")
 

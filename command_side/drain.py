@@ -130,12 +130,20 @@ def drain_batch(consumer: str, *, count: int | None = None, reclaim_idle_ms: int
 
 
 def drain(
-    consumer: str, *, budget_seconds: float = 5.0, reclaim_idle_ms: int | None = None, keep_going: bool = False
+    consumer: str,
+    *,
+    budget_seconds: float = 5.0,
+    reclaim_idle_ms: int | None = None,
+    keep_going: bool = False,
+    between_batches: Callable[[], None] | None = None,
 ) -> DrainStats:
-    """Drain until the buffer runs low (empty, with `keep_going`) or the time budget is spent."""
+    """Drain until the buffer runs low (empty, with `keep_going`) or the time budget is spent.
+    `between_batches` runs after each batch (the actor refreshes its drain slot there)."""
     total = DrainStats()
     deadline = time.monotonic() + budget_seconds
     while time.monotonic() < deadline:
+        if total.batches and between_batches is not None:
+            between_batches()
         wanted = entries_to_read()
         stats = drain_batch(consumer, count=wanted, reclaim_idle_ms=reclaim_idle_ms)
         if stats.entries == 0:

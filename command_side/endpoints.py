@@ -31,6 +31,7 @@ from contracts.events import (
     decode_session_end,
     decode_session_start,
 )
+from tenancy.database import DatabaseUnavailable
 from tenancy.models import PERSONAL_KEY_PREFIX
 from tenancy.selectors import project_id_for_api_key
 
@@ -137,7 +138,11 @@ def authenticate(key: str | None) -> int:
             ErrorCode.MISSING_API_KEY,
             "send the project API key as 'Authorization: Bearer <api_key>'",
         )
-    project_id = project_id_for_api_key(key)
+    try:
+        project_id = project_id_for_api_key(key)
+    except DatabaseUnavailable as exc:
+        # Only for a key this process has not seen: a known one is served from the cache.
+        raise Rejection(503, ErrorCode.DATABASE_UNAVAILABLE, "cannot check the API key now; retry later") from exc
     if project_id is None and key.startswith(PERSONAL_KEY_PREFIX):
         raise Rejection(
             401,
@@ -155,7 +160,7 @@ def enqueue(outcome: ingest.Outcome) -> None:
         buffer.append(encode_entry(outcome.entry))
     except buffer.BufferFull as exc:
         raise Rejection(503, ErrorCode.BUFFER_FULL, "ingestion is behind; retry later") from exc
-    except buffer.BufferUnavailable as exc:
+    except (buffer.BufferUnavailable, buffer.BufferRefusing) as exc:
         raise Rejection(503, ErrorCode.BUFFER_UNAVAILABLE, "ingestion buffer unavailable; retry later") from exc
 
 

@@ -99,6 +99,12 @@ QUERY_DB_ALIAS = "default"
 if QUERY_DATABASE_URL:
     DATABASES["query"] = dj_database_url.parse(QUERY_DATABASE_URL, conn_max_age=600)
     QUERY_DB_ALIAS = "query"
+# An unreachable server (a dead host, a partition: no refusal comes back) fails a connection
+# attempt after this long instead of the kernel's minutes; the command API then serves known keys
+# from its cache. A `connect_timeout` in the URL wins.
+TIDELOG_DATABASE_CONNECT_TIMEOUT_SECONDS = env_int("TIDELOG_DATABASE_CONNECT_TIMEOUT_SECONDS", 3)
+for _database in DATABASES.values():
+    _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", TIDELOG_DATABASE_CONNECT_TIMEOUT_SECONDS)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The ingestion views enforce contracts.limits.MAX_BODY_BYTES (5 MiB) themselves, with a clear code.
@@ -147,7 +153,12 @@ TIDELOG_BUFFER_MAX_ENTRIES = env_int("TIDELOG_BUFFER_MAX_ENTRIES", 200_000)
 TIDELOG_RETRY_AFTER_SECONDS = env_int("TIDELOG_RETRY_AFTER_SECONDS", 5)
 # A buffered entry read by a drainer that has not acknowledged it after this long is
 # reclaimed by another drainer (the first one crashed or hung).
-TIDELOG_RECLAIM_IDLE_MS = env_int("TIDELOG_RECLAIM_IDLE_MS", 30_000)
+# Short, so a killed worker's batch is stored again within seconds; a live drainer whose batch
+# takes longer only loses a race to a second copy of its own work, which the dedup ledger skips.
+TIDELOG_RECLAIM_IDLE_MS = env_int("TIDELOG_RECLAIM_IDLE_MS", 5_000)
+# A drain slot (the scheduler's token for one running drain) lives this long unless its drain
+# refreshes it between batches: a worker killed mid-drain frees its slot this soon.
+TIDELOG_DRAIN_SLOT_TTL_MS = env_int("TIDELOG_DRAIN_SLOT_TTL_MS", 5_000)
 # Events one drain transaction aims at (requests hold 1 to 1,000 events each; the drainer sizes
 # its reads from the recent mean). Bigger amortises more; smaller shows events sooner.
 TIDELOG_DRAIN_EVENTS = env_int("TIDELOG_DRAIN_EVENTS", 5_000)
@@ -162,6 +173,9 @@ TIDELOG_PARTITIONS_AHEAD_DAYS = env_int("TIDELOG_PARTITIONS_AHEAD_DAYS", 3)
 TIDELOG_PARTITIONS_BACKFILL_DAYS = env_int("TIDELOG_PARTITIONS_BACKFILL_DAYS", 400)
 # Seconds a project API key lookup stays cached in each command API process.
 TIDELOG_KEY_CACHE_SECONDS = env_int("TIDELOG_KEY_CACHE_SECONDS", 30)
+# Entries that cache holds at most (a 16-byte digest and an id each, never the key): unknown keys
+# are evicted first, then the least recently used known ones.
+TIDELOG_KEY_CACHE_MAX_ENTRIES = env_int("TIDELOG_KEY_CACHE_MAX_ENTRIES", 10_000)
 # Seconds one drain message drains before it ends (the scheduler sends the next one): long enough
 # to amortise the message, short enough that a stopping worker finishes it in time.
 TIDELOG_DRAIN_BUDGET_SECONDS = env_float("TIDELOG_DRAIN_BUDGET_SECONDS", 5.0)
@@ -199,6 +213,16 @@ DRAMATIQ_QUEUE_PREFETCH = env_int("dramatiq_queue_prefetch", 100)
 TIDELOG_HOST = env("TIDELOG_HOST", "127.0.0.1")
 TIDELOG_COMMAND_WORKERS = env_int("TIDELOG_COMMAND_WORKERS", 2)
 TIDELOG_QUERY_WORKERS = env_int("TIDELOG_QUERY_WORKERS", 1)
+TIDELOG_COMMAND_PORT = env_int("TIDELOG_COMMAND_PORT", 8000)
+TIDELOG_QUERY_PORT = env_int("TIDELOG_QUERY_PORT", 8001)
+# A process that dies is started again after TIDELOG_RESTART_BACKOFF_SECONDS, doubling with each
+# recent death up to the max; TIDELOG_RESTART_GIVE_UP_DEATHS deaths of one process within the
+# window stop everything (it keeps dying: a person must look). Under docker-compose.yml,
+# `restart: unless-stopped` restarts a container with Docker's own backoff instead.
+TIDELOG_RESTART_BACKOFF_SECONDS = env_float("TIDELOG_RESTART_BACKOFF_SECONDS", 1.0)
+TIDELOG_RESTART_BACKOFF_MAX_SECONDS = env_float("TIDELOG_RESTART_BACKOFF_MAX_SECONDS", 30.0)
+TIDELOG_RESTART_GIVE_UP_DEATHS = env_int("TIDELOG_RESTART_GIVE_UP_DEATHS", 5)
+TIDELOG_RESTART_GIVE_UP_WINDOW_SECONDS = env_float("TIDELOG_RESTART_GIVE_UP_WINDOW_SECONDS", 60.0)
 
 LOGGING = {
     "version": 1,

@@ -1,14 +1,20 @@
 """Every query API error has the same shape: {"code", "field", "message"}, whether DRF raised it
 (exception_handler) or Django answered outside a DRF view (not_found, server_error)."""
 
+import logging
+import sys
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from contracts.errors import ErrorCode, error_body
+from tenancy.database import is_unavailable
+
+log = logging.getLogger(__name__)
 
 
 class InvalidParameter(exceptions.APIException):
@@ -28,7 +34,18 @@ _CODES = {
 }
 
 
+def _database_unavailable_body() -> dict[str, Any]:
+    return error_body(ErrorCode.DATABASE_UNAVAILABLE, "the database is unavailable; retry later")
+
+
+def _retry_after() -> dict[str, str]:
+    return {"Retry-After": str(settings.TIDELOG_RETRY_AFTER_SECONDS)}
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if is_unavailable(exc):
+        log.warning("PostgreSQL unavailable: %s", exc)
+        return Response(_database_unavailable_body(), status=503, headers=_retry_after())
     response = drf_exception_handler(exc, context)
     if response is None:
         # Not an API exception: a bug. Django's handler500 (server_error) answers it.
@@ -67,5 +84,11 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    """handler500 of the query API's URL root. Says nothing of the cause: that goes to the log."""
+    """handler500 of the query API's URL root. Says nothing of the cause: that goes to the log.
+    PostgreSQL being unreachable outside a DRF view (the admin's session middleware) is a 503."""
+    # TRICKY: Django calls handler500 inside the `except` block that caught the exception, and
+    # passes only the request: the exception is the one being handled.
+    exc = sys.exc_info()[1]
+    if exc is not None and is_unavailable(exc):
+        return JsonResponse(_database_unavailable_body(), status=503, headers=_retry_after())
     return JsonResponse(error_body(ErrorCode.INTERNAL_ERROR, "internal error"), status=500)

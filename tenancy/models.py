@@ -8,6 +8,8 @@ from django.db import models
 
 PROJECT_KEY_PREFIX = "tlp_"
 PERSONAL_KEY_PREFIX = "tls_"
+# The api_key column's length: no longer string can be a project key.
+API_KEY_MAX_LENGTH = 64
 
 
 def new_project_api_key() -> str:
@@ -27,7 +29,7 @@ def hash_secret(value: str) -> str:
 class Project(models.Model):
     name = models.CharField(max_length=200)
     # Public and write-only: it ships inside mobile apps, so it is stored as is.
-    api_key = models.CharField(max_length=64, unique=True, default=new_project_api_key)
+    api_key = models.CharField(max_length=API_KEY_MAX_LENGTH, unique=True, default=new_project_api_key)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -46,7 +46,7 @@ def test_a_drainer_killed_before_commit_loses_nothing(client, project, redis_cli
     assert stored_count(project.project_id) == 0
     assert buffer.pending() == 4  # read by the dead drainer, never acknowledged
 
-    # Another drainer reclaims the dead one's entries (idle threshold 0 here, 30 s in production).
+    # Another drainer reclaims the dead one's entries (idle threshold 0 here, 5 s in production).
     stats = drain("survivor", reclaim_idle_ms=0, keep_going=True)
     assert stats.stored == len(uuids)
     assert stored_count(project.project_id) == len(uuids)

@@ -52,8 +52,9 @@ class Command(BaseCommand):
                     # few entries each would spend more on transactions than on events.
                     slots = min(settings.TIDELOG_DRAIN_PARALLELISM, 1 + backlog // settings.TIDELOG_DRAIN_SLOT_BACKLOG)
                     for slot in range(slots):
-                        # A slot is held until its actor finishes (or 60 s pass: it died).
-                        if client.set(actors.slot_key(slot), "1", nx=True, px=60_000):
+                        # A slot is held until its actor finishes, which refreshes it between
+                        # batches; a killed worker's slot expires after TIDELOG_DRAIN_SLOT_TTL_MS.
+                        if client.set(actors.slot_key(slot), "1", nx=True, px=settings.TIDELOG_DRAIN_SLOT_TTL_MS):
                             actors.drain_buffer.send(slot)
                 now = time.monotonic()
                 for name, every in UPKEEP.items():
@@ -62,6 +63,13 @@ class Command(BaseCommand):
                         last_upkeep[name] = now
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("Redis unavailable (%s); retrying in 1s", exc)
+                time.sleep(1)
+            except redis.ResponseError as exc:
+                # Redis refusing writes (READONLY after a failover, MISCONF, …) is an outage to
+                # wait out, as the API's 503s do; any other error reply is a bug and ends us.
+                if buffer.write_refusal(exc) is None:
+                    raise
+                log.warning("Redis refuses writes (%s: %s); retrying in 1s", buffer.error_prefix(exc), exc)
                 time.sleep(1)
             time.sleep(tick)
         log.info("scheduler stopped")
