@@ -172,34 +172,39 @@ _batch_decoder = msgspec.json.Decoder(BatchIn)
 _key_decoder = msgspec.json.Decoder(KeyProbe)
 
 
-def decode_event(raw: bytes) -> EventIn | EventError:
+def decode[T](decoder: msgspec.json.Decoder[T], body: bytes) -> T | EventError:
+    """The one way a body (or one event of a batch) is decoded: a value or the error to answer."""
     try:
-        event = _event_decoder.decode(raw)
+        return decoder.decode(body)
     except msgspec.DecodeError as exc:
         return error_from_validation(exc)
+    except UnicodeDecodeError:
+        # TRICKY: msgspec checks UTF-8 only in the strings it decodes, and reports a bad byte
+        # there with this, not with a DecodeError.
+        return EventError(ErrorCode.INVALID_JSON, None, "a string is not valid UTF-8")
+
+
+def decode_event(raw: bytes) -> EventIn | EventError:
+    event = decode(_event_decoder, raw)
+    if isinstance(event, EventError):
+        return event
     return check_event(event, size=len(raw)) or event
 
 
 def decode_capture(body: bytes) -> CaptureIn | EventError:
-    try:
-        event = _capture_decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        return error_from_validation(exc)
+    event = decode(_capture_decoder, body)
+    if isinstance(event, EventError):
+        return event
     return check_event(event, size=len(body)) or event
 
 
 def decode_batch(body: bytes) -> BatchIn | EventError:
-    try:
-        return _batch_decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        return error_from_validation(exc)
+    return decode(_batch_decoder, body)
 
 
 def api_key_in_body(body: bytes) -> str | None:
-    try:
-        return _key_decoder.decode(body).api_key
-    except msgspec.DecodeError:
-        return None
+    probe = decode(_key_decoder, body)
+    return None if isinstance(probe, EventError) else probe.api_key
 
 
 def as_utc(value: datetime) -> datetime:
@@ -255,14 +260,8 @@ _session_end_decoder = msgspec.json.Decoder(SessionEndIn)
 
 
 def decode_session_start(body: bytes) -> SessionStartIn | EventError:
-    try:
-        return _session_start_decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        return error_from_validation(exc)
+    return decode(_session_start_decoder, body)
 
 
 def decode_session_end(body: bytes) -> SessionEndIn | EventError:
-    try:
-        return _session_end_decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        return error_from_validation(exc)
+    return decode(_session_end_decoder, body)
