@@ -208,7 +208,9 @@ def capture(request: IngestRequest) -> IngestResponse:
     if isinstance(decoded, EventError) and decoded.code is ErrorCode.INVALID_JSON:
         # Not JSON at all: nothing to keep that a person could act on beyond the error itself.
         return respond(400, event_error_body(decoded))
-    sent_at = None if isinstance(decoded, EventError) else decoded.sent_at
+    sent_at = None if isinstance(decoded, EventError) else ingest.sent_at_in_utc(decoded.sent_at)
+    if isinstance(sent_at, EventError):
+        decoded, sent_at = sent_at, None
     outcome = ingest.single_outcome(
         project_id=project_id, event=decoded, raw=body, sent_at=sent_at, received_at=received_at
     )
@@ -238,10 +240,18 @@ def batch(request: IngestRequest) -> IngestResponse:
             413, ErrorCode.TOO_MANY_EVENTS,
             f"{len(decoded.events)} events, over {limits.MAX_BATCH_EVENTS} a batch", "events",
         )  # fmt: skip
+    sent_at = ingest.sent_at_in_utc(decoded.sent_at)
+    if isinstance(sent_at, EventError):
+        # The whole batch's clock is unknown: refused whole, and kept whole as one bad event.
+        outcome = ingest.single_outcome(
+            project_id=project_id, event=sent_at, raw=body, sent_at=None, received_at=received_at
+        )
+        enqueue(outcome)
+        return respond(400, event_error_body(sent_at))
     outcome = ingest.batch_outcome(
         project_id=project_id,
         raw_events=decoded.events,
-        sent_at=decoded.sent_at,
+        sent_at=sent_at,
         received_at=received_at,
     )
     enqueue(outcome)
@@ -276,9 +286,11 @@ def session_event(
     if session_id is None:
         session_id = getattr(decoded, "session_id", None) or str(uuid.uuid4())
     event = decoded.as_event(session_id)
+    sent_at = ingest.sent_at_in_utc(decoded.sent_at)
     outcome = ingest.single_outcome(
-        project_id=project_id, event=check_event(event, size=len(body)) or event, raw=body,
-        sent_at=decoded.sent_at, received_at=received_at,
+        project_id=project_id,
+        event=sent_at if isinstance(sent_at, EventError) else check_event(event, size=len(body)) or event,
+        raw=body, sent_at=None if isinstance(sent_at, EventError) else sent_at, received_at=received_at,
         event_uuid=session_event_uuid(project_id, session_id, decoded.event_type),
     )  # fmt: skip
     enqueue(outcome)

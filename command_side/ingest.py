@@ -11,6 +11,7 @@ import msgspec
 from command_side.skew import corrected_time
 from contracts import limits
 from contracts.captured import BufferEntry, EventCaptured, EventRejected
+from contracts.errors import ErrorCode
 from contracts.events import EventError, EventIn, as_utc, decode_event
 
 _json = msgspec.json.Encoder()
@@ -26,16 +27,38 @@ class Outcome:
         return len(self.entry.events)
 
 
+def sent_at_in_utc(sent_at: datetime | None) -> datetime | EventError | None:
+    """The request's `sent_at` in UTC, or why it cannot be: a year-9999 time west of UTC (or
+    year 1 east of it) is out of datetime's range once normalised."""
+    if sent_at is None:
+        return None
+    try:
+        return as_utc(sent_at)
+    except OverflowError:
+        return EventError(ErrorCode.INVALID_TIMESTAMP, "sent_at", "sent_at is out of range once in UTC")
+
+
 def captured(
     event: EventIn,
     *,
     sent_at: datetime | None,
     received_at: datetime,
     event_uuid: uuid.UUID | None = None,
-) -> EventCaptured:
-    timestamp = as_utc(event.timestamp) if event.timestamp is not None else None
-    sent = as_utc(sent_at) if sent_at is not None else None
-    when = corrected_time(timestamp=timestamp, sent_at=sent, received_at=received_at)
+) -> EventCaptured | EventError:
+    """The accepted event, or why its time cannot be filed (`sent_at` is already in UTC)."""
+    try:
+        timestamp = as_utc(event.timestamp) if event.timestamp is not None else None
+    except OverflowError:
+        return EventError(ErrorCode.INVALID_TIMESTAMP, "timestamp", "timestamp is out of range once in UTC")
+    try:
+        when = corrected_time(timestamp=timestamp, sent_at=sent_at, received_at=received_at)
+    except OverflowError:
+        # A device clock off by millennia moves an edge-of-range time out of range.
+        return EventError(
+            ErrorCode.INVALID_TIMESTAMP,
+            "timestamp",
+            "timestamp is out of range once corrected for the device clock (sent_at)",
+        )
     if event_uuid is None:
         # An SDK that sends no uuid cannot be deduplicated across its own retries; PostHog's,
         # Amplitude's and our mobile SDKs all send one.
@@ -47,7 +70,7 @@ def captured(
         timestamp=when.timestamp,
         received_at=received_at,
         client_timestamp=timestamp,
-        sent_at=sent,
+        sent_at=sent_at,
         skew_ms=when.skew_ms,
         session_id=event.session_id,
         device_id=event.device_id,
@@ -82,12 +105,15 @@ def batch_outcome(
     for index, raw in enumerate(raw_events):
         raw_bytes = bytes(raw)
         decoded = decode_event(raw_bytes)
-        if isinstance(decoded, EventError):
-            error = EventError(decoded.code, decoded.field, decoded.message, index)
+        event = decoded if isinstance(decoded, EventError) else captured(
+            decoded, sent_at=sent_at, received_at=received_at
+        )  # fmt: skip
+        if isinstance(event, EventError):
+            error = EventError(event.code, event.field, event.message, index)
             errors.append(error)
             bad.append(rejected(error, raw_bytes, received_at=received_at))
         else:
-            events.append(captured(decoded, sent_at=sent_at, received_at=received_at))
+            events.append(event)
     return Outcome(BufferEntry(project_id=project_id, events=events, rejected=bad), errors)
 
 
@@ -100,13 +126,12 @@ def single_outcome(
     received_at: datetime,
     event_uuid: uuid.UUID | None = None,
 ) -> Outcome:
-    if isinstance(event, EventError):
+    result = event if isinstance(event, EventError) else captured(
+        event, sent_at=sent_at, received_at=received_at, event_uuid=event_uuid
+    )  # fmt: skip
+    if isinstance(result, EventError):
         return Outcome(
-            BufferEntry(project_id=project_id, rejected=[rejected(event, raw, received_at=received_at)]),
-            [event],
+            BufferEntry(project_id=project_id, rejected=[rejected(result, raw, received_at=received_at)]),
+            [result],
         )
-    entry = BufferEntry(
-        project_id=project_id,
-        events=[captured(event, sent_at=sent_at, received_at=received_at, event_uuid=event_uuid)],
-    )
-    return Outcome(entry)
+    return Outcome(BufferEntry(project_id=project_id, events=[result]))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.command_helpers import bad_events, drain_all, make_event
+from tests.command_helpers import bad_events, drain_all, make_event, stored_count
 from tests.integration.test_fast_path import call
 
 pytestmark = [pytest.mark.urls("core.urls_command"), pytest.mark.django_db]
@@ -89,3 +89,61 @@ def test_invalid_utf8_in_one_batch_event_rejects_that_event_alone(send, project)
     assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "invalid_json")]
     drain_all()
     assert [row[0] for row in bad_events(project.project_id)] == ["invalid_json"]
+
+
+# --- 2. times out of range --------------------------------------------------------------------
+
+OUT_OF_RANGE = [
+    ({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp"),
+    ({"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp"),
+    ({"sent_at": "9999-12-31T23:59:59-01:00"}, "sent_at"),
+    ({"sent_at": "0001-01-01T00:00:00+01:00"}, "sent_at"),
+    # Each in range, but the skew correction (timestamp - (sent_at - received_at)) is not.
+    ({"timestamp": "9999-12-31T00:00:00Z", "sent_at": "0001-01-02T00:00:00Z"}, "timestamp"),
+    ({"timestamp": "0001-01-02T00:00:00Z", "sent_at": "9999-12-31T00:00:00Z"}, "timestamp"),
+]
+
+
+@pytest.mark.parametrize(("path", "method"), [e for e in ENDPOINTS if e[0] != "batch/"])
+@pytest.mark.parametrize(("times", "field"), OUT_OF_RANGE)
+def test_a_time_out_of_range_is_a_400_naming_it(send, project, path, method, times, field):
+    event = {"event_type": "e", "distinct_id": "u", **times}
+    status, body = send(path, method, json.dumps(event).encode(), auth(project))
+    assert status == 400, body
+    assert_shape(body)
+    assert (body["code"], body["field"]) == ("invalid_timestamp", field)
+    drain_all()
+    assert [row[:2] for row in bad_events(project.project_id)] == [("invalid_timestamp", field)]
+
+
+@pytest.mark.parametrize(("times", "field"), [t for t in OUT_OF_RANGE if "sent_at" not in t[0]])
+def test_a_batch_event_out_of_range_is_rejected_alone(send, project, times, field):
+    good = make_event()
+    status, body = send("batch/", "POST", json.dumps({"events": [good, make_event(**times)]}).encode(), auth(project))
+    assert status == 200, body
+    assert body["accepted"] == 1
+    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [(1, "invalid_timestamp", field)]
+    drain_all()
+    assert stored_count(project.project_id, uuid=good["uuid"]) == 1
+    assert [row[:2] for row in bad_events(project.project_id)] == [("invalid_timestamp", field)]
+
+
+@pytest.mark.parametrize("sent_at", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_a_batch_whose_sent_at_is_out_of_range_is_a_400_kept_whole(send, project, sent_at):
+    status, body = send(
+        "batch/", "POST", json.dumps({"events": [make_event()], "sent_at": sent_at}).encode(), auth(project)
+    )
+    assert status == 400, body
+    assert_shape(body)
+    assert (body["code"], body["field"]) == ("invalid_timestamp", "sent_at")
+    drain_all()
+    assert [row[:2] for row in bad_events(project.project_id)] == [("invalid_timestamp", "sent_at")]
+
+
+@pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T05:00:00+01:00"])
+def test_times_at_the_edges_of_the_range_are_stored(send, project, timestamp):
+    event = make_event(timestamp=timestamp)
+    status, body = send("capture/", "POST", json.dumps(event).encode(), auth(project))
+    assert status == 200, body
+    drain_all()
+    assert stored_count(project.project_id, uuid=event["uuid"]) == 1
