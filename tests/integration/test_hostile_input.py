@@ -147,3 +147,37 @@ def test_times_at_the_edges_of_the_range_are_stored(send, project, timestamp):
     assert status == 200, body
     drain_all()
     assert stored_count(project.project_id, uuid=event["uuid"]) == 1
+
+
+# --- 4. a malformed api_key ---------------------------------------------------------------------
+
+MALFORMED_KEYS = ["tlp_\x00", "tlp_a\x00b", "\x00", "tlp_é", "tlp_" + "a" * 500, "tlp_a b"]
+
+
+@pytest.mark.parametrize(("path", "method"), ENDPOINTS)
+@pytest.mark.parametrize("key", MALFORMED_KEYS)
+def test_a_malformed_key_in_the_body_is_a_401(send, project, path, method, key):
+    event = {**make_event(), "distinct_id": "u", "api_key": key}
+    body = {"events": [event], "api_key": key} if path == "batch/" else event
+    status, answer = send(path, method, json.dumps(body).encode())
+    assert (status, answer["code"]) == (401, "invalid_api_key")
+    assert_shape(answer)
+
+
+@pytest.mark.parametrize(("path", "method"), ENDPOINTS)
+@pytest.mark.parametrize("key", MALFORMED_KEYS)
+def test_a_malformed_key_in_the_header_is_a_401(send, project, path, method, key):
+    body = json.dumps({"events": [make_event()], **make_event()}).encode()
+    status, answer = send(path, method, body, {"HTTP_AUTHORIZATION": f"Bearer {key}"})
+    assert (status, answer["code"]) == (401, "invalid_api_key")
+    assert_shape(answer)
+
+
+def test_a_personal_key_is_still_told_apart(send, project):
+    status, answer = send(
+        "capture/",
+        "POST",
+        json.dumps(make_event()).encode(),
+        {"HTTP_AUTHORIZATION": f"Bearer {project.personal_api_key}"},
+    )
+    assert (status, answer["code"]) == (401, "wrong_key_kind")
