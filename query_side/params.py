@@ -114,12 +114,20 @@ def parse_text(params: QueryDict, name: str, max_length: int = MAX_TEXT) -> str 
     return value or None
 
 
+# PostgreSQL's time zone offsets stop short of 16 hours; Python's go up to 24.
+_MAX_OFFSET = timedelta(hours=16)
+
+
 def aware_datetime(text: str) -> datetime:
-    """A cursor part: an ISO time this API wrote, always with its offset."""
+    """A cursor part: an ISO time this API wrote, always with its offset; read in UTC."""
     value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("a cursor time has an offset")
-    return value
+    if abs(offset) >= _MAX_OFFSET:
+        # No cursor of ours has one (they are written in UTC); PostgreSQL would refuse it.
+        raise ValueError("a cursor time's offset is within ±15:59")
+    return value.astimezone(UTC)  # OverflowError at the ends of the range: decode_cursor's 400
 
 
 def encode_cursor(*parts: Any) -> str:

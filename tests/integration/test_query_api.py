@@ -433,6 +433,11 @@ def cursor(text):
         ("events/", {"distinct_id": "x" * 201}, "distinct_id"),
         ("events/", {"session_id": "s\x00"}, "session_id"),
         ("bad-events/", {"cursor": cursor("x")}, "cursor"),
+        # Offsets Python takes and PostgreSQL does not (beyond ±15:59).
+        ("events/", {"cursor": cursor("2026-05-01T00:00:00+20:00|00000000-0000-0000-0000-000000000000")}, "cursor"),
+        ("events/", {"cursor": cursor("2026-05-01T00:00:00-23:59|00000000-0000-0000-0000-000000000000")}, "cursor"),
+        ("bad-events/", {"cursor": cursor("2026-05-01T00:00:00+16:00|1")}, "cursor"),
+        ("bad-events/", {"cursor": cursor("0001-01-01T00:00:00+01:00|1")}, "cursor"),
         ("bad-events/", {"cursor": cursor("2026-05-01T00:00:00+00:00|one")}, "cursor"),
         ("bad-events/", {"limit": "1001"}, "limit"),
     ],
@@ -442,6 +447,26 @@ def test_bad_parameters_are_a_400_naming_the_field(client, project, path, query,
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_parameter"
     assert response.json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("path", "tail"), [("events/", "|00000000-0000-0000-0000-000000000000"), ("bad-events/", "|1")]
+)
+@pytest.mark.parametrize("offset", ["+16:00", "-16:00", "+23:59"])
+def test_a_cursor_offset_postgresql_cannot_take_is_a_400_with_rows_to_read(client, project, path, tail, offset):
+    # With rows to read PostgreSQL gets the time, and refused it: a 500 (issue 6, item 7).
+    seed_everything(project.project_id)
+    response = get(client, path, project.personal_api_key, cursor=cursor(f"2026-05-01T00:00:00{offset}{tail}"))
+    assert (response.status_code, response.json()["code"], response.json()["field"]) == (
+        400, "invalid_parameter", "cursor",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("offset", ["+15:59", "-15:59", "+01:00"])
+def test_a_cursor_time_with_an_offset_is_read_in_utc(client, project, offset):
+    seed_everything(project.project_id)
+    query = {"cursor": cursor(f"2100-01-01T00:00:00{offset}|1")}
+    assert get(client, "bad-events/", project.personal_api_key, **query).status_code == 200
 
 
 @pytest.mark.parametrize("project_id", ["abc", "-1", "1.0", "²", "9" * 30])
