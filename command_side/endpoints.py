@@ -6,6 +6,7 @@ one pass (a DRF serializer per event is ~50x slower).
 """
 
 import functools
+import re
 import uuid
 import zlib
 from collections.abc import Callable
@@ -305,9 +306,28 @@ def session_start(request: IngestRequest) -> IngestResponse:
     return session_event(request, decode_session_start, session_id=None, status=201)
 
 
+def wsgi_path_text(raw: str) -> str:
+    """A path as a WSGI server gives it (PEP 3333: the URL's bytes, each as one latin-1
+    character) read as the UTF-8 SDKs send: '%C3%A9' is 'é', not 'Ã©'. Bytes that are not
+    UTF-8 become lone surrogates (surrogateescape), which `session_end` refuses."""
+    try:
+        return raw.encode("latin-1").decode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return raw  # a server that decoded it already (not PEP 3333): it is text
+
+
+# Django hands its views a path whose bytes that are not UTF-8 are percent-escaped again
+# ('%FF'); a literal '%FF' (sent as '%25FF') cannot be told from one, so both are refused, by
+# both servers alike. Escapes of ASCII bytes ('%20') are fine: no broken UTF-8 looks like them.
+_NOT_UTF8 = re.compile(r"[\udc80-\udcff]|%[89a-fA-F][0-9a-fA-F]")
+
+
 @handle
 def session_end(request: IngestRequest, session_id: str) -> IngestResponse:
-    """Close a session: a `$session_end` event for the session in the path."""
+    """Close a session: a `$session_end` event for the session in the path (as text: Django's
+    URL kwarg, or the fast path's wsgi_path_text)."""
+    if _NOT_UTF8.search(session_id):
+        raise Rejection(400, ErrorCode.INVALID_VALUE, "session_id in the path is not valid UTF-8", "session_id")
     if not 0 < len(session_id) <= limits.MAX_ID_LENGTH:
         raise Rejection(400, ErrorCode.VALUE_TOO_LONG, "session_id is too long", "session_id")
     return session_event(request, decode_session_end, session_id=session_id, status=200)

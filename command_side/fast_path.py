@@ -52,7 +52,7 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
             if match is None:
                 return django_app(environ, start_response)
             route = (endpoints.session_end, ("PUT", "POST"))
-            kwargs = match.groupdict()
+            kwargs = {"session_id": endpoints.wsgi_path_text(match["session_id"])}
         endpoint, methods = route
         if environ.get("REQUEST_METHOD") not in methods:
             refusal = endpoints.method_not_allowed(methods)

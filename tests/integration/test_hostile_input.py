@@ -3,6 +3,7 @@ a 4xx in the documented error shape (never a 500), through Django and through th
 path alike, and whatever it rejects is kept in tidelog_bad_events."""
 
 import json
+from urllib.parse import quote, unquote_to_bytes
 
 import pytest
 
@@ -47,7 +48,9 @@ def send(request, redis_client, settings):
     from core.wsgi_command import application
 
     def through_fast_path(path, method, body, headers=None):
-        status, _, content = call(application, method, PREFIX + path, body, headers)
+        # As a WSGI server gives it (PEP 3333): unquoted, its bytes as latin-1.
+        path_info = unquote_to_bytes(PREFIX + path).decode("latin-1")
+        status, _, content = call(application, method, path_info, body, headers)
         return status, json.loads(content)
 
     return through_fast_path
@@ -181,3 +184,29 @@ def test_a_personal_key_is_still_told_apart(send, project):
         {"HTTP_AUTHORIZATION": f"Bearer {project.personal_api_key}"},
     )
     assert (status, answer["code"]) == (401, "wrong_key_kind")
+
+
+# --- 9. a session id in the path that is not ASCII ----------------------------------------------
+
+
+@pytest.mark.parametrize("session_id", ["été", "会话-1", "é" * 200])
+def test_a_non_ascii_session_id_in_the_path_is_read_as_utf8(send, project, session_id):
+    body = json.dumps({"distinct_id": "u", "session_id": session_id}).encode()
+    assert send("session/start/", "POST", body, auth(project))[0] == 201
+    status, answer = send(f"session/{quote(session_id)}/end/", "PUT", b'{"distinct_id": "u"}', auth(project))
+    assert (status, answer.get("session_id")) == (200, session_id), answer
+    drain_all()
+    assert stored_count(project.project_id, session_id=session_id) == 2
+
+
+def test_the_session_ids_length_limit_counts_characters_in_the_path_too(send, project):
+    status, answer = send(f"session/{quote('é' * 201)}/end/", "PUT", b'{"distinct_id": "u"}', auth(project))
+    assert (status, answer["code"], answer["field"]) == (400, "value_too_long", "session_id")
+
+
+# "%25FF" is a literal "%FF": Django re-escapes broken bytes so, and cannot tell them apart.
+@pytest.mark.parametrize("segment", ["%FF", "a%C3", "%C3%28", "%ED%A0%80", "%25FF"])
+def test_a_session_id_in_the_path_that_is_not_utf8_is_a_400(send, project, segment):
+    status, answer = send(f"session/{segment}/end/", "PUT", b'{"distinct_id": "u"}', auth(project))
+    assert (status, answer["code"], answer["field"]) == (400, "invalid_value", "session_id"), answer
+    assert_shape(answer)
