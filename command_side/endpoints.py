@@ -48,6 +48,14 @@ class Rejection(Exception):
         self.field = field
 
 
+class UnreadableBody(Rejection):
+    """A body that cannot be inflated: a 400, and kept as sent once the key says whose it is."""
+
+    def __init__(self, message: str, raw: bytes) -> None:
+        super().__init__(400, ErrorCode.INVALID_GZIP, message)
+        self.raw = raw
+
+
 @dataclass(frozen=True, slots=True)
 class IngestRequest:
     """What an endpoint needs of an HTTP request, whichever server parsed it."""
@@ -96,7 +104,7 @@ def read_body(request: IngestRequest) -> bytes:
     """The request body, gunzipped if need be; the size limit applies after decompression."""
     if request.content_length is not None and request.content_length > limits.MAX_BODY_BYTES:
         raise Rejection(413, ErrorCode.BODY_TOO_LARGE, f"body over {limits.MAX_BODY_BYTES} bytes")
-    body = request.read_body()
+    body = raw = request.read_body()
     encoding = request.content_encoding.strip().lower()
     if encoding in ("", "identity"):
         pass
@@ -106,7 +114,7 @@ def read_body(request: IngestRequest) -> bytes:
             # Bounded: a 5 KB gzip bomb must not inflate into gigabytes in memory.
             body = inflater.decompress(body, limits.MAX_BODY_BYTES + 1)
         except zlib.error as exc:
-            raise Rejection(400, ErrorCode.INVALID_GZIP, f"body is not valid gzip: {exc}") from exc
+            raise UnreadableBody(f"body is not valid gzip: {exc}", raw) from exc
         if len(body) > limits.MAX_BODY_BYTES or inflater.unconsumed_tail:
             raise Rejection(
                 413,
@@ -114,7 +122,7 @@ def read_body(request: IngestRequest) -> bytes:
                 f"decompressed body over {limits.MAX_BODY_BYTES} bytes",
             )
         if not inflater.eof:
-            raise Rejection(400, ErrorCode.INVALID_GZIP, "gzip body is truncated")
+            raise UnreadableBody("gzip body is truncated", raw)
     else:
         raise Rejection(415, ErrorCode.UNSUPPORTED_ENCODING, f"Content-Encoding {encoding!r} is not supported")
     if len(body) > limits.MAX_BODY_BYTES:
@@ -165,6 +173,23 @@ def enqueue(outcome: ingest.Outcome) -> None:
         raise Rejection(503, ErrorCode.BUFFER_UNAVAILABLE, "ingestion buffer unavailable; retry later") from exc
 
 
+def keep_refused(project_id: int, error: EventError, raw: bytes, received_at: datetime) -> IngestResponse:
+    """A body refused whole: answered 400, and kept whole as one bad event (its payload cut to
+    limits.MAX_EVENT_BYTES), so that no refused input is dropped unseen."""
+    enqueue(ingest.single_outcome(project_id=project_id, event=error, raw=raw, sent_at=None, received_at=received_at))
+    return respond(400, event_error_body(error))
+
+
+def readable_body(request: IngestRequest, key: str | None, received_at: datetime) -> bytes:
+    """read_body, keeping a body that cannot be inflated (its key can only be the header's)."""
+    try:
+        return read_body(request)
+    except UnreadableBody as unreadable:
+        project_id = authenticate(key)
+        keep_refused(project_id, EventError(unreadable.code, None, str(unreadable)), unreadable.raw, received_at)
+        raise
+
+
 def event_error_body(error: EventError) -> dict[str, Any]:
     body = error_body(error.code, error.message, error.field)
     if error.index is not None:
@@ -201,14 +226,11 @@ def capture(request: IngestRequest) -> IngestResponse:
     """One event. 200 when buffered; 400 when invalid (and the event is kept as a bad event)."""
     received_at = now()
     key = header_key(request)
-    body = read_body(request)
+    body = readable_body(request, key, received_at)
     decoded = decode_capture(body)
     project_id = authenticate(
         key or (decoded.api_key if not isinstance(decoded, EventError) else api_key_in_body(body))
     )
-    if isinstance(decoded, EventError) and decoded.code is ErrorCode.INVALID_JSON:
-        # Not JSON at all: nothing to keep that a person could act on beyond the error itself.
-        return respond(400, event_error_body(decoded))
     sent_at = None if isinstance(decoded, EventError) else ingest.sent_at_in_utc(decoded.sent_at)
     if isinstance(sent_at, EventError):
         decoded, sent_at = sent_at, None
@@ -226,13 +248,13 @@ def batch(request: IngestRequest) -> IngestResponse:
     """Many events. Good ones are buffered, bad ones reported by index and kept as bad events."""
     received_at = now()
     key = header_key(request)
-    body = read_body(request)
+    body = readable_body(request, key, received_at)
     decoded = decode_batch(body)
     if isinstance(decoded, EventError):
         # Authenticated first, as capture and the session endpoints do: a request without a key
         # gets the same 401 on every endpoint, whatever its body.
-        authenticate(key or api_key_in_body(body))
-        return respond(400, event_error_body(decoded))
+        project_id = authenticate(key or api_key_in_body(body))
+        return keep_refused(project_id, decoded, body, received_at)
     project_id = authenticate(key or decoded.api_key)
     if not decoded.events:
         raise Rejection(400, ErrorCode.NO_EVENTS, "the batch has no events", "events")
@@ -244,11 +266,7 @@ def batch(request: IngestRequest) -> IngestResponse:
     sent_at = ingest.sent_at_in_utc(decoded.sent_at)
     if isinstance(sent_at, EventError):
         # The whole batch's clock is unknown: refused whole, and kept whole as one bad event.
-        outcome = ingest.single_outcome(
-            project_id=project_id, event=sent_at, raw=body, sent_at=None, received_at=received_at
-        )
-        enqueue(outcome)
-        return respond(400, event_error_body(sent_at))
+        return keep_refused(project_id, sent_at, body, received_at)
     outcome = ingest.batch_outcome(
         project_id=project_id,
         raw_events=decoded.events,
@@ -274,16 +292,21 @@ def session_event(
     *,
     session_id: str | None,
     status: int,
+    path_error: EventError | None = None,
 ) -> IngestResponse:
-    """A session start or end: one `$session_…` event for the session, from the path or body."""
+    """A session start or end: one `$session_…` event for the session, from the path or body.
+    A session id refused in the path (`path_error`) refuses the body, which is kept."""
     received_at = now()
     key = header_key(request)
-    body = read_body(request)
+    body = readable_body(request, key, received_at)
     decoded = decode(body)
+    project_id = authenticate(
+        key or (decoded.api_key if not isinstance(decoded, EventError) else api_key_in_body(body))
+    )
+    if path_error is not None:
+        return keep_refused(project_id, path_error, body, received_at)
     if isinstance(decoded, EventError):
-        authenticate(key or api_key_in_body(body))
-        return respond(400, event_error_body(decoded))
-    project_id = authenticate(key or decoded.api_key)
+        return keep_refused(project_id, decoded, body, received_at)
     if session_id is None:
         session_id = getattr(decoded, "session_id", None) or str(uuid.uuid4())
     event = decoded.as_event(session_id)
@@ -326,8 +349,9 @@ _NOT_UTF8 = re.compile(r"[\udc80-\udcff]|%[89a-fA-F][0-9a-fA-F]")
 def session_end(request: IngestRequest, session_id: str) -> IngestResponse:
     """Close a session: a `$session_end` event for the session in the path (as text: Django's
     URL kwarg, or the fast path's wsgi_path_text)."""
+    path_error = None
     if _NOT_UTF8.search(session_id):
-        raise Rejection(400, ErrorCode.INVALID_VALUE, "session_id in the path is not valid UTF-8", "session_id")
-    if not 0 < len(session_id) <= limits.MAX_ID_LENGTH:
-        raise Rejection(400, ErrorCode.VALUE_TOO_LONG, "session_id is too long", "session_id")
-    return session_event(request, decode_session_end, session_id=session_id, status=200)
+        path_error = EventError(ErrorCode.INVALID_VALUE, "session_id", "session_id in the path is not valid UTF-8")
+    elif not 0 < len(session_id) <= limits.MAX_ID_LENGTH:
+        path_error = EventError(ErrorCode.VALUE_TOO_LONG, "session_id", "session_id is too long")
+    return session_event(request, decode_session_end, session_id=session_id, status=200, path_error=path_error)

@@ -81,12 +81,18 @@ def captured(
     )
 
 
+def storable(text: str) -> str:
+    """Text PostgreSQL can store: no NUL, no lone surrogate (an error's field or message must
+    never fail the drain's whole batch)."""
+    return text.encode("utf-8", errors="replace").decode().replace("\x00", "\\u0000")
+
+
 def rejected(error: EventError, raw: bytes, *, received_at: datetime) -> EventRejected:
     return EventRejected(
         received_at=received_at,
         code=str(error.code),
-        field=error.field,
-        message=error.message,
+        field=None if error.field is None else storable(error.field),
+        message=storable(error.message),
         payload=bytes(raw[: limits.MAX_EVENT_BYTES]),
     )
 

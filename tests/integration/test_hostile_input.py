@@ -210,3 +210,59 @@ def test_a_session_id_in_the_path_that_is_not_utf8_is_a_400(send, project, segme
     status, answer = send(f"session/{segment}/end/", "PUT", b'{"distinct_id": "u"}', auth(project))
     assert (status, answer["code"], answer["field"]) == (400, "invalid_value", "session_id"), answer
     assert_shape(answer)
+
+
+# --- 8. every rejected event is kept, on every endpoint -------------------------------------------
+
+REFUSED_BODIES = [
+    (b"not json", "invalid_json"),
+    (b'{"distinct_id": 123, "event_type": "e", "events": 7}', "invalid_type"),
+    (b"[1, 2]", "invalid_type"),
+    # api_key is a field of every body: its bad byte is seen on all four (unknown fields are skipped).
+    (b'{"event_type":"e","distinct_id":"u","api_key":"tlp_\xff","events":[]}', "invalid_json"),
+]
+
+
+@pytest.mark.parametrize(("path", "method"), ENDPOINTS)
+@pytest.mark.parametrize(("raw", "code"), REFUSED_BODIES)
+def test_a_body_refused_whole_is_kept_whole_as_one_bad_event(send, project, path, method, raw, code):
+    status, body = send(path, method, raw, auth(project))
+    assert (status, body["code"]) == (400, code), body
+    assert_shape(body)
+    drain_all()
+    assert bad_events(project.project_id) == [(code, body["field"], raw.decode("utf-8", errors="replace"))]
+
+
+def test_a_session_start_without_a_valid_distinct_id_is_kept(send, project):
+    status, body = send("session/start/", "POST", b'{"distinct_id": 123}', auth(project))
+    assert (status, body["code"], body["field"]) == (400, "invalid_type", "distinct_id")
+    drain_all()
+    assert bad_events(project.project_id) == [("invalid_type", "distinct_id", '{"distinct_id": 123}')]
+
+
+def test_a_session_end_whose_path_is_refused_is_kept_with_its_body(send, project):
+    status, body = send(f"session/{'s' * 201}/end/", "PUT", b'{"distinct_id": "u"}', auth(project))
+    assert (status, body["code"], body["field"]) == (400, "value_too_long", "session_id")
+    drain_all()
+    assert bad_events(project.project_id) == [("value_too_long", "session_id", '{"distinct_id": "u"}')]
+
+
+@pytest.mark.parametrize(("path", "method"), ENDPOINTS)
+def test_a_broken_gzip_body_is_kept_as_sent(send, project, path, method):
+    status, body = send(path, method, b"\x1f\x8b\x08nope", {**auth(project), "HTTP_CONTENT_ENCODING": "gzip"})
+    assert (status, body["code"]) == (400, "invalid_gzip")
+    drain_all()
+    assert [row[0] for row in bad_events(project.project_id)] == ["invalid_gzip"]
+
+
+@pytest.mark.parametrize(("path", "method"), ENDPOINTS)
+def test_a_broken_gzip_body_without_a_key_is_a_401(send, project, path, method):
+    status, body = send(path, method, b"\x1f\x8b\x08nope", {"HTTP_CONTENT_ENCODING": "gzip"})
+    assert (status, body["code"]) == (401, "missing_api_key")
+
+
+def test_an_empty_batch_has_no_event_to_keep(send, project):
+    status, body = send("batch/", "POST", b'{"events": []}', auth(project))
+    assert (status, body["code"]) == (400, "no_events")
+    drain_all()
+    assert bad_events(project.project_id) == []
