@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from contracts import limits
+from contracts import limits, nesting
 from contracts.errors import ErrorCode
 
 EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_EVENT_TYPE_LENGTH)]
@@ -172,8 +172,28 @@ _batch_decoder = msgspec.json.Decoder(BatchIn)
 _key_decoder = msgspec.json.Decoder(KeyProbe)
 
 
+def _too_deep(body: bytes) -> EventError | None:
+    """Why a body nested deeper than MAX_JSON_DEPTH is refused (None: it is not, after all):
+    its properties are too deep, or it is (elsewhere: no field of ours nests that deep)."""
+    try:
+        deep = nesting.deep_values(body, limits.MAX_JSON_DEPTH, first_only=True)
+    except nesting.TooComplex:
+        return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+    if not deep:
+        return None
+    if deep[0].path[:1] == ("properties",):
+        return EventError(
+            ErrorCode.PROPERTIES_TOO_DEEP, "properties", f"nested deeper than {limits.MAX_PROPERTY_DEPTH} levels"
+        )
+    return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+
+
 def decode[T](decoder: msgspec.json.Decoder[T], body: bytes) -> T | EventError:
-    """The one way a body (or one event of a batch) is decoded: a value or the error to answer."""
+    """The one way a body (or one event of a batch) is decoded: a value or the error to answer.
+    Its depth is measured first, without recursion: msgspec recurses, and a 20 KB body 10,000
+    levels deep would end it in a RecursionError."""
+    if nesting.is_deeper_than(body, limits.MAX_JSON_DEPTH) and (error := _too_deep(body)) is not None:
+        return error
     try:
         return decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -198,11 +218,40 @@ def decode_capture(body: bytes) -> CaptureIn | EventError:
     return check_event(event, size=len(body)) or event
 
 
+def _is_in_an_events_properties(value: nesting.DeepValue) -> bool:
+    path = value.path
+    return len(path) > 2 and path[0] == "events" and isinstance(path[1], int) and path[2] == "properties"
+
+
+def _cut_deep_properties(body: bytes) -> bytes | EventError:
+    """A batch whose only deep values are in its events' properties, with each cut at
+    MAX_JSON_DEPTH (replaced by `null` there): still far deeper than MAX_PROPERTY_DEPTH, so
+    each such event is rejected alone (properties_too_deep) and the others go on."""
+    if not nesting.is_deeper_than(body, limits.MAX_JSON_DEPTH):
+        return body
+    try:
+        deep = nesting.deep_values(body, limits.MAX_JSON_DEPTH)
+    except nesting.TooComplex:
+        return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+    if not all(_is_in_an_events_properties(value) for value in deep):
+        return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+    return nesting.cut(body, deep) if deep else body
+
+
 def decode_batch(body: bytes) -> BatchIn | EventError:
-    return decode(_batch_decoder, body)
+    body_or_error = _cut_deep_properties(body)
+    if isinstance(body_or_error, EventError):
+        return body_or_error
+    return decode(_batch_decoder, body_or_error)
 
 
 def api_key_in_body(body: bytes) -> str | None:
+    """The key of a body that could not be decoded, if it has one that can be read."""
+    if nesting.is_deeper_than(body, limits.MAX_JSON_DEPTH):
+        try:
+            body = nesting.cut(body, nesting.deep_values(body, limits.MAX_JSON_DEPTH))
+        except nesting.TooComplex:
+            return None
     probe = decode(_key_decoder, body)
     return None if isinstance(probe, EventError) else probe.api_key
 

@@ -26,6 +26,11 @@ MAX_SHORT_TEXT_LENGTH: Final = 100
 MAX_PROPERTY_DEPTH: Final = 10
 """Nesting of objects and arrays inside `properties` (a flat object is depth 1)."""
 
+MAX_JSON_DEPTH: Final = 64
+"""Nesting of a whole body, measured before it is decoded (contracts/nesting.py): decoding
+recurses, and ~1,500 levels exhaust it. A valid batch needs 13 (batch, events, event, then
+properties 10 deep); deeper, within properties, is properties_too_deep, elsewhere invalid_json."""
+
 MAX_PROPERTY_KEYS: Final = 1_000
 """Keys at the top level of `properties`."""
 

@@ -266,3 +266,79 @@ def test_an_empty_batch_has_no_event_to_keep(send, project):
     assert (status, body["code"]) == (400, "no_events")
     drain_all()
     assert bad_events(project.project_id) == []
+
+
+# --- 3. deep nesting ----------------------------------------------------------------------------
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "depth"), [(*ENDPOINTS[0], 10_000), (*ENDPOINTS[2], 5_000), (*ENDPOINTS[3], 5_000)]
+)
+def test_properties_nested_thousands_deep_are_a_400_and_kept(send, project, path, method, depth):
+    raw = b'{"event_type": "e", "distinct_id": "u", "properties": {"a": ' + nested(depth) + b"}}"
+    status, body = send(path, method, raw, auth(project))
+    assert (status, body["code"], body["field"]) == (400, "properties_too_deep", "properties"), body
+    assert_shape(body)
+    drain_all()
+    assert [row[:2] for row in bad_events(project.project_id)] == [("properties_too_deep", "properties")]
+
+
+def test_a_batch_event_nested_10000_deep_is_rejected_alone(send, project):
+    good = make_event()
+    deep = b'{"event_type": "e", "distinct_id": "u", "properties": {"a": ' + nested(10_000) + b"}}"
+    raw = b'{"events": [' + json.dumps(good).encode() + b", " + deep + b", " + deep + b"]}"
+    status, body = send("batch/", "POST", raw, auth(project))
+    assert status == 200, body
+    assert body["accepted"] == 1
+    assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [
+        (1, "properties_too_deep", "properties"),
+        (2, "properties_too_deep", "properties"),
+    ]
+    drain_all()
+    assert stored_count(project.project_id, uuid=good["uuid"]) == 1
+    assert [row[:2] for row in bad_events(project.project_id)] == [("properties_too_deep", "properties")] * 2
+
+
+@pytest.mark.parametrize(("path", "method"), ENDPOINTS)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"event_type": "e", "distinct_id": "u", "extra": ' + nested(10_000) + b', "events": []}',
+        b'{"event_type": "e", "distinct_id": "u", "events": [{"extra": ' + nested(10_000) + b"}]}",
+        nested(10_000),
+        b"[" * 10_000,  # truncated
+        b'{"properties": {"a": ' + b"[" * 10_000,  # truncated, in properties
+    ],
+)
+def test_deep_nesting_outside_properties_refuses_the_body(send, project, path, method, raw):
+    status, body = send(path, method, raw, auth(project))
+    assert status == 400, body
+    assert_shape(body)
+    drain_all()
+    assert [row[:2] for row in bad_events(project.project_id)] == [(body["code"], body["field"])]
+    if raw.startswith(b'{"properties"') and path != "batch/":
+        assert body["code"] == "properties_too_deep"
+    else:
+        assert (body["code"], body["field"]) == ("invalid_json", None)
+
+
+@pytest.mark.parametrize(("path", "method"), ENDPOINTS)
+def test_brackets_in_strings_are_not_nesting(send, project, path, method):
+    event = make_event(distinct_id="u", properties={"s": "[" * 10_000, "t": '\\"{' * 5_000, "u": "]" * 9_000})
+    body = {"events": [event]} if path == "batch/" else event
+    status, answer = send(path, method, json.dumps(body).encode(), auth(project))
+    assert status in (200, 201), answer
+    assert answer.get("rejected", []) == []
+
+
+@pytest.mark.parametrize(("path", "method"), ENDPOINTS)
+def test_a_key_in_a_deep_body_still_authenticates_it(send, project, path, method):
+    raw = b'{"api_key": "%s", "distinct_id": "u", "properties": {"a": %s}, "events": "x"}' % (
+        project.api_key.encode(), nested(5_000),
+    )  # fmt: skip
+    status, body = send(path, method, raw)
+    assert status == 400, body
