@@ -5,7 +5,7 @@ fast path (core.wsgi_command, called with a WSGI environ) and through the Django
 
 Whatever comes in: never a 500; every 4xx in the documented shape {"code", "field", "message"};
 and every event the answer says it rejected is in tidelog_bad_events after a drain, with its
-code and field. Seeded (derandomize) and bounded: a few hundred examples a server.
+code and field. Seeded (derandomize) and bounded: 1,600 examples, ~16 s here.
 """
 
 import gzip
@@ -13,10 +13,12 @@ import io
 import json
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
+from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +30,7 @@ SHAPE = {"code", "field", "message"}
 FUZZ = settings(
     derandomize=True,
     deadline=None,
-    max_examples=300,
+    max_examples=1000,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 
@@ -230,6 +232,23 @@ def kept_for(status: int, answer: dict) -> list[tuple[str, str | None]]:
 
 
 def check(send: Callable[[dict], tuple[int, str, bytes]], request: dict, project_id: int) -> None:
+    with rolled_back():
+        check_answer(send, request, project_id)
+
+
+@contextmanager
+def rolled_back() -> Iterator[None]:
+    """Each example in a savepoint rolled back after it: an error PostgreSQL raised (a 500)
+    must not abort the test's transaction for every later example, or hypothesis would
+    shrink towards an innocent one."""
+    savepoint = transaction.savepoint_create()
+    try:
+        yield
+    finally:
+        transaction.savepoint_rollback(savepoint)
+
+
+def check_answer(send: Callable[[dict], tuple[int, str, bytes]], request: dict, project_id: int) -> None:
     before = len(bad_events(project_id))
     status, content_type, content = send(request)
     assert status in (200, 201, 400, 401, 405, 413, 415), (status, content[:300])
@@ -262,7 +281,7 @@ def test_hostile_requests_through_the_fast_path(project, redis_client):
 
 
 def test_hostile_requests_through_the_django_views(project, redis_client, lenient_client):
-    @settings(FUZZ, max_examples=200)
+    @settings(FUZZ, max_examples=600)
     @given(request=requests(project))
     def one(request: dict) -> None:
         check(through_django(lenient_client), request, project.project_id)
