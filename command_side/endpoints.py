@@ -100,6 +100,21 @@ def internal_error() -> IngestResponse:
     return respond(500, error_body(ErrorCode.INTERNAL_ERROR, "internal error"))
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def declared_length(header: str) -> int | None:
+    """A Content-Length header's value: None when it is absent or not a number (ASCII digits
+    only: str.isdigit() takes '²', which int() refuses); a number too long for int() (4,300
+    digits) is over any limit."""
+    header = header.strip()
+    if _DIGITS.fullmatch(header):
+        return int(header)
+    if header.isascii() and header.isdigit():
+        return limits.MAX_BODY_BYTES + 1
+    return None
+
+
 def read_body(request: IngestRequest) -> bytes:
     """The request body, gunzipped if need be; the size limit applies after decompression."""
     if request.content_length is not None and request.content_length > limits.MAX_BODY_BYTES:

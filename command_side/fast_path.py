@@ -57,8 +57,7 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
         if environ.get("REQUEST_METHOD") not in methods:
             refusal = endpoints.method_not_allowed(methods)
             return _answer(start_response, refusal.status, refusal.body, refusal.headers)
-        declared = environ.get("CONTENT_LENGTH") or ""
-        length = int(declared) if declared.isdigit() else None
+        length = endpoints.declared_length(environ.get("CONTENT_LENGTH") or "")
         stream = environ["wsgi.input"]
 
         def read_body() -> bytes:

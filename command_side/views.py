@@ -19,11 +19,10 @@ def as_view(endpoint: Endpoint, methods: tuple[str, ...]) -> Callable[..., HttpR
     def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         if request.method not in methods:
             return as_response(endpoints.method_not_allowed(methods))
-        length = request.META.get("CONTENT_LENGTH") or ""
         ingest_request = endpoints.IngestRequest(
             authorization=request.META.get("HTTP_AUTHORIZATION", ""),
             content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""),
-            content_length=int(length) if length.isdigit() else None,
+            content_length=endpoints.declared_length(request.META.get("CONTENT_LENGTH") or ""),
             read_body=lambda: request.body,
         )
         return as_response(endpoint(ingest_request, **kwargs))

@@ -179,7 +179,11 @@ def requests(draw: st.DrawFn, project) -> dict:
             + ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "application/json; charset=latin-1"]
         )
     )  # fmt: skip
-    return {"path": PREFIX + path, "method": method, "body": body, "headers": headers, "content_type": content_type}
+    length = draw(st.sampled_from([str(len(body))] * 12 + ["", "-1", "\u00b2", "9" * 5000, " 1 ", "0", "1e3"]))
+    return {
+        "path": PREFIX + path, "method": method, "body": body, "headers": headers, "content_type": content_type,
+        "content_length": length,
+    }  # fmt: skip
 
 
 def through_fast_path(request: dict) -> tuple[int, str, bytes]:
@@ -190,7 +194,7 @@ def through_fast_path(request: dict) -> tuple[int, str, bytes]:
         # As a WSGI server gives it (PEP 3333): the path's bytes, unquoted, as latin-1.
         "PATH_INFO": _unquoted(request["path"]).decode("latin-1"),
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1", "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(request["body"]), "CONTENT_LENGTH": str(len(request["body"])),
+        "wsgi.input": io.BytesIO(request["body"]), "CONTENT_LENGTH": request["content_length"],
         "CONTENT_TYPE": request["content_type"], "wsgi.errors": io.StringIO(), **request["headers"],
     }  # fmt: skip
     seen: dict = {}

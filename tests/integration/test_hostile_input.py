@@ -342,3 +342,17 @@ def test_a_key_in_a_deep_body_still_authenticates_it(send, project, path, method
     )  # fmt: skip
     status, body = send(path, method, raw)
     assert status == 400, body
+
+
+# --- a Content-Length that is not a number --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("length", "status"), [("²", 200), ("\u0661", 200), ("9" * 5000, 413), ("-1", 200), (" 2 ", 400)]
+)
+def test_a_content_length_that_is_not_a_number_is_never_a_500(project, redis_client, length, status):
+    from core.wsgi_command import application
+
+    body = json.dumps(make_event()).encode()
+    answer = call(application, "POST", PREFIX + "capture/", body, {**auth(project), "CONTENT_LENGTH": length})
+    assert answer[0] == status, answer
