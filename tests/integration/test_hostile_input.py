@@ -13,20 +13,13 @@ from tests.integration.test_fast_path import call
 pytestmark = [pytest.mark.urls("core.urls_command"), pytest.mark.django_db]
 PREFIX = "/api/v1/analytics/"
 SHAPE = {"code", "field", "message"}
-# (path, method, how the body's event is wrapped): every ingestion endpoint.
+# (path, method): every ingestion endpoint.
 ENDPOINTS = [
     ("capture/", "POST"),
     ("batch/", "POST"),
     ("session/start/", "POST"),
     ("session/s-1/end/", "PUT"),
 ]
-
-
-@pytest.fixture
-def fast_path(redis_client):
-    from core.wsgi_command import application
-
-    return application
 
 
 @pytest.fixture(params=["django", "fast_path"])
