@@ -110,7 +110,8 @@ def batch_outcome(
     errors: list[EventError] = []
     for index, raw in enumerate(raw_events):
         raw_bytes = bytes(raw)
-        decoded = decode_event(raw_bytes)
+        # Within the depth limit: these are parts of a body decode_batch measured.
+        decoded = decode_event(raw_bytes, is_depth_checked=True)
         event = decoded if isinstance(decoded, EventError) else captured(
             decoded, sent_at=sent_at, received_at=received_at
         )  # fmt: skip

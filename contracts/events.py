@@ -188,11 +188,15 @@ def _too_deep(body: bytes) -> EventError | None:
     return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
 
 
-def decode[T](decoder: msgspec.json.Decoder[T], body: bytes) -> T | EventError:
+def decode[T](decoder: msgspec.json.Decoder[T], body: bytes, *, is_depth_checked: bool = False) -> T | EventError:
     """The one way a body (or one event of a batch) is decoded: a value or the error to answer.
-    Its depth is measured first, without recursion: msgspec recurses, and a 20 KB body 10,000
-    levels deep would end it in a RecursionError."""
-    if nesting.is_deeper_than(body, limits.MAX_JSON_DEPTH) and (error := _too_deep(body)) is not None:
+    Its depth is measured first, without recursion (unless the caller did, `is_depth_checked`):
+    msgspec recurses, and a 20 KB body 10,000 levels deep would end it in a RecursionError."""
+    if (
+        not is_depth_checked
+        and nesting.is_deeper_than(body, limits.MAX_JSON_DEPTH)
+        and (error := _too_deep(body)) is not None
+    ):
         return error
     try:
         return decoder.decode(body)
@@ -204,8 +208,10 @@ def decode[T](decoder: msgspec.json.Decoder[T], body: bytes) -> T | EventError:
         return EventError(ErrorCode.INVALID_JSON, None, "a string is not valid UTF-8")
 
 
-def decode_event(raw: bytes) -> EventIn | EventError:
-    event = decode(_event_decoder, raw)
+def decode_event(raw: bytes, *, is_depth_checked: bool = False) -> EventIn | EventError:
+    """One event of a batch. A batch's events come from a body decode_batch measured (and cut):
+    `is_depth_checked` saves measuring each again (~2 us an event, a third of its decoding)."""
+    event = decode(_event_decoder, raw, is_depth_checked=is_depth_checked)
     if isinstance(event, EventError):
         return event
     return check_event(event, size=len(raw)) or event
@@ -242,7 +248,7 @@ def decode_batch(body: bytes) -> BatchIn | EventError:
     body_or_error = _cut_deep_properties(body)
     if isinstance(body_or_error, EventError):
         return body_or_error
-    return decode(_batch_decoder, body_or_error)
+    return decode(_batch_decoder, body_or_error, is_depth_checked=True)
 
 
 def api_key_in_body(body: bytes) -> str | None:
