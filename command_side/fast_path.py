@@ -9,6 +9,7 @@ Why: on this machine kind Django's per-request overhead (~350 us) was most of a 
 import logging
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -42,20 +43,40 @@ def _answer(start_response: StartResponse, status: int, body: bytes, headers: di
     return [body]
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    endpoint: Callable[..., endpoints.IngestResponse]
+    methods: tuple[str, ...]
+    kwargs: dict[str, str]
+
+
+def route(path: str, *, path_text: Callable[[str], str] = str) -> Route | None:
+    """The ingestion route at `path`, or None: Django answers everything else. `path_text`
+    turns a path part into the text it stands for (a WSGI server gives latin-1 bytes)."""
+    found = _EXACT.get(path)
+    if found is not None:
+        return Route(found[0], found[1], {})
+    match = _SESSION_END.match(path)
+    if match is None:
+        return None
+    return Route(endpoints.session_end, ("PUT", "POST"), {"session_id": path_text(match["session_id"])})
+
+
+def answer(found: Route, request: endpoints.IngestRequest) -> endpoints.IngestResponse:
+    try:
+        return found.endpoint(request, **found.kwargs)
+    except Exception:
+        log.exception("ingestion endpoint %s failed", found.endpoint.__name__)
+        return endpoints.internal_error()
+
+
 def wrap(django_app: WSGIApp) -> WSGIApp:
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        kwargs: dict[str, str] = {}
-        route = _EXACT.get(path)
-        if route is None:
-            match = _SESSION_END.match(path)
-            if match is None:
-                return django_app(environ, start_response)
-            route = (endpoints.session_end, ("PUT", "POST"))
-            kwargs = {"session_id": endpoints.wsgi_path_text(match["session_id"])}
-        endpoint, methods = route
-        if environ.get("REQUEST_METHOD") not in methods:
-            refusal = endpoints.method_not_allowed(methods)
+        found = route(environ.get("PATH_INFO", ""), path_text=endpoints.wsgi_path_text)
+        if found is None:
+            return django_app(environ, start_response)
+        if environ.get("REQUEST_METHOD") not in found.methods:
+            refusal = endpoints.method_not_allowed(found.methods)
             return _answer(start_response, refusal.status, refusal.body, refusal.headers)
         length = endpoints.declared_length(environ.get("CONTENT_LENGTH") or "")
         stream = environ["wsgi.input"]
@@ -70,11 +91,7 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
             content_length=length,
             read_body=read_body,
         )
-        try:
-            result = endpoint(request, **kwargs)
-        except Exception:
-            log.exception("ingestion endpoint %s failed", endpoint.__name__)
-            result = endpoints.internal_error()
+        result = answer(found, request)
         return _answer(start_response, result.status, result.body, result.headers)
 
     return application

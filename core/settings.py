@@ -192,6 +192,20 @@ if TIDELOG_EVENT_STORE_ENGINE not in ("auto", "postgres"):
 # Crash tests only: the name of the fault point (command_side/faults.py) where the process dies.
 TIDELOG_FAULT = env("TIDELOG_FAULT", "")
 
+# --- Slow clients (the command API; docs/operations.md, "Slow clients") ----------------------
+# Seconds a request body has to arrive whole, from the end of its headers; past it the client
+# gets a 408 and its connection is closed. The body is read on granian's event loop, so a slow
+# one holds a connection slot, never the worker's thread. nginx (docker) reads bodies with the
+# same client_body_timeout before the API sees them.
+TIDELOG_BODY_READ_TIMEOUT_SECONDS = env_float("TIDELOG_BODY_READ_TIMEOUT_SECONDS", 30.0)
+# Connections each command API worker holds at once (granian's --backpressure); more wait in the
+# listen backlog. Each may buffer one body of up to contracts.limits.MAX_BODY_BYTES (5 MiB).
+TIDELOG_COMMAND_MAX_CONNECTIONS = env_int("TIDELOG_COMMAND_MAX_CONNECTIONS", 1024)
+if TIDELOG_BODY_READ_TIMEOUT_SECONDS <= 0 or TIDELOG_COMMAND_MAX_CONNECTIONS < 1:
+    raise ImproperlyConfigured(
+        "TIDELOG_BODY_READ_TIMEOUT_SECONDS must be above 0 and TIDELOG_COMMAND_MAX_CONNECTIONS at least 1"
+    )
+
 # --- Projections -----------------------------------------------------------------------------
 TIDELOG_PROJECTION_BATCH = env_int("TIDELOG_PROJECTION_BATCH", 5_000)
 TIDELOG_PROJECTION_POLL_SECONDS = env_float("TIDELOG_PROJECTION_POLL_SECONDS", 0.2)

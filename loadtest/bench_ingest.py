@@ -280,7 +280,6 @@ def main() -> None:
     parser.add_argument("--batch-connections", type=int, default=16)
     parser.add_argument("--capture-connections", type=int, default=32)
     parser.add_argument("--command-workers", type=int, default=2)
-    parser.add_argument("--blocking-threads", type=int, default=1, help="granian threads a worker")
     parser.add_argument("--worker-processes", type=int, default=1, help="Dramatiq worker processes")
     parser.add_argument("--worker-threads", type=int, default=2, help="Dramatiq threads a process")
     parser.add_argument("--no-projections", action="store_true", help="leave the projection runner out")
@@ -298,9 +297,10 @@ def main() -> None:
                        stdout=subprocess.PIPE, text=True).stdout
     )  # fmt: skip
     procs = {
-        "command-api": [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", "8000",
-                        "--workers", str(args.command_workers), "--blocking-threads", str(args.blocking_threads), "--no-ws",
-                        "--backlog", "2048", "--log-level", "warning", "core.wsgi_command:application"],
+        # As bin/tidelog-run starts it (RSGI: bodies read on the event loop within their deadline).
+        "command-api": [str(BIN / "granian"), "--interface", "rsgi", "--host", "127.0.0.1", "--port", "8000",
+                        "--workers", str(args.command_workers), "--no-ws", "--backlog", "2048",
+                        "--backpressure", "1024", "--log-level", "warning", "core.rsgi_command:application"],  # 1024: TIDELOG_COMMAND_MAX_CONNECTIONS
         "worker": [str(BIN / "dramatiq"), "command_side.worker", "--processes", str(args.worker_processes),
                    "--threads", str(args.worker_threads)],
         "scheduler": [py, "manage.py", "schedule_drains"],

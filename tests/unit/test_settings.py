@@ -61,3 +61,12 @@ def test_only_the_settings_read_the_environment():
         if readers.search(path.read_text()) and path != REPO / "core" / "settings.py"
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "name, value", [("TIDELOG_BODY_READ_TIMEOUT_SECONDS", "0"), ("TIDELOG_COMMAND_MAX_CONNECTIONS", "0")]
+)
+def test_it_refuses_slow_client_limits_that_would_refuse_every_request(name, value):
+    loaded = load_settings(DJANGO_SECRET_KEY="k", **{name: value})
+    assert loaded.returncode != 0
+    assert "TIDELOG_BODY_READ_TIMEOUT_SECONDS must be above 0" in loaded.stderr
