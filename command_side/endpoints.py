@@ -357,7 +357,9 @@ def wsgi_path_text(raw: str) -> str:
 # Django hands its views a path whose bytes that are not UTF-8 are percent-escaped again
 # ('%FF'); a literal '%FF' (sent as '%25FF') cannot be told from one, so both are refused, by
 # both servers alike. Escapes of ASCII bytes ('%20') are fine: no broken UTF-8 looks like them.
-_NOT_UTF8 = re.compile(r"[\udc80-\udcff]|%[89a-fA-F][0-9a-fA-F]")
+# granian's RSGI decodes the path itself and puts U+FFFD where a byte was not UTF-8: refused too
+# (an SDK's session id never holds the replacement character).
+_NOT_UTF8 = re.compile(r"[\udc80-\udcff\ufffd]|%[89a-fA-F][0-9a-fA-F]")
 
 
 @handle

@@ -1,11 +1,14 @@
-"""The command API's fast path (core.wsgi_command) and the Django views (command_side/views.py)
-answer the same bytes with the same status, body and headers: the same request, sent through
-both, as a WSGI server would send it."""
+"""The command API's servers answer the same bytes with the same status, body and headers: the
+RSGI edge `make run` and docker serve (core.rsgi_command), the WSGI fast path (core.wsgi_command)
+and the Django views (command_side/views.py); the same request, sent through each as its server
+would send it."""
 
+import asyncio
 import gzip
 import io
 import json
 from dataclasses import dataclass, field
+from urllib.parse import unquote, unquote_to_bytes
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
@@ -77,6 +80,8 @@ REQUESTS = {
     "session end by POST": Request("POST", "session/s-1/end/", b'{"distinct_id": "u"}'),
     "session end, wrong method": Request("GET", "session/s-1/end/"),
     "session end with a session_id too long": Request("PUT", f"session/{'s' * 201}/end/", b'{"distinct_id": "u"}'),
+    "session end with a UTF-8 session_id": Request("PUT", "session/%C3%A9t%C3%A9/end/", b'{"distinct_id": "u"}'),
+    "session end with a session_id not UTF-8": Request("PUT", "session/%FF/end/", b'{"distinct_id": "u"}'),
 }  # fmt: skip
 
 
@@ -100,8 +105,10 @@ def django_views(settings, redis_client):
 
 def call(app, request: Request, key: str) -> tuple[int, dict[str, str], bytes]:
     headers = {name: value.replace(KEY, key) for name, value in request.headers.items()}
+    # PEP 3333: the path unquoted to bytes, each byte one latin-1 character.
+    path = unquote_to_bytes(PREFIX + request.path).decode("latin-1")
     environ = {
-        "REQUEST_METHOD": request.method, "PATH_INFO": PREFIX + request.path, "QUERY_STRING": "",
+        "REQUEST_METHOD": request.method, "PATH_INFO": path, "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
         "HTTP_HOST": "127.0.0.1:8000", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
         "wsgi.input": io.BytesIO(request.body), "wsgi.errors": io.StringIO(),
@@ -124,6 +131,51 @@ def call(app, request: Request, key: str) -> tuple[int, dict[str, str], bytes]:
     finally:
         request_started.connect(close_old_connections)
     return seen["status"], seen["headers"], content
+
+
+@pytest.fixture
+def rsgi_edge(redis_client):
+    from core.rsgi_command import application
+
+    return application
+
+
+def call_rsgi(edge, request: Request, key: str) -> tuple[int, dict[str, str], bytes]:
+    """As granian's RSGI server calls the edge: the path percent-decoded as UTF-8 (a byte that is
+    not UTF-8 becomes U+FFFD, as granian does), header names lower-case, the body in one chunk."""
+    from tests.integration.test_rsgi_edge import Headers, Protocol, Scope
+
+    headers = Headers({name[5:].lower().replace("_", "-"): value.replace(KEY, key)
+                       for name, value in request.headers.items()})  # fmt: skip
+    headers["content-length"] = str(len(request.body))
+    headers["content-type"] = "application/json"
+    protocol = Protocol([request.body])
+    request_started.disconnect(close_old_connections)
+    try:
+        asyncio.run(edge(Scope(request.method, unquote(PREFIX + request.path, errors="replace"), headers), protocol))
+    finally:
+        request_started.connect(close_old_connections)
+    assert protocol.answer is not None
+    status, answer_headers, body = protocol.answer
+    return status, answer_headers, body
+
+
+def same_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+@pytest.mark.parametrize("name", list(REQUESTS))
+def test_the_rsgi_edge_answers_exactly_as_the_wsgi_fast_path(rsgi_edge, fast_path, project, name):
+    request = REQUESTS[name]
+    status, headers, body = call_rsgi(rsgi_edge, request, project.api_key)
+    fast_status, fast_headers, fast_body = call(fast_path, request, project.api_key)
+    assert (status, body) == (fast_status, fast_body)
+    # granian writes content-length for RSGI (the bodies are equal), and the edge adds connection:
+    # close where it stops reading; every other header is the same.
+    server_own = {"connection", "content-length"}
+    assert {k: v for k, v in same_headers(headers).items() if k not in server_own} == {
+        k: v for k, v in same_headers(fast_headers).items() if k not in server_own
+    }
 
 
 @pytest.mark.parametrize("name", list(REQUESTS))
