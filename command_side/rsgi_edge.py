@@ -158,7 +158,7 @@ class Edge:
         self.django_app = django_app
         self.body_timeout_seconds = body_timeout_seconds
         self.timed_out = msgspec.json.encode(
-            error_body(ErrorCode.BAD_REQUEST, f"request body not received within {body_timeout_seconds:g} s")
+            error_body(ErrorCode.BODY_TIMEOUT, f"request body not received within {body_timeout_seconds:g} s")
         )
 
     async def __call__(self, scope: Scope, protocol: HTTPProtocol) -> None:

@@ -22,6 +22,8 @@ class ErrorCode(StrEnum):
     WRONG_KEY_KIND = "wrong_key_kind"
     BUFFER_FULL = "buffer_full"
     BUFFER_UNAVAILABLE = "buffer_unavailable"
+    # the request body did not arrive whole within TIDELOG_BODY_READ_TIMEOUT_SECONDS (408)
+    BODY_TIMEOUT = "body_timeout"
     # PostgreSQL unreachable: a key the command API has not cached, or any query API read (503)
     DATABASE_UNAVAILABLE = "database_unavailable"
     # event level

@@ -201,6 +201,15 @@ TIDELOG_BODY_READ_TIMEOUT_SECONDS = env_float("TIDELOG_BODY_READ_TIMEOUT_SECONDS
 # Connections each command API worker holds at once (granian's --backpressure); more wait in the
 # listen backlog. Each may buffer one body of up to contracts.limits.MAX_BODY_BYTES (5 MiB).
 TIDELOG_COMMAND_MAX_CONNECTIONS = env_int("TIDELOG_COMMAND_MAX_CONNECTIONS", 1024)
+# How granian serves the command API. `rsgi` (the default, and `make run`'s) reads each body on
+# the event loop within TIDELOG_BODY_READ_TIMEOUT_SECONDS: safe when clients reach the API
+# directly. `wsgi` calls the app as soon as the headers are in and lets it read the body in the
+# worker's one thread, with no deadline: only behind a proxy that reads whole bodies first
+# (docker's nginx, proxy_request_buffering), where it takes 15-20% less CPU a capture
+# (docs/performance.md).
+TIDELOG_COMMAND_INTERFACE = env("TIDELOG_COMMAND_INTERFACE", "rsgi").lower()
+if TIDELOG_COMMAND_INTERFACE not in ("rsgi", "wsgi"):
+    raise ImproperlyConfigured(f"TIDELOG_COMMAND_INTERFACE must be 'rsgi' or 'wsgi', not {TIDELOG_COMMAND_INTERFACE!r}")
 if TIDELOG_BODY_READ_TIMEOUT_SECONDS <= 0 or TIDELOG_COMMAND_MAX_CONNECTIONS < 1:
     raise ImproperlyConfigured(
         "TIDELOG_BODY_READ_TIMEOUT_SECONDS must be above 0 and TIDELOG_COMMAND_MAX_CONNECTIONS at least 1"

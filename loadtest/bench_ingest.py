@@ -284,6 +284,8 @@ def main() -> None:
     parser.add_argument("--worker-threads", type=int, default=2, help="Dramatiq threads a process")
     parser.add_argument("--no-projections", action="store_true", help="leave the projection runner out")
     parser.add_argument("--lag-rate", type=float, default=10_000, help="events/s offered in the lag phase")
+    parser.add_argument("--interface", choices=["rsgi", "wsgi"], default="rsgi",
+                        help="the command API's server interface: rsgi as make run serves it, wsgi to compare")  # fmt: skip
     args = parser.parse_args()
 
     env = services_env()
@@ -298,9 +300,11 @@ def main() -> None:
     )  # fmt: skip
     procs = {
         # As bin/tidelog-run starts it (RSGI: bodies read on the event loop within their deadline).
-        "command-api": [str(BIN / "granian"), "--interface", "rsgi", "--host", "127.0.0.1", "--port", "8000",
+        "command-api": [str(BIN / "granian"), "--interface", args.interface, "--host", "127.0.0.1", "--port", "8000",
                         "--workers", str(args.command_workers), "--no-ws", "--backlog", "2048",
-                        "--backpressure", "1024", "--log-level", "warning", "core.rsgi_command:application"],  # 1024: TIDELOG_COMMAND_MAX_CONNECTIONS
+                        "--backpressure", "1024", "--log-level", "warning",  # 1024: TIDELOG_COMMAND_MAX_CONNECTIONS
+                        *(["--blocking-threads", "1"] if args.interface == "wsgi" else []),
+                        f"core.{args.interface}_command:application"],
         "worker": [str(BIN / "dramatiq"), "command_side.worker", "--processes", str(args.worker_processes),
                    "--threads", str(args.worker_threads)],
         "scheduler": [py, "manage.py", "schedule_drains"],
@@ -396,7 +400,7 @@ def main() -> None:
 
     print()
     print(f"Tidelog ingestion benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-          f"{args.command_workers} command-API workers, projections {'off' if args.no_projections else 'on'}")  # fmt: skip
+          f"{args.command_workers} command-API workers ({args.interface}), projections {'off' if args.no_projections else 'on'}")  # fmt: skip
     print("| measure | result | target |")
     print("|---|---|---|")
     print(f"| batch/ accepted (100 events a request) | {batch['events_per_s']:,.0f} events/s | >= 30,000 |")

@@ -103,7 +103,7 @@ def test_a_body_that_stops_coming_gets_a_408_and_the_connection_closed(edge, pro
         edge, "POST", "/api/v1/analytics/capture/", [b'{"event_type"', None],
         authorization=f"Bearer {project.api_key}", **{"content-length": "1000"},
     )  # fmt: skip
-    assert (status, answer["code"]) == (408, "bad_request")
+    assert (status, answer["code"]) == (408, "body_timeout")
     assert "0.2 s" in answer["message"]
     assert headers["connection"] == "close"
 

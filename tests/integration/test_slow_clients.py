@@ -133,7 +133,7 @@ def test_stalled_bodies_neither_hold_up_captures_nor_stay_open(command_api, proj
     for connection_ in stalled:
         connection_.join(timeout=10)
         assert connection_.answer.startswith(b"HTTP/1.1 408 "), connection_.answer
-        assert b'"code":"bad_request"' in connection_.answer
+        assert b'"code":"body_timeout"' in connection_.answer
         assert connection_.answered_after is not None
         assert BODY_TIMEOUT - 0.1 <= connection_.answered_after < BODY_TIMEOUT + 2
         assert connection_.closed

@@ -70,3 +70,24 @@ def test_it_refuses_slow_client_limits_that_would_refuse_every_request(name, val
     loaded = load_settings(DJANGO_SECRET_KEY="k", **{name: value})
     assert loaded.returncode != 0
     assert "TIDELOG_BODY_READ_TIMEOUT_SECONDS must be above 0" in loaded.stderr
+
+
+def test_it_refuses_an_unknown_command_interface():
+    loaded = load_settings(DJANGO_SECRET_KEY="k", TIDELOG_COMMAND_INTERFACE="asgi")
+    assert loaded.returncode != 0
+    assert "TIDELOG_COMMAND_INTERFACE must be 'rsgi' or 'wsgi'" in loaded.stderr
+
+
+@pytest.mark.parametrize("interface", ["rsgi", "wsgi"])
+def test_make_run_serves_the_command_api_through_the_chosen_interface(interface):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TIDELOG_"))}
+    code = (
+        "import runpy, django; django.setup(); from django.conf import settings;"
+        "print(runpy.run_path('bin/tidelog-run', run_name='tidelog_run')['processes'](settings)['command-api'])"
+    )
+    env = {**clean, "DJANGO_SETTINGS_MODULE": "core.settings", "DJANGO_SECRET_KEY": "k",
+           "TIDELOG_COMMAND_INTERFACE": interface}  # fmt: skip
+    shown = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert f"'--interface', '{interface}'" in shown.stdout
+    assert f"'core.{interface}_command:application'" in shown.stdout
