@@ -1,32 +1,22 @@
 """A drainer killed mid-batch (a real process, killed as kill -9 would) loses and duplicates nothing."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from command_side import buffer
 from command_side.drain import drain
 from tests.command_helpers import make_event, post, stored_count
+from tests.process_helpers import process_env
 
 pytestmark = [pytest.mark.urls("core.urls_command"), pytest.mark.django_db(transaction=True)]
 REPO = Path(__file__).resolve().parents[2]
 
 
 def run_drainer_that_dies(fault: str) -> int:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "core.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "TIDELOG_REDIS_PREFIX": settings.REDIS_PREFIX,
-        "TIDELOG_FAULT": fault,
-    }
+    env = process_env(DJANGO_SETTINGS_MODULE="core.settings", TIDELOG_FAULT=fault)
     code = "import django; django.setup(); from command_side.drain import drain_batch; drain_batch('victim')"
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, timeout=60).returncode
 

@@ -13,16 +13,15 @@ import io
 import json
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
-from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.command_helpers import bad_events, drain_all
+from tests.fuzz_helpers import rolled_back
 
 pytestmark = [pytest.mark.urls("core.urls_command"), pytest.mark.django_db]
 PREFIX = "/api/v1/analytics/"
@@ -238,18 +237,6 @@ def kept_for(status: int, answer: dict) -> list[tuple[str, str | None]]:
 def check(send: Callable[[dict], tuple[int, str, bytes]], request: dict, project_id: int) -> None:
     with rolled_back():
         check_answer(send, request, project_id)
-
-
-@contextmanager
-def rolled_back() -> Iterator[None]:
-    """Each example in a savepoint rolled back after it: an error PostgreSQL raised (a 500)
-    must not abort the test's transaction for every later example, or hypothesis would
-    shrink towards an innocent one."""
-    savepoint = transaction.savepoint_create()
-    try:
-        yield
-    finally:
-        transaction.savepoint_rollback(savepoint)
 
 
 def check_answer(send: Callable[[dict], tuple[int, str, bytes]], request: dict, project_id: int) -> None:

@@ -8,21 +8,19 @@ Whatever comes in: never a 500, and every 4xx in the documented shape {"code", "
 
 import base64
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
+from tests.fuzz_helpers import rolled_back
 from tests.integration.test_query_api import seed, seed_bad
 from tests.projection_helpers import insert_events
 
@@ -128,18 +126,6 @@ def queries(draw: st.DrawFn, endpoint: str) -> str:
             value = quote(draw(VALUES if hostile else PLAUSIBLE.get(name, SAFE_TEXT)), safe="")
         pairs.append(f"{name}={value}")
     return endpoint + ("?" + "&".join(pairs) if pairs else "")
-
-
-@contextmanager
-def rolled_back() -> Iterator[None]:
-    """Each example in a savepoint rolled back after it: an error PostgreSQL raised (a 500)
-    must not abort the test's transaction for every later example, or hypothesis would
-    shrink towards an innocent one."""
-    savepoint = transaction.savepoint_create()
-    try:
-        yield
-    finally:
-        transaction.savepoint_rollback(savepoint)
 
 
 def assert_documented_answer(response) -> None:  # type: ignore[no-untyped-def]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from tests.command_helpers import make_event
+from tests.process_helpers import free_port, process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REPO = Path(__file__).resolve().parents[2]
@@ -37,25 +37,14 @@ def make_run_argv(port: int) -> list[str]:
     return argv
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def command_api(redis_client) -> Iterator[int]:  # type: ignore[no-untyped-def]
     port = free_port()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "core.settings_command",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "TIDELOG_REDIS_PREFIX": settings.REDIS_PREFIX,
-        "TIDELOG_BODY_READ_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
-        "TIDELOG_LOG_LEVEL": "WARNING",
-    }
+    env = process_env(
+        DJANGO_SETTINGS_MODULE="core.settings_command",
+        TIDELOG_BODY_READ_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
+        TIDELOG_LOG_LEVEL="WARNING",
+    )
     server = subprocess.Popen(make_run_argv(port), cwd=REPO, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
