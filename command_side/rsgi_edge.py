@@ -54,11 +54,6 @@ class HTTPProtocol(Protocol):
     def response_bytes(self, status: int, headers: Headers, body: bytes) -> None: ...
 
 
-def declared_length(scope: Scope) -> int | None:
-    declared = scope.headers.get("content-length") or ""
-    return int(declared) if declared.isdigit() else None
-
-
 async def receive_body(protocol: HTTPProtocol, length: int | None) -> bytes:
     """The request body, at most one byte past the size limit: the endpoints refuse anything
     longer, and must never make us buffer more. A declared length over the limit is not read
@@ -170,7 +165,7 @@ class Edge:
             refusal = endpoints.method_not_allowed(found.methods)
             protocol.response_bytes(refusal.status, answer_headers(refusal), refusal.body)
             return
-        length = declared_length(scope)
+        length = endpoints.declared_length(scope.headers.get("content-length") or "")
         try:
             body = await asyncio.wait_for(receive_body(protocol, length), self.body_timeout_seconds)
         except TimeoutError:

@@ -157,3 +157,13 @@ def test_a_session_id_in_the_path_arrives_as_sent(edge, project):
         authorization=f"Bearer {project.api_key}",
     )  # fmt: skip
     assert (status, answer["session_id"]) == (200, "séance-1")
+
+
+@pytest.mark.parametrize("declared", ["²", "1" * 5000, "12x"])
+def test_a_content_length_that_is_not_a_plain_number_is_never_a_500(edge, project, declared):
+    _, status, _, answer = call(
+        edge, "POST", "/api/v1/analytics/capture/", [b"{}"],
+        authorization=f"Bearer {project.api_key}", **{"content-length": declared},
+    )  # fmt: skip
+    assert status in (400, 413)
+    assert set(answer) >= {"code", "field", "message"}
