@@ -57,13 +57,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # have codes of ours; any other (406, 415, 429) keeps DRF's own code
         # ('unsupported_media_type', …) rather than a misleading 'invalid_parameter'.
         own = getattr(exc, "default_code", None)
-        code = own if isinstance(own, ErrorCode) else _CODES.get(response.status_code)
+        fallback = own or ErrorCode.INVALID_PARAMETER
+        code = own if isinstance(own, ErrorCode) else _CODES.get(response.status_code, fallback)
         detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
-        body = {
-            "code": str(code or getattr(exc, "default_code", ErrorCode.INVALID_PARAMETER)),
-            "field": None,
-            "message": str(detail),
-        }
+        body = {"code": str(code), "field": None, "message": str(detail)}
     response.data = body
     return response
 
