@@ -172,20 +172,25 @@ _batch_decoder = msgspec.json.Decoder(BatchIn)
 _key_decoder = msgspec.json.Decoder(KeyProbe)
 
 
+def _nested_too_deep() -> EventError:
+    """A body nested deeper than MAX_JSON_DEPTH outside any event's properties: not JSON we take."""
+    return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+
+
 def _too_deep(body: bytes) -> EventError | None:
     """Why a body nested deeper than MAX_JSON_DEPTH is refused (None: it is not, after all):
     its properties are too deep, or it is (elsewhere: no field of ours nests that deep)."""
     try:
         deep = nesting.deep_values(body, limits.MAX_JSON_DEPTH, first_only=True)
     except nesting.TooComplex:
-        return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+        return _nested_too_deep()
     if not deep:
         return None
     if deep[0].path[:1] == ("properties",):
         return EventError(
             ErrorCode.PROPERTIES_TOO_DEEP, "properties", f"nested deeper than {limits.MAX_PROPERTY_DEPTH} levels"
         )
-    return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+    return _nested_too_deep()
 
 
 def decode[T](decoder: msgspec.json.Decoder[T], body: bytes, *, is_depth_checked: bool = False) -> T | EventError:
@@ -238,9 +243,9 @@ def _cut_deep_properties(body: bytes) -> bytes | EventError:
     try:
         deep = nesting.deep_values(body, limits.MAX_JSON_DEPTH)
     except nesting.TooComplex:
-        return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+        return _nested_too_deep()
     if not all(_is_in_an_events_properties(value) for value in deep):
-        return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+        return _nested_too_deep()
     return nesting.cut(body, deep) if deep else body
 
 
