@@ -76,6 +76,32 @@ BAD_EVENTS: Final = Table(
     key=("id",),
 )
 
+# --- Flags and experiments (command_side/models.py) ------------------------------------------
+
+FLAG_DEFINITIONS: Final = Table(
+    "tidelog_flag_definitions",
+    _columns(
+        "aggregate_id uuid, project_id int8, key text, name text, description text, version int8,"
+        " definition jsonb, enabled bool, archived bool, created_by text, created_at timestamptz,"
+        " updated_by text, updated_at timestamptz"
+    ),
+    key=("aggregate_id",),
+)
+"""Each flag aggregate's current state; `definition` is a flags.definition.FlagDefinition."""
+
+EXPERIMENTS: Final = Table(
+    "tidelog_experiments",
+    _columns(
+        "id int8, project_id int8, key text, name text, description text, flag_key text, control text,"
+        " tests _text, goal_event text, goal_filter jsonb, start_at timestamptz, end_at timestamptz,"
+        " archived bool, created_by text, created_at timestamptz, updated_at timestamptz"
+    ),
+    key=("id",),
+)
+"""An experiment: a flag's `control` variant against its `tests`, converting on `goal_event`
+(whose properties match `goal_filter`, a flags.definition.PropertyFilter, when set) between
+start_at and end_at (open when null)."""
+
 # --- Read models and checkpoints (projections/migrations) --------------------------------------
 
 CHECKPOINTS: Final = Table(
@@ -112,4 +138,34 @@ USER_DAYS: Final = Table(
 )
 """(project, UTC day, distinct_id) -> event_count, first_seen, last_seen: DAU/WAU/MAU."""
 
-SHARED: Final = (EVENTS, EVENT_IDS, BAD_EVENTS, CHECKPOINTS, EVENT_COUNTS, EVENT_USERS, USER_DAYS)
+FLAG_EXPOSURES: Final = Table(
+    "rm_flag_exposures",
+    _columns(
+        "project_id int8, flag_key text, distinct_id text, first_variant text, first_at timestamptz,"
+        " variants _text, exposure_count int8"
+    ),
+    key=("project_id", "flag_key", "distinct_id"),
+)
+"""One row per (flag, user) exposed: the variant of their earliest `$feature_flag_called`
+(ties: the smallest variant), every distinct variant they were seen with (sorted), and how many
+exposures. A user whose `variants` holds more than one is counted apart, never in two variants.
+A boolean flag's responses are the variants 'true' and 'false'."""
+
+FLAG_EXPOSURE_DAYS: Final = Table(
+    "rm_flag_exposure_days",
+    _columns("project_id int8, flag_key text, day date, variant text, exposure_count int8"),
+    key=("project_id", "flag_key", "day", "variant"),
+)
+"""Exposures per flag, UTC day and variant."""
+
+EXPERIMENT_CONVERSIONS: Final = Table(
+    "rm_experiment_conversions",
+    _columns("project_id int8, experiment_id int8, distinct_id text, timestamp timestamptz"),
+    key=("project_id", "experiment_id", "distinct_id", "timestamp"),
+)
+"""Every goal event of an experiment inside its window, one row per (user, time)."""
+
+SHARED: Final = (
+    EVENTS, EVENT_IDS, BAD_EVENTS, FLAG_DEFINITIONS, EXPERIMENTS, CHECKPOINTS, EVENT_COUNTS, EVENT_USERS,
+    USER_DAYS, FLAG_EXPOSURES, FLAG_EXPOSURE_DAYS, EXPERIMENT_CONVERSIONS,
+)
