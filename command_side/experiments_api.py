@@ -59,7 +59,7 @@ def _flag_variants(project_id: int, flag_key: str) -> tuple[str, ...]:
     return tuple(v.key for v in definition.variants) or ("true", "false")
 
 
-def _check(experiment: Experiment) -> None:
+def experiment_check(experiment: Experiment) -> None:
     """The whole experiment's rules, field by field, before it is saved."""
     if not KEY_PATTERN.match(experiment.key):
         raise BodyError(ErrorCode.INVALID_VALUE, "key", "a key is 1 to 200 letters, digits, '_', '.' or '-'")
@@ -131,7 +131,7 @@ class ExperimentListView(APIView):
             start_at=datetime.now(UTC), created_by=actor_of(request),
         )  # fmt: skip
         _apply(experiment, fields)
-        _check(experiment)
+        experiment_check(experiment)
         try:
             with transaction.atomic():
                 experiment.save()
@@ -153,7 +153,7 @@ class ExperimentDetailView(APIView):
             if experiment.archived:
                 raise Conflict(ErrorCode.ARCHIVED, f"experiment {key!r} is archived and cannot change")
             _apply(experiment, fields)
-            _check(experiment)
+            experiment_check(experiment)
             experiment.save()
         return Response(experiment_body(experiment))
 
