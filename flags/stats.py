@@ -14,6 +14,7 @@ Methods, for a variant with n users exposed of whom x converted (rate p = x / n)
   (uniform Beta(1, 1) priors), exactly, by Evan Miller's closed form
   ("Formulas for Bayesian A/B Testing", evanmiller.org):
       P = Σ_{i=0}^{a_t-1} B(a_c + i, b_c + b_t) / ((b_t + i) · B(1 + i, b_t) · B(a_c, b_c)).
+  with a = 1 + x and b = 1 + n - x, the posteriors' parameters (_c control, _t test).
   Of the formula's four symmetric forms (sum over a_t, a_c, b_t or b_c terms) the one with the
   fewest terms is used. Its terms are a beta-negative-binomial mass, which rises and then falls
   (consecutive terms have the ratio (a_c+i)(b_t+i) / ((a_c+b_c+b_t+i)(1+i)), which crosses 1
@@ -100,7 +101,10 @@ def wilson_interval(converted: int, exposed: int, z: float = Z_95) -> tuple[floa
     denominator = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denominator
     half = z / denominator * math.sqrt(max(p * (1 - p) / n + z2 / (4 * n * n), 0.0))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Exact at the edges (0 and 1 are the true bounds there; rounding would leave 1 - 1e-16).
+    low = 0.0 if converted == 0 else max(0.0, centre - half)
+    high = 1.0 if converted == n else min(1.0, centre + half)
+    return low, high
 
 
 def uplift(test_rate: float | None, control_rate: float | None) -> float | None:
@@ -226,10 +230,12 @@ def sample_ratio(counts: Sequence[VariantCounts], weights: Mapping[str, float]) 
     exposed = sum(c.exposed for c in counts)
     weighted = [c for c in counts if weights.get(c.key, 0.0) > 0]
     df = len(weighted) - 1
-    if df < 1 or exposed == 0 or total_weight <= 0:
+    if exposed == 0 or total_weight <= 0:
         return SampleRatio(chi2=None, df=max(df, 0), p_value=None, srm_suspected=False)
     if any(c.exposed > 0 and weights.get(c.key, 0.0) <= 0 for c in counts):
-        return SampleRatio(chi2=None, df=df, p_value=0.0, srm_suspected=True)
+        return SampleRatio(chi2=None, df=max(df, 0), p_value=0.0, srm_suspected=True)
+    if df < 1:
+        return SampleRatio(chi2=None, df=0, p_value=None, srm_suspected=False)
     chi2 = 0.0
     for c in weighted:
         expected = exposed * weights[c.key] / total_weight
