@@ -19,8 +19,9 @@ Semantics, where PostHog's SDKs leave a choice:
 - Regex safety: person properties are user-controlled, so a regex operator never runs on a
   subject longer than MAX_REGEX_SUBJECT characters (such a subject matches neither `regex` nor
   `not_regex`). This bounds the cost of ordinary patterns; it does not make a pattern with
-  catastrophic backtracking safe, so `check_filter` also refuses a quantified group that
-  itself holds a quantifier (`(a+)+`), the usual shape of those.
+  catastrophic backtracking safe, so `check_filter` also refuses the usual shape of those, a
+  repeated group starting and ending with repeated items (`(a+)+`, `(x+y?)*`): a heuristic
+  (see `_NESTED_QUANTIFIER`), not a proof.
 """
 
 import calendar
@@ -76,8 +77,15 @@ _RELATIVE_DATE: Final = re.compile(r"-?([0-9]+)([a-z])")
 _RELATIVE_UNITS: Final = frozenset("hdwmy")
 _DIGITS: Final = re.compile(r"[0-9]+")
 _WILDCARD: Final = re.compile(r"([0-9]+)(?:\.([0-9]+))?(?:\.?\*)?")
-# A group holding a quantifier, itself quantified: `(a+)+`, `(x*y)*`, `(a|b+){2,}`.
-_NESTED_QUANTIFIER: Final = re.compile(r"\((?:[^()\\]|\\.)*(?<!\\)[+*}](?:[^()\\]|\\.)*\)[+*{]")
+# A repeated group that starts with a repeated atom and ends with a repeated or optional one:
+# `(a+)+`, `(\w+\s?)*`, `(x+x+)+`, `(?:.*)*`. Runs of the same characters split across its
+# iterations in exponentially many ways. A required literal at either end (`(\.[a-z]+)*`,
+# `([a-z0-9-]+\.)+`) pins each split, so those common patterns pass. A heuristic, not a proof:
+# nested groups (`((a+))+`) and overlapping alternatives (`(a|aa)+`) get through.
+_ATOM: Final = r"(?:\\.|\[(?:[^\]\\]|\\.)*\]|[^()\\|])"
+_NESTED_QUANTIFIER: Final = re.compile(
+    r"\((?:\?:|\?P<\w+>)?" + _ATOM + r"[+*{](?:(?:[^()\\]|\\.)*(?<!\\)[+*?}])?\)[+*{]"
+)
 
 
 # --- text, numbers, dates and versions, as PostHog reads them ---------------------------------

@@ -225,6 +225,19 @@ def test_check_filter_refuses_what_cannot_be_evaluated(f, field, fragment):
     assert fragment in problem[1]
 
 
+@pytest.mark.parametrize(
+    "pattern", [r"^[a-z]+(\.[a-z]+)*@example\.com$", r"([a-z0-9-]+\.)+com$", r"^(pro|team)$", r"(a\+)+", r"^\d{3}-\d+$"]
+)
+def test_common_patterns_with_repeated_groups_are_accepted(pattern):
+    assert check_filter(PropertyFilter(key="p", operator="regex", value=pattern)) is None
+
+
+@pytest.mark.parametrize("pattern", [r"(a+)+b", r"(x+x+)+y", r"(?:.*)*z", r"(?P<n>\d+)+$", r"([ab]*)*c", r"(\w+\s?)*$"])
+def test_the_usual_catastrophic_backtracking_shapes_are_refused(pattern):
+    problem = check_filter(PropertyFilter(key="p", operator="regex", value=pattern))
+    assert problem is not None and "exponential" in problem[1]
+
+
 def test_a_refused_filter_never_matches():
     assert matches(PropertyFilter(key="p", operator="regex", value="(unclosed"), {"p": "(unclosed"}) is False
     assert matches(PropertyFilter(key="p", operator="nope", value="x"), {"p": "x"}) is False
