@@ -102,7 +102,10 @@ def as_text(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, int):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # over Python's 4,300-digit limit: no JSON decoder makes one, but never raise
+            return hex(value)
     if isinstance(value, float):
         # TRICKY: JSON (and posthog-js, String(1.0) == "1") has no integral floats.
         if value.is_integer() and abs(value) < 1e21:

@@ -192,6 +192,12 @@ def test_matching_never_raises_on_any_json_property(actual):
         assert isinstance(result, bool)
 
 
+def test_matching_never_raises_on_values_no_json_decoder_makes():
+    for actual in (10**5000, -(10**5000), float("inf"), float("nan"), object(), b"\xff", {1, 2}):
+        for operator, value, _, _ in CASES:
+            assert matches(PropertyFilter(key="p", operator=operator, value=value), {"p": actual}) in (True, False)
+
+
 @pytest.mark.parametrize(
     ("f", "field", "fragment"),
     [
