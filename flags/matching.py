@@ -40,6 +40,9 @@ from flags.definition import PropertyFilter
 MAX_REGEX_SUBJECT: Final = 1_000
 """Longest person property (in characters) a regex operator runs on."""
 
+MAX_REGEX_PATTERN: Final = 1_000
+"""Longest regular expression a filter may hold."""
+
 MAX_PARSED_TEXT: Final = 200
 """Longest text parsed as a number, a date or a version: longer is none of them."""
 
@@ -259,12 +262,19 @@ def check_filter(f: PropertyFilter) -> tuple[str, str] | None:
     elif operator in REGEX_OPERATORS:
         if not isinstance(value, str):
             return "value", f"{operator} needs a regular expression (a string)"
+        if len(value) > MAX_REGEX_PATTERN:
+            return "value", f"a regular expression is at most {MAX_REGEX_PATTERN} characters"
         try:
             re.compile(value)
         except re.error as error:
             return "value", f"not a regular expression: {error.msg} at position {error.pos}"
+        except (OverflowError, RecursionError):  # a{99999999999}, thousands of nested groups
+            return "value", "not a regular expression Python can compile (a repeat or nesting too large)"
         if _NESTED_QUANTIFIER.search(value):
-            return "value", "a repeated group that itself repeats ((a+)+) can take exponential time; rewrite it"
+            return "value", (
+                "a repeated group starting and ending with repeated items ((a+)+, (x+y?)*) can take "
+                "exponential time on a long property; rewrite it"
+            )
     elif operator in ORDER_OPERATORS:
         if isinstance(value, bool) or not _is_scalar(value):
             return "value", f"{operator} compares with a number or a string"
