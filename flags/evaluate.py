@@ -3,9 +3,9 @@
 request). Pure and fast; it must never do I/O, since the command host calls it per request.
 
 Order of decisions: a disabled or archived flag is off; else an override for the distinct_id
-decides; else the conditions, in their order in the definition (PostHog's SDKs and server
-evaluate them so since posthog-python 6.7.6 and posthog-node 5.8.7, which dropped the old stable
-sort putting conditions with a variant override first). The first condition whose filters all
+decides; else the conditions, in their order in the definition. (PostHog's SDKs once stable-sorted
+conditions with a variant override first; posthog-python 6.7.6 and posthog-node 5.8.7 dropped
+that "to match server-side logic", PRs #330 and #2350, September 2025.) The first condition whose filters all
 match and whose rollout holds the user decides; one whose filters match but whose rollout does
 not is passed over (PostHog without `early_exit`), and the result says so if nothing later
 matches.
@@ -37,6 +37,7 @@ class Evaluation(msgspec.Struct, frozen=True):
     enabled: bool
     variant: str | None
     payload: Any
+    """Shared with the compiled flag and every other evaluation of it: never mutate it."""
     reason: str
     """A `Reason` value."""
     condition_index: int | None
