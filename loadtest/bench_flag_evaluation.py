@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Flag evaluation in-process benchmark (the HTTP one is bench_flags.py): run by hand (`.venv/bin/python loadtest/bench_flag_evaluation.py`), prints
-one figure; not a test. The time to evaluate 50 compiled flags (10 multivariate, 20 with property
+"""Flag evaluation in one process (the HTTP benchmark is bench_flags.py): run by hand
+(`.venv/bin/python loadtest/bench_flag_evaluation.py`), prints one figure; not a test. The time to evaluate 50 compiled flags (10 multivariate, 20 with property
 conditions: icontains, semver, exact list, regex, relative date) for one user, best of 7 runs of
 2,000 distinct users. Most of it is SHA-1: PostHog's bucketing hashes once for the rollout and
 once more for the variant.
