@@ -136,7 +136,7 @@ def test_a_failing_projection_is_stopped_loudly_and_the_others_go_on(monkeypatch
     insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(4)])
     projection = projection_get("event_aggregates")
 
-    def broken_apply(self, events):
+    def broken_apply(self, events, inputs=None):
         raise ValueError("a bug in apply")
 
     monkeypatch.setattr(type(projection), "apply", broken_apply)
