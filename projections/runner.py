@@ -120,7 +120,6 @@ def run_batch(
 def _apply_next_batch(
     projection: Projection, name: str, tables: Mapping[str, str] | None, limit: int | None
 ) -> tuple[int, StoredEvent | None]:
-    tables = tables or {table: table for table in projection.tables}
     limit = limit or settings.TIDELOG_PROJECTION_BATCH
     with transaction.atomic(), raw_cursor() as cursor:
         # One runner per checkpoint at a time; a replay's swap takes the same lock.
@@ -131,16 +130,21 @@ def _apply_next_batch(
         if row is None:
             raise LookupError(f"checkpoint {name!r} does not exist (checkpoint_ensure creates it)")
         start_xact, start_position = row
+        # Under the lock, from the checkpoint just read: a projection's inputs (experiments)
+        # and any rows it must first bring up to them for the events already applied.
+        tables = tables or {table: table for table in projection.tables}
+        inputs = projection.load(cursor, tables, (start_xact, start_position))
         # Its own statement, before the read: the read's snapshot must be newer than the scan
         # of the appenders (contracts/follow.py). READ COMMITTED gives each statement its own.
         cursor.execute(HORIZON)
         (horizon,) = cursor.fetchone() or (None,)  # always one row: an aggregate over one
         # Binary results: Django registers a Python loader for text timestamptz (5 µs a row).
-        cursor.execute(_READ, [start_xact, start_position, horizon, limit], binary=True)
+        property_types = list(projection.property_types(inputs))
+        cursor.execute(_READ, [property_types, start_xact, start_position, horizon, limit], binary=True)
         events = [StoredEvent(*r) for r in cursor.fetchall()]
         if not events:
             return 0, None
-        changes = projection.apply(events)
+        changes = projection.apply(events, inputs)
         projection.write(cursor, changes, tables)
         last = events[-1]
         # Conditional, claimed in SQL. The advisory lock keeps runners of this checkpoint apart,

@@ -33,10 +33,15 @@ def upsert(
         " ON COMMIT DELETE ROWS"
     )
     with cursor.copy(f"COPY {stage} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types([column.type for column in table.columns])
+        copy.set_types([_copy_type(column.type) for column in table.columns])
         for row in rows:
             copy.write_row(row)
     cursor.execute(
         f"""INSERT INTO {into} AS t ({names}) SELECT {names} FROM {stage}
             ON CONFLICT ({", ".join(table.key)}) DO UPDATE SET {update}"""
     )
+
+
+def _copy_type(typname: str) -> str:
+    # pg_type names an array of text `_text`; psycopg's registry knows it as `text[]`.
+    return f"{typname[1:]}[]" if typname.startswith("_") else typname
