@@ -13,6 +13,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 
 from command_side import buffer, drain, event_store
+from command_side.flags.service import flags_sync
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +96,12 @@ def prune_event_ids() -> None:
 @dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=1)
 def prune_consumers() -> None:
     buffer.consumers_prune()
+
+
+@dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=0)
+def sync_flags() -> None:
+    """Record and publish flag changes a crashed process or a Redis outage left behind
+    (command_side/flags/service.py, flags_sync). Sent every few seconds; usually a no-op."""
+    synced = flags_sync()
+    if synced:
+        log.info("flags: recorded and published %d flag(s) behind their events", synced)

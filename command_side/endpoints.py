@@ -64,6 +64,9 @@ class IngestRequest:
     content_encoding: str
     content_length: int | None
     read_body: Callable[[], bytes]
+    method: str = "POST"
+    query: str = ""
+    """The raw query string (percent-encoded), for the endpoints that read one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 from command_side import endpoints
+from command_side.flags import public
 from contracts import limits
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ _EXACT: dict[str, tuple[Callable[..., endpoints.IngestResponse], tuple[str, ...]
     PREFIX + "capture/": (endpoints.capture, ("POST",)),
     PREFIX + "batch/": (endpoints.batch, ("POST",)),
     PREFIX + "session/start/": (endpoints.session_start, ("POST",)),
+    PREFIX + "public/feature-flags/": (public.active_flags, ("GET",)),
+    PREFIX + "public/feature-flags/for_user/": (public.for_user, ("GET", "POST")),
 }
 _SESSION_END = re.compile(r"^/api/v1/analytics/session/(?P<session_id>[^/]+)/end/$")
 _STATUS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
@@ -90,6 +93,8 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
             content_encoding=environ.get("HTTP_CONTENT_ENCODING", ""),
             content_length=length,
             read_body=read_body,
+            method=environ["REQUEST_METHOD"],
+            query=environ.get("QUERY_STRING", ""),
         )
         result = answer(found, request)
         return _answer(start_response, result.status, result.body, result.headers)

@@ -187,6 +187,8 @@ class Edge:
             content_encoding=scope.headers.get("content-encoding", ""),
             content_length=length,
             read_body=lambda: body,
+            method=scope.method,
+            query=scope.query_string,
         )
         with as_sync_code():
             result = fast_path.answer(found, request)

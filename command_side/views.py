@@ -24,6 +24,8 @@ def as_view(endpoint: Endpoint, methods: tuple[str, ...]) -> Callable[..., HttpR
             content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""),
             content_length=endpoints.declared_length(request.META.get("CONTENT_LENGTH") or ""),
             read_body=lambda: request.body,
+            method=request.method or "GET",
+            query=request.META.get("QUERY_STRING", ""),
         )
         return as_response(endpoint(ingest_request, **kwargs))
 

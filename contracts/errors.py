@@ -41,6 +41,10 @@ class ErrorCode(StrEnum):
     INVALID_PARAMETER = "invalid_parameter"
     NOT_AUTHENTICATED = "not_authenticated"
     PERMISSION_DENIED = "permission_denied"
+    # flag and experiment administration (409s)
+    VERSION_CONFLICT = "version_conflict"
+    DUPLICATE_KEY = "duplicate_key"
+    ARCHIVED = "archived"
     # both APIs, whatever the route
     BAD_REQUEST = "bad_request"
     NOT_FOUND = "not_found"

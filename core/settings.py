@@ -137,12 +137,12 @@ WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "query_side.auth.PersonalAPIKeyAuthentication",
+        "tenancy.auth.PersonalAPIKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "query_side.errors.exception_handler",
+    "EXCEPTION_HANDLER": "tenancy.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -261,3 +261,8 @@ LOGGING = {
         "django.request": {"level": env("TIDELOG_REQUEST_LOG_LEVEL", "ERROR")},
     },
 }
+
+# --- Feature flags -----------------------------------------------------------------------------
+# How often each evaluating process asks Redis whether any flag changed (one GET of a counter).
+# Between two checks evaluation does no I/O; a change reaches every evaluator within this.
+TIDELOG_FLAG_CACHE_CHECK_SECONDS = env_float("TIDELOG_FLAG_CACHE_CHECK_SECONDS", 0.5)

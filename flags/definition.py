@@ -66,6 +66,10 @@ class DefinitionError(ValueError):
         self.field = field
         self.message = message
 
+    def __reduce__(self) -> tuple[type["DefinitionError"], tuple[str, str]]:
+        # The default rebuilds from self.args (the message alone) and fails: keep it picklable.
+        return (type(self), (self.field, self.message))
+
 
 def _check_percentage(value: float, field: str) -> None:
     if not 0 <= value <= 100:
@@ -78,7 +82,7 @@ def _check_payload(value: Any, field: str) -> None:
 
 
 def check_key(key: str, field: str = "key") -> None:
-    if not KEY_PATTERN.match(key):
+    if not KEY_PATTERN.fullmatch(key):  # match() would let a trailing newline through `$`
         raise DefinitionError(
             field, "a key is 1 to 200 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )

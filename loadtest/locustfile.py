@@ -1,5 +1,6 @@
-"""Locust scenarios: mobile apps sending events (MobileAppUser) and analysts reading dashboards
-(AnalystUser). Load and status codes only; loadtest/bench_ingest.py checks what got stored.
+"""Locust scenarios: mobile apps sending events and fetching their feature flags (MobileAppUser)
+and analysts reading dashboards (AnalystUser). Load and status codes only;
+loadtest/bench_ingest.py checks what got stored.
 
     python manage.py create_project loadtest --json     # prints api_key and personal_api_key
     export TIDELOG_API_KEY=tlp_...  TIDELOG_PERSONAL_API_KEY=tls_...
@@ -100,6 +101,8 @@ class MobileAppUser(FastHttpUser):
         self.last_flush = self.clock()
         self.session_id = self.start_session()
         self.queue.append(self.event("app_opened", self.clock()))
+        self.flags: dict[str, Any] = {}
+        self.load_flags()
 
     def on_stop(self) -> None:
         if self.queue and not self.backing_off():
@@ -138,6 +141,36 @@ class MobileAppUser(FastHttpUser):
         ) as response:
             if not self.check(response, 200):
                 self.queue.append(event)
+
+    @task(1)
+    def load_flags(self) -> None:
+        """The SDK's flag refresh (at start, then now and then), with the person properties it
+        knows; the first time a flag's value is used it reports `$feature_flag_called`."""
+        if self.backing_off():
+            return
+        body = {"distinct_id": self.distinct_id,
+                "person_properties": {"app_version": self.device["app_version"], "os_name": self.device["os_name"]}}  # fmt: skip
+        with self.client.post(
+            f"{API}/public/feature-flags/for_user/",
+            data=json.dumps(body),
+            headers=self.headers,
+            name="public/feature-flags/for_user/",
+            catch_response=True,
+        ) as response:
+            if not self.check(response, 200):
+                return
+            try:
+                flags = response.json()["flags"]
+            except (ValueError, KeyError, TypeError):
+                response.failure(f"200 without flags: {(response.text or '')[:200]}")
+                return
+        for key, answer in flags.items():
+            if key not in self.flags:
+                value = answer["variant"] if answer["variant"] is not None else answer["enabled"]
+                exposure = self.event("$feature_flag_called", self.clock())
+                exposure["properties"].update({"$feature_flag": key, "$feature_flag_response": value})
+                self.queue.append(exposure)
+        self.flags = flags
 
     # --- the SDK -------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.http import QueryDict
 
-from query_side.errors import InvalidParameter
+from tenancy.api_errors import InvalidParameter
 
 DEFAULT_RANGE = timedelta(days=7)
 MAX_LIMIT = 1_000

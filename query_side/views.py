@@ -5,30 +5,12 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from query_side import params, selectors
-from query_side.auth import KeyUser
-from query_side.errors import InvalidParameter
-from tenancy.models import Project
-
-
-def project_for(request: Request) -> int:
-    """The one project this request may read: its key's, or the one a staff user names."""
-    user = request.user
-    if isinstance(user, KeyUser):
-        return int(user.project_id)
-    if not getattr(user, "is_staff", False):
-        raise PermissionDenied("Only staff users and personal API keys may read analytics.")
-    project_id = params.parse_id(request.query_params, "project_id")
-    if project_id is None:
-        raise InvalidParameter("project_id", "a staff user must name the project with ?project_id=")
-    if not Project.objects.filter(pk=project_id).exists():
-        raise NotFound(f"no project {project_id}")
-    return project_id
+from tenancy.access import project_for
 
 
 def page(

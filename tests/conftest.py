@@ -50,6 +50,16 @@ def strangers_long_writes(django_db_setup, django_db_blocker) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def flag_store_closed_before_the_database_is_dropped(django_db_setup) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """The flag aggregates' store keeps its own connection pool (eventsourcing's): close it
+    before the test database is dropped (teardown runs before django_db_setup's)."""
+    yield
+    from command_side.flags.application import close_all
+
+    close_all()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def redis_prefix() -> Iterator[str]:
     prefix = REDIS_PREFIX
     settings.REDIS_PREFIX = prefix

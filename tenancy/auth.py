@@ -1,5 +1,6 @@
-"""Authentication of the query API: a personal API key (`Authorization: Bearer tls_…`), or a
-logged-in staff user who names the project with `?project_id=`.
+"""Authentication of the DRF APIs (the query API, and the flag and experiment administration on
+the command host): a personal API key (`Authorization: Bearer tls_…`), or a logged-in staff
+user who names the project with `?project_id=` (tenancy/access.py binds the request to it).
 
 Whoever it is, a request is bound to exactly one project (`request.project_id`); selectors take
 that id and nothing else, so one project's key can never read another's data.
@@ -65,3 +66,4 @@ class PersonalAPIKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+

@@ -1,0 +1,190 @@
+"""Flag administration over HTTP, on the command host (it writes): DRF views at the seed's path
+`admin/feature-flags/`, with a personal API key or a staff session, like the query API.
+
+    GET    admin/feature-flags/                 list (?archived=true|false|all, ?limit, ?cursor)
+    POST   admin/feature-flags/                 create
+    GET    admin/feature-flags/{key}/           detail (from the aggregate: the newest state)
+    PATCH  admin/feature-flags/{key}/           edit; the body names the `version` it edits
+    DELETE admin/feature-flags/{key}/           archive (?version=N to refuse a stale archive)
+    GET    admin/feature-flags/{key}/history/   the aggregate's events: what, who, when
+
+Bodies are decoded with msgspec into service.FlagCreate / FlagPatch (unknown fields refused),
+then the whole definition is validated (flags.definition.validate): every refusal names its
+field in the error shape of docs/api.md.
+"""
+
+from typing import Any
+
+import msgspec
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from command_side.flags import service
+from command_side.flags.aggregate import Flag
+from command_side.models import FlagRow
+from contracts.errors import ErrorCode
+from contracts.events import error_from_validation
+from flags.definition import DefinitionError, FlagDefinition
+from tenancy.access import project_for
+from tenancy.api_errors import InvalidParameter
+from tenancy.auth import KeyUser
+
+MAX_LIMIT = 1000
+
+
+class BodyError(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, code: ErrorCode, field: str | None, message: str) -> None:
+        super().__init__(detail=message)
+        self.default_code = code
+        self.field = field
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+
+    def __init__(self, code: ErrorCode, message: str, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail=message)
+        self.default_code = code
+        self.field = field
+        self.extra = extra
+
+
+def actor_of(request: Request) -> str:
+    """Who a change is recorded as: a key by its visible prefix, a person by username."""
+    user = request.user
+    if isinstance(user, KeyUser):
+        return f"key:{user.key.prefix}"
+    return f"user:{user.get_username()}"
+
+
+def decode[T](request: Request, kind: type[T]) -> T:
+    try:
+        return msgspec.json.decode(request.body or b"{}", type=kind)
+    except msgspec.DecodeError as exc:
+        error = error_from_validation(exc)
+        field = error.field.replace("[", ".").replace("]", "") if error.field else None
+        raise BodyError(error.code, field, error.message) from exc
+
+
+def refusal(exc: DefinitionError) -> BodyError:
+    return BodyError(ErrorCode.INVALID_VALUE, exc.field, exc.message)
+
+
+def flag_body(
+    definition: FlagDefinition, *, name: str, description: str, meta: dict[str, Any]
+) -> dict[str, Any]:
+    body = msgspec.to_builtins(definition)
+    body.pop("version", None)
+    return {"key": definition.key, "name": name, "description": description, "version": definition.version,
+            **{k: v for k, v in body.items() if k != "key"}, **meta}  # fmt: skip
+
+
+def aggregate_body(flag: Flag) -> dict[str, Any]:
+    meta = {"created_by": flag.created_by, "created_at": flag.created_on, "updated_by": flag.updated_by,
+            "updated_at": flag.modified_on}  # fmt: skip
+    return flag_body(flag.definition(), name=flag.name, description=flag.description, meta=meta)
+
+
+def row_body(row: FlagRow) -> dict[str, Any]:
+    meta = {"created_by": row.created_by, "created_at": row.created_at, "updated_by": row.updated_by,
+            "updated_at": row.updated_at}  # fmt: skip
+    definition = msgspec.convert(row.definition, FlagDefinition)
+    return flag_body(definition, name=row.name, description=row.description, meta=meta)
+
+
+def _translate(exc: Exception) -> APIException:
+    if isinstance(exc, service.FlagNotFound):
+        return NotFound(str(exc))
+    if isinstance(exc, service.StaleVersion):
+        return Conflict(ErrorCode.VERSION_CONFLICT, str(exc), "version", current_version=exc.current)
+    if isinstance(exc, service.FlagKeyTaken):
+        return Conflict(ErrorCode.DUPLICATE_KEY, str(exc), "key")
+    if isinstance(exc, service.FlagArchived):
+        return Conflict(ErrorCode.ARCHIVED, str(exc))
+    if isinstance(exc, DefinitionError):
+        return refusal(exc)
+    raise exc
+
+
+_SERVICE_ERRORS = (service.FlagNotFound, service.StaleVersion, service.FlagKeyTaken, service.FlagArchived,
+                   DefinitionError)  # fmt: skip
+
+
+class FlagListView(APIView):
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        archived = query.get("archived", "false")
+        if archived not in ("true", "false", "all"):
+            raise InvalidParameter("archived", "archived is true, false or all")
+        raw_limit = query.get("limit") or "100"
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise InvalidParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        limit = int(raw_limit)
+        rows = FlagRow.objects.filter(project_id=project_id).order_by("key")
+        if archived != "all":
+            rows = rows.filter(archived=archived == "true")
+        if cursor := query.get("cursor"):
+            rows = rows.filter(key__gt=cursor)
+        page = list(rows[: limit + 1])
+        next_url = None
+        if len(page) > limit:
+            page = page[:limit]
+            following = query.copy()
+            following["cursor"] = page[-1].key
+            next_url = request.build_absolute_uri(f"{request.path}?{following.urlencode()}")
+        return Response({"results": [row_body(row) for row in page], "next": next_url})
+
+    def post(self, request: Request) -> Response:
+        project_id = project_for(request)
+        fields = decode(request, service.FlagCreate)
+        try:
+            flag = service.flag_create(project_id=project_id, fields=fields, actor=actor_of(request))
+        except _SERVICE_ERRORS as exc:
+            raise _translate(exc) from exc
+        return Response(aggregate_body(flag), status=status.HTTP_201_CREATED)
+
+
+class FlagDetailView(APIView):
+    def get(self, request: Request, key: str) -> Response:
+        project_id = project_for(request)
+        try:
+            return Response(aggregate_body(service.flag_get(project_id=project_id, key=key)))
+        except _SERVICE_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    def patch(self, request: Request, key: str) -> Response:
+        project_id = project_for(request)
+        patch = decode(request, service.FlagPatch)
+        try:
+            flag = service.flag_update(project_id=project_id, key=key, patch=patch, actor=actor_of(request))
+        except _SERVICE_ERRORS as exc:
+            raise _translate(exc) from exc
+        return Response(aggregate_body(flag))
+
+    def delete(self, request: Request, key: str) -> Response:
+        project_id = project_for(request)
+        raw = request.query_params.get("version")
+        if raw is not None and not raw.isdigit():
+            raise InvalidParameter("version", "version must be a whole number")
+        version = int(raw) if raw is not None else None
+        try:
+            flag = service.flag_archive(project_id=project_id, key=key, version=version, actor=actor_of(request))
+        except _SERVICE_ERRORS as exc:
+            raise _translate(exc) from exc
+        return Response(aggregate_body(flag))
+
+
+class FlagHistoryView(APIView):
+    def get(self, request: Request, key: str) -> Response:
+        project_id = project_for(request)
+        try:
+            entries = service.flag_history(project_id=project_id, key=key)
+        except _SERVICE_ERRORS as exc:
+            raise _translate(exc) from exc
+        return Response({"key": key, "results": [msgspec.to_builtins(entry) for entry in entries]})
