@@ -239,6 +239,8 @@ class ExperimentCounts:
     """As defined: None while the experiment is open."""
     counted_until: datetime
     """The window's end: end_at, or now for an open experiment."""
+    archived: bool
+    """An archived experiment has no conversions left (the conversions projection drops them)."""
     control: VariantCounts
     tests: tuple[VariantCounts, ...]
     weights: dict[str, float]
@@ -258,7 +260,7 @@ def experiment_counts(*, project_id: int, key: str, now: datetime) -> Experiment
     conversion of this experiment at or after their first exposure and not after the window's
     end; a goal event before exposure is not caused by the variant."""
     found = _rows(
-        f"""SELECT e.id, e.key, e.flag_key, e.control, e.tests, e.start_at, e.end_at, f.definition
+        f"""SELECT e.id, e.key, e.flag_key, e.control, e.tests, e.start_at, e.end_at, e.archived, f.definition
             FROM {EXPERIMENTS} e
             LEFT JOIN {FLAG_DEFINITIONS} f ON f.project_id = e.project_id AND f.key = e.flag_key
             WHERE e.project_id = %s AND e.key = %s""",
@@ -307,6 +309,7 @@ def experiment_counts(*, project_id: int, key: str, now: datetime) -> Experiment
         start_at=experiment["start_at"],
         end_at=experiment["end_at"],
         counted_until=end,
+        archived=experiment["archived"],
         control=counts(experiment["control"]),
         tests=tuple(counts(test) for test in experiment["tests"]),
         weights=weights,

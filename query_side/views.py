@@ -162,6 +162,7 @@ class ExperimentResultView(APIView):
             {
                 "key": counts.key,
                 "flag_key": counts.flag_key,
+                "archived": counts.archived,
                 "window": {"start_at": counts.start_at, "end_at": counts.end_at, "counted_until": counts.counted_until},
                 "control": _variant_body(results.control),
                 "tests": [_variant_body(test) for test in results.tests],
