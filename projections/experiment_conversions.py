@@ -10,8 +10,10 @@ backfill commits with the batch and its checkpoint, or not at all.
 """
 
 import hashlib
+import itertools
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -21,6 +23,7 @@ import psycopg
 
 from contracts import schema
 from flags.definition import PropertyFilter
+from flags.matching import Matcher, compile_filter
 from projections.projection import StoredEvent, VerifyQuery
 from projections.upsert import upsert
 
@@ -28,12 +31,6 @@ ConversionRow = tuple[int, int, str, datetime]
 
 # Goal events a backfill with a filter reads (and matches in Python) per round trip.
 BACKFILL_FETCH = 5_000
-
-
-def goal_matches(goal_filter: PropertyFilter, properties: Mapping[str, Any]) -> bool:
-    from flags.matching import matches  # the operators' one implementation (flags/matching.py)
-
-    return matches(goal_filter, properties)
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,8 @@ class Experiment:
     end_at: datetime | None
     archived: bool
     goal_filter: PropertyFilter | None = field(default=None, compare=False)
+    goal_matches: Matcher | None = field(default=None, compare=False, repr=False)
+    """flags.matching.matches for goal_filter, compiled once (compile_filter) rather than per event."""
 
     @classmethod
     def of_row(
@@ -66,7 +65,8 @@ class Experiment:
         # A filter the command side let through but that does not decode raises here, loudly:
         # conversions computed without it would be silently wrong.
         goal_filter = None if goal_filter_json is None else msgspec.json.decode(goal_filter_json, type=PropertyFilter)
-        return cls(id, project_id, goal_event, goal_filter_json, start_at, end_at, archived, goal_filter)
+        goal_matches = None if goal_filter is None else compile_filter(goal_filter)
+        return cls(id, project_id, goal_event, goal_filter_json, start_at, end_at, archived, goal_filter, goal_matches)
 
     def fingerprint(self) -> str:
         """Changes exactly when the experiment's set of conversions may change."""
@@ -91,9 +91,9 @@ class Experiment:
         properties is a conversion."""
         if not self.is_in_window(moment):
             return False
-        if self.goal_filter is None:
+        if self.goal_matches is None:
             return True
-        return isinstance(properties, dict) and goal_matches(self.goal_filter, properties)
+        return isinstance(properties, dict) and self.goal_matches(properties)
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,19 @@ def filtered_conversions(cursor: Any, experiment: Experiment, checkpoint: tuple[
                 yield (experiment.project_id, experiment.id, distinct_id, moment)
 
 
+@contextmanager
+def _no_statement_timeout(cursor: Any) -> Iterator[None]:
+    # TRICKY: a backfill reads a goal event's whole history, which may take longer than the
+    # runner's statement timeout (meant for one batch): the rollback and its retry would time
+    # out again, forever. Lifted for the backfills, then put back for the rest of the batch.
+    # Only this projection waits (on its own lock) meanwhile.
+    cursor.execute("SELECT current_setting('statement_timeout')")
+    (batch_timeout,) = cursor.fetchone()
+    cursor.execute("SELECT set_config('statement_timeout', '0', true)")
+    yield
+    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [batch_timeout])
+
+
 class ExperimentConversions:
     name: str = "experiment_conversions"
     tables: Sequence[str] = (schema.EXPERIMENT_CONVERSIONS.name, schema.EXPERIMENT_BACKFILLS.name)
@@ -167,17 +180,18 @@ class ExperimentConversions:
         backfills = tables[schema.EXPERIMENT_BACKFILLS.name]
         cursor.execute(f"SELECT experiment_id, fingerprint FROM {backfills}")
         done: dict[int, str] = dict(cursor.fetchall())
-        for experiment in experiments:
-            fingerprint = experiment.fingerprint()
-            if done.get(experiment.id) != fingerprint:
-                self._backfill(cursor, tables, experiment, checkpoint)
-                cursor.execute(
-                    f"""INSERT INTO {backfills} (experiment_id, project_id, fingerprint, backfilled_at)
-                        VALUES (%s, %s, %s, now())
-                        ON CONFLICT (experiment_id) DO UPDATE SET project_id = EXCLUDED.project_id,
-                            fingerprint = EXCLUDED.fingerprint, backfilled_at = EXCLUDED.backfilled_at""",
-                    [experiment.id, experiment.project_id, fingerprint],
-                )
+        stale = [experiment for experiment in experiments if done.get(experiment.id) != experiment.fingerprint()]
+        if stale:
+            with _no_statement_timeout(cursor):
+                for experiment in stale:
+                    self._backfill(cursor, tables, experiment, checkpoint)
+            cursor.executemany(
+                f"""INSERT INTO {backfills} (experiment_id, project_id, fingerprint, backfilled_at)
+                    VALUES (%s, %s, %s, now())
+                    ON CONFLICT (experiment_id) DO UPDATE SET project_id = EXCLUDED.project_id,
+                        fingerprint = EXCLUDED.fingerprint, backfilled_at = EXCLUDED.backfilled_at""",
+                [(experiment.id, experiment.project_id, experiment.fingerprint()) for experiment in stale],
+            )
         gone = set(done) - {experiment.id for experiment in experiments}
         if gone:  # deleted experiments: their conversions go with them
             conversions = tables[schema.EXPERIMENT_CONVERSIONS.name]
@@ -200,21 +214,18 @@ class ExperimentConversions:
         if experiment.goal_filter is None:
             cursor.execute(
                 f"""INSERT INTO {conversions} ({schema.EXPERIMENT_CONVERSIONS.column_list()})
-                    SELECT DISTINCT e.project_id, %(experiment_id)s::int8, e.distinct_id, e."timestamp"
+                    SELECT e.project_id, %(experiment_id)s::int8, e.distinct_id, e."timestamp"
                     FROM {schema.EVENTS} e WHERE {_CANDIDATES_WHERE}
-                    ON CONFLICT DO NOTHING""",
+                    ON CONFLICT DO NOTHING""",  # duplicates (one user, one time): one row
                 {"experiment_id": experiment.id, **_candidate_params(experiment, checkpoint)},
             )
             return
         # A server-side cursor: a popular goal event's history need not fit in memory.
         with psycopg.ServerCursor(cursor.connection, "experiment_backfill") as candidates:
-            upsert(
-                cursor,
-                table=schema.EXPERIMENT_CONVERSIONS,
-                into=conversions,
-                update=None,
-                rows=filtered_conversions(candidates, experiment, checkpoint),
-            )
+            # TRICKY: in chunks, each a list: the connection is busy with the COPY while upsert
+            # consumes its rows, so fetching more candidates from inside it would wait forever.
+            for chunk in itertools.batched(filtered_conversions(candidates, experiment, checkpoint), BACKFILL_FETCH):
+                upsert(cursor, table=schema.EXPERIMENT_CONVERSIONS, into=conversions, update=None, rows=chunk)
 
     def property_types(self, inputs: Goals) -> Collection[str]:
         return inputs.filtered_event_types()

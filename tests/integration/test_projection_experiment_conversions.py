@@ -189,3 +189,44 @@ def test_replay_rebuilds_the_conversions_and_verify_finds_a_tampered_row():
         )
     report = verify(projection_get(NAME))
     assert {(d.side, d.row[2]) for d in report.differences} == {("missing", "u9"), ("unexpected", "ghost")}
+
+
+PRO = {"key": "plan", "operator": "exact", "value": "pro"}
+
+
+def test_a_goal_filter_keeps_only_matching_events_live_in_the_backfill_and_in_verify(settings):
+    plans = [goal(1, "a", properties={"plan": "pro"}), goal(2, "b", properties={"plan": "free"}), goal(3, "c")]
+    insert_events(plans)
+    project([NAME])
+    backfilled = experiment_create(key="backfilled", goal_filter=PRO)  # made after its events
+    live = experiment_create(key="live", goal_filter=PRO, start_at=T0 + timedelta(minutes=4))
+    settings.TIDELOG_PROJECTION_BATCH = 2
+    insert_events([goal(4, "d", properties={"plan": "PRO"}), goal(5, "e", properties={"plan": "free"})])
+    insert_events([goal(6, "f", properties={"plan": "pro", "n": 1.5})])
+    project([NAME])
+    # exact ignores case (flags.matching, as PostHog): "PRO" converts.
+    assert conversions(backfilled) == [("a", 1), ("d", 4), ("f", 6)]
+    assert conversions(live) == [("d", 4), ("f", 6)]
+    assert verify(projection_get(NAME)).differences == []
+
+    with connection.cursor() as cursor:  # verify recomputes filtered goals too
+        cursor.execute("DELETE FROM rm_experiment_conversions WHERE experiment_id = %s AND distinct_id = 'f'", [live])
+    assert [(d.side, d.row[1], d.row[2]) for d in verify(projection_get(NAME)).differences] == [
+        ("missing", live, "f")
+    ]
+
+
+def test_an_edited_goal_filter_recomputes():
+    experiment_id = experiment_create(goal_filter=PRO)
+    insert_events([goal(1, "a", properties={"plan": "pro"}), goal(2, "b", properties={"plan": "free"})])
+    project([NAME])
+    assert conversions(experiment_id) == [("a", 1)]
+    experiment_update(experiment_id, goal_filter=json.dumps({"key": "plan", "operator": "exact", "value": "free"}))
+    insert_events([goal(3, "c", properties={"plan": "free"})])
+    project([NAME])
+    assert conversions(experiment_id) == [("b", 2), ("c", 3)]
+    experiment_update(experiment_id, goal_filter=None)
+    insert_events([goal(4, "d", event_type="noise")])
+    project([NAME])
+    assert conversions(experiment_id) == [("a", 1), ("b", 2), ("c", 3)]
+    assert verify(projection_get(NAME)).differences == []
