@@ -5,6 +5,7 @@ no one exposed; 404; tenant isolation. (Rows go straight into the read models.)"
 import math
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from flags.stats import METHODS, VariantCounts, VariantResult, experiment_results
@@ -218,3 +219,23 @@ def test_it_is_two_queries_after_authentication(client, project, django_assert_n
     results(client, project.personal_api_key)  # the key's first use writes last_used_at
     with django_assert_num_queries(3):  # the key lookup; the experiment and its flag; the counts
         assert results(client, project.personal_api_key).status_code == 200
+
+
+def test_a_nan_or_infinite_statistic_is_answered_as_null(client, project, monkeypatch):
+    # flags.stats answers None where a number does not exist; should it ever give NaN or an
+    # infinity, the answer is still JSON (strict JSON has neither), not a 500.
+    seed_case(project.project_id)
+    real = experiment_results
+
+    def broken(control, tests, weights):
+        results = real(control, tests, weights)
+        test = msgspec.structs.replace(results.tests[0], uplift=math.nan, p_value=math.inf)
+        srm = msgspec.structs.replace(results.srm, chi2=math.inf, p_value=math.nan)
+        return msgspec.structs.replace(results, tests=(test,), srm=srm)
+
+    monkeypatch.setattr("flags.stats.experiment_results", broken)
+    response = results(client, project.personal_api_key)
+    assert response.status_code == 200
+    [test] = response.json()["tests"]
+    assert (test["uplift"], test["p_value"], test["rate"]) == (None, None, 2 / 3)
+    assert (response.json()["srm"]["chi2"], response.json()["srm"]["p_value"]) == (None, None)
