@@ -146,10 +146,10 @@ class ExperimentDetailView(APIView):
 
     def patch(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
+        found = _get(project_id, key)  # an unknown experiment is a 404 whatever the body
         fields = decode(request, ExperimentFields)
         with transaction.atomic():
-            experiment = _get(project_id, key)
-            experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+            experiment = Experiment.objects.select_for_update().get(pk=found.pk)
             if experiment.archived:
                 raise Conflict(ErrorCode.ARCHIVED, f"experiment {key!r} is archived and cannot change")
             _apply(experiment, fields)

@@ -11,7 +11,7 @@ process's FlagCache only: no PostgreSQL, and Redis at most once every half secon
 """
 
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 
@@ -36,12 +36,26 @@ _decode_properties = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
 
 
+def _unquoted(text: str) -> str:
+    return unquote_to_bytes(text.replace("+", " ")).decode()
+
+
 def _query(request: IngestRequest) -> dict[str, str]:
-    try:
-        fields = parse_qs(request.query, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS, errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Rejection(400, ErrorCode.INVALID_PARAMETER, f"unreadable query string: {exc}") from exc
-    return {name: values[-1] for name, values in fields.items()}
+    """The query string's fields (the last of a repeated name wins), percent-decoded as UTF-8.
+    A plain split: parse_qs spends a tenth of a for_user request on checks we do not need."""
+    fields: dict[str, str] = {}
+    if not request.query:
+        return fields
+    parts = request.query.split("&")
+    if len(parts) > MAX_QUERY_FIELDS:
+        raise Rejection(400, ErrorCode.INVALID_PARAMETER, f"at most {MAX_QUERY_FIELDS} query parameters")
+    for part in parts:
+        name, _, value = part.partition("=")
+        try:
+            fields[_unquoted(name)] = _unquoted(value)
+        except UnicodeDecodeError as exc:
+            raise Rejection(400, ErrorCode.INVALID_PARAMETER, f"query string is not UTF-8: {exc}") from exc
+    return fields
 
 
 def _project(request: IngestRequest, body_key: str | None, query: dict[str, str]) -> int:
