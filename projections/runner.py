@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from contracts import schema
 from contracts.follow import HORIZON
-from projections.projection import EVENT_COLUMNS, Projection, StoredEvent
+from projections.projection import EVENT_COLUMNS, EVENT_COLUMNS_WITH_PROPERTIES, Projection, StoredEvent
 from projections.registry import PROJECTIONS, projection_get
 
 log = logging.getLogger("tidelog.projections")
@@ -33,7 +33,7 @@ LOCK_NAMESPACE = 0x7D1E
 # ever appear behind a checkpoint taken from what was read. The horizon counts Tidelog's own
 # appenders only: a stranger's long transaction, in this database or another, holds nothing.
 _READ = f"""
-SELECT {EVENT_COLUMNS}
+SELECT {{columns}}
 FROM {schema.EVENTS}
 WHERE (xact_id, position) > (%s::xid8, %s)
   AND xact_id < %s::xid8
@@ -42,6 +42,10 @@ WHERE (xact_id, position) > (%s::xid8, %s)
 ORDER BY {schema.EVENTS}.xact_id, {schema.EVENTS}.position
 LIMIT %s
 """
+# The same read, with properties for the event types named by its first parameter, or without
+# (projection.py: EVENT_COLUMNS_WITH_PROPERTIES).
+_READ_EVENTS = _READ.replace("{columns}", EVENT_COLUMNS)
+_READ_EVENTS_WITH_PROPERTIES = _READ.replace("{columns}", EVENT_COLUMNS_WITH_PROPERTIES)
 
 # TRICKY: the read must walk the (xact_id, position) index of each partition and merge them.
 # The planner misjudges the row comparison (measured: estimated 6 rows, found 200,000, after one
@@ -140,7 +144,12 @@ def _apply_next_batch(
         (horizon,) = cursor.fetchone() or (None,)  # always one row: an aggregate over one
         # Binary results: Django registers a Python loader for text timestamptz (5 µs a row).
         property_types = list(projection.property_types(inputs))
-        cursor.execute(_READ, [property_types, start_xact, start_position, horizon, limit], binary=True)
+        if property_types:
+            cursor.execute(
+                _READ_EVENTS_WITH_PROPERTIES, [property_types, start_xact, start_position, horizon, limit], binary=True
+            )
+        else:
+            cursor.execute(_READ_EVENTS, [start_xact, start_position, horizon, limit], binary=True)
         events = [StoredEvent(*r) for r in cursor.fetchall()]
         if not events:
             return 0, None
