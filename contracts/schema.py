@@ -163,9 +163,18 @@ EXPERIMENT_CONVERSIONS: Final = Table(
     _columns("project_id int8, experiment_id int8, distinct_id text, timestamp timestamptz"),
     key=("project_id", "experiment_id", "distinct_id", "timestamp"),
 )
-"""Every goal event of an experiment inside its window, one row per (user, time)."""
+"""Every goal event of an experiment inside its window, one row per (user, time). Experiments not
+archived only: archiving one removes its rows (they come back if it is unarchived)."""
+
+EXPERIMENT_BACKFILLS: Final = Table(
+    "rm_experiment_backfills",
+    _columns("experiment_id int8, project_id int8, fingerprint text, backfilled_at timestamptz"),
+    key=("experiment_id",),
+)
+"""The experiment_conversions projection's own: for each experiment, the fingerprint of the goal
+(event, filter, window, archived) its rows in EXPERIMENT_CONVERSIONS were computed for."""
 
 SHARED: Final = (
     EVENTS, EVENT_IDS, BAD_EVENTS, FLAG_DEFINITIONS, EXPERIMENTS, CHECKPOINTS, EVENT_COUNTS, EVENT_USERS,
-    USER_DAYS, FLAG_EXPOSURES, FLAG_EXPOSURE_DAYS, EXPERIMENT_CONVERSIONS,
+    USER_DAYS, FLAG_EXPOSURES, FLAG_EXPOSURE_DAYS, EXPERIMENT_CONVERSIONS, EXPERIMENT_BACKFILLS,
 )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import schema
-from projections.projection import StoredEvent, VerifyQuery
+from projections.projection import EventsOnly, StoredEvent, VerifyQuery
 from projections.upsert import upsert
 
 CountKey = tuple[int, str, datetime, str, str]
@@ -31,11 +31,11 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-class EventAggregates:
+class EventAggregates(EventsOnly):
     name: str = "event_aggregates"
     tables: Sequence[str] = (schema.EVENT_COUNTS.name, schema.EVENT_USERS.name)
 
-    def apply(self, events: Sequence[StoredEvent]) -> Changes:
+    def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Changes:
         # One counter update per event (C-speed Counter over a generator), then the counts
         # summed from the per-user rows: half the hashing of updating both per event.
         users: Counter[UserKey] = Counter(

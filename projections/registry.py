@@ -1,10 +1,14 @@
 """Every projection by name. Adding one: write its module, list it here, add its migration."""
 
 from projections.event_aggregates import EventAggregates
+from projections.experiment_conversions import ExperimentConversions
+from projections.flag_exposures import FlagExposures
 from projections.projection import Projection
 from projections.user_activity import UserActivity
 
-PROJECTIONS: dict[str, Projection] = {p.name: p for p in (EventAggregates(), UserActivity())}
+PROJECTIONS: dict[str, Projection] = {
+    p.name: p for p in (EventAggregates(), UserActivity(), FlagExposures(), ExperimentConversions())
+}
 
 
 def projection_get(name: str) -> Projection:

@@ -6,17 +6,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from contracts import schema
-from projections.projection import StoredEvent, VerifyQuery
+from projections.projection import EventsOnly, StoredEvent, VerifyQuery
 from projections.upsert import upsert
 
 DayKey = tuple[int, date, str]
 
 
-class UserActivity:
+class UserActivity(EventsOnly):
     name: str = "user_activity"
     tables: Sequence[str] = (schema.USER_DAYS.name,)
 
-    def apply(self, events: Sequence[StoredEvent]) -> dict[DayKey, list[Any]]:
+    def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> dict[DayKey, list[Any]]:
         days: dict[DayKey, list[Any]] = {}
         for event in events:
             moment: datetime = event.timestamp

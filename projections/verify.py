@@ -47,10 +47,11 @@ def verify(projection: Projection, *, limit: int = 100) -> VerifyReport:
         # Exact, not approximate: every event at or before the checkpoint had committed when
         # the runner read past it, and none can appear there later (see runner._READ).
         upto = "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"
-        params: dict[str, str | int] = {"xact_id": report.checkpoint[0], "position": report.checkpoint[1]}
+        upto_params: dict[str, Any] = {"xact_id": report.checkpoint[0], "position": report.checkpoint[1]}
         for query in projection.verify_queries():
             columns = query.table.column_list()
             expected = query.expected.replace("{upto}", upto)
+            params = {**upto_params, **(query.params(cursor, upto_params) if query.params else {})}
             cursor.execute(
                 f"""WITH expected AS ({expected}), actual AS (SELECT {columns} FROM {query.table})
                     (SELECT 'missing', * FROM (SELECT * FROM expected EXCEPT ALL SELECT * FROM actual) m)

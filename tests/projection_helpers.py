@@ -1,5 +1,6 @@
 """Helpers for projection tests: write events straight into the event store, read tables back."""
 
+import json
 import time
 import uuid
 from collections.abc import Iterable
@@ -31,13 +32,16 @@ def insert_events(rows: list[dict[str, Any]], cursor: Any = None) -> None:
         for day in {row["timestamp"].date() for row in rows}:
             cursor.execute("SELECT tidelog_ensure_event_partition(%s)", [day])
     for row in rows:
+        # properties: a dict, or JSON text as is (to pin how numbers are spelled).
+        properties = row.get("properties", {})
         cursor.execute(
-            'INSERT INTO tidelog_events (project_id, uuid, event_type, distinct_id, "timestamp", received_at, app_version, os_name, session_id)'
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            'INSERT INTO tidelog_events (project_id, uuid, event_type, distinct_id, "timestamp", received_at, app_version, os_name, session_id, properties)'
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
             [
                 row.get("project_id", 1), row.get("uuid", uuid.uuid4()), row.get("event_type", "e"),
                 row.get("distinct_id", "u"), row["timestamp"], row["timestamp"],
                 row.get("app_version"), row.get("os_name"), row.get("session_id"),
+                properties if isinstance(properties, str) else json.dumps(properties),
             ],
         )  # fmt: skip
 

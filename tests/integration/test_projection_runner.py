@@ -27,8 +27,13 @@ T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(ho
 
 def test_the_runner_applies_events_once_however_often_it_runs():
     insert_events([{"timestamp": T0 + timedelta(minutes=i), "event_type": "a" if i % 2 else "b"} for i in range(10)])
-    assert project() == {"event_aggregates": 10, "user_activity": 10}
-    assert project() == {"event_aggregates": 0, "user_activity": 0}
+    assert project() == {
+        "event_aggregates": 10,
+        "user_activity": 10,
+        "flag_exposures": 10,
+        "experiment_conversions": 10,
+    }
+    assert project() == {"event_aggregates": 0, "user_activity": 0, "flag_exposures": 0, "experiment_conversions": 0}
     assert event_counts() == {"a": 5, "b": 5}
     checkpoint = checkpoint_get("event_aggregates")
     assert checkpoint.events_applied == 10
@@ -136,7 +141,7 @@ def test_a_failing_projection_is_stopped_loudly_and_the_others_go_on(monkeypatch
     insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(4)])
     projection = projection_get("event_aggregates")
 
-    def broken_apply(self, events):
+    def broken_apply(self, events, inputs=None):
         raise ValueError("a bug in apply")
 
     monkeypatch.setattr(type(projection), "apply", broken_apply)
@@ -161,4 +166,4 @@ def test_status_counts_the_events_each_projection_has_yet_to_apply():
     insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(3)])
     project(["user_activity"])
     lag = {status.name: status.lag_events for status in projection_status_list()}
-    assert lag == {"event_aggregates": 3, "user_activity": 0}
+    assert lag == {"event_aggregates": 3, "user_activity": 0, "flag_exposures": 3, "experiment_conversions": 3}

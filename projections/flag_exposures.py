@@ -1,0 +1,189 @@
+"""Feature-flag exposures: each `$feature_flag_called` event is one exposure of a user to a flag's
+variant. Per (project, flag, user) the first variant, when, every variant seen and how many
+(schema.FLAG_EXPOSURES); per flag, UTC day and variant the exposures (schema.FLAG_EXPOSURE_DAYS).
+
+Events arrive in position order, not time order (mobile SDKs send old events late): every
+upsert is a commutative merge (least, union, sum), so any batching and order give one read model.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from contracts import schema
+from projections.projection import StoredEvent, VerifyQuery
+from projections.upsert import upsert
+
+EXPOSURE_EVENT: Final = "$feature_flag_called"
+FLAG_PROPERTY: Final = "$feature_flag"
+RESPONSE_PROPERTY: Final = "$feature_flag_response"
+
+ExposureKey = tuple[int, str, str]
+DayKey = tuple[int, str, date, str]
+
+
+@dataclass
+class Exposure:
+    first_variant: str
+    first_at: datetime
+    variants: set[str]
+    exposure_count: int
+
+
+@dataclass
+class Changes:
+    exposures: dict[ExposureKey, Exposure] = field(default_factory=dict)
+    days: Counter[DayKey] = field(default_factory=Counter)
+
+
+def decode_properties(text: str | None) -> Any:
+    """Properties JSON text as stored, numbers kept exactly as PostgreSQL spells them
+    (Decimal, never float: '1.50' stays '1.50'), so a variant's text is the one SQL makes."""
+    if text is None:
+        return None
+    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+
+
+def compact_json(value: Any) -> str:
+    """JSON without whitespace, as the SQL function projection_json_compact spells it (keys in
+    jsonb's order, strings escaped as PostgreSQL escapes them, numbers as stored)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        # The same escapes as PostgreSQL's escape_json: \" \\ \b \f \n \r \t, \u00XX for the
+        # other control characters, everything else (non-ASCII included) as itself.
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Decimal):
+        return format(value, "f")  # numeric's own text: never an exponent
+    if isinstance(value, list):
+        return "[" + ",".join(compact_json(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{compact_json(k)}:{compact_json(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"not a decoded JSON value: {type(value).__name__}")
+
+
+def exposure_of(properties: Any) -> tuple[str, str] | None:
+    """(flag key, variant) of a `$feature_flag_called` event's decoded properties, or None when
+    `$feature_flag` is not a non-empty string (then the event is not an exposure). The variant:
+    a string response as is; true 'true'; false, null or none 'false'; other JSON its compact text."""
+    if not isinstance(properties, dict):
+        return None
+    flag_key = properties.get(FLAG_PROPERTY)
+    if not isinstance(flag_key, str) or not flag_key:
+        return None
+    response = properties.get(RESPONSE_PROPERTY)
+    if isinstance(response, str):
+        variant = response
+    elif response is True:
+        variant = "true"
+    elif response is None or response is False:
+        variant = "false"
+    else:
+        variant = compact_json(response)
+    return flag_key, variant
+
+
+class FlagExposures:
+    name: str = "flag_exposures"
+    tables: Sequence[str] = (schema.FLAG_EXPOSURES.name, schema.FLAG_EXPOSURE_DAYS.name)
+
+    def load(self, cursor: Any, tables: Mapping[str, str], checkpoint: tuple[str, int]) -> None:
+        return None
+
+    def property_types(self, inputs: Any) -> Collection[str]:
+        return (EXPOSURE_EVENT,)
+
+    def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Changes:
+        changes = Changes()
+        exposures = changes.exposures
+        for event in events:
+            if event.event_type != EXPOSURE_EVENT:
+                continue
+            exposure = exposure_of(decode_properties(event.properties))
+            if exposure is None:
+                continue
+            flag_key, variant = exposure
+            moment = event.timestamp
+            changes.days[(event.project_id, flag_key, moment.astimezone(UTC).date(), variant)] += 1
+            key = (event.project_id, flag_key, event.distinct_id)
+            seen = exposures.get(key)
+            if seen is None:
+                exposures[key] = Exposure(variant, moment, {variant}, 1)
+                continue
+            seen.exposure_count += 1
+            seen.variants.add(variant)
+            # The earliest exposure; at one instant, the smallest variant (code point order,
+            # as the SQL side's COLLATE "C").
+            if (moment, variant) < (seen.first_at, seen.first_variant):
+                seen.first_at, seen.first_variant = moment, variant
+        return changes
+
+    def write(self, cursor: Any, changes: Changes, tables: Mapping[str, str]) -> None:
+        if changes.exposures:
+            upsert(
+                cursor,
+                table=schema.FLAG_EXPOSURES,
+                into=tables[schema.FLAG_EXPOSURES.name],
+                # Each a commutative merge, so batches may come in any time order.
+                update="""first_variant = CASE
+                        WHEN (EXCLUDED.first_at, EXCLUDED.first_variant COLLATE "C")
+                             < (t.first_at, t.first_variant COLLATE "C")
+                        THEN EXCLUDED.first_variant ELSE t.first_variant END,
+                    first_at = least(t.first_at, EXCLUDED.first_at),
+                    variants = CASE WHEN EXCLUDED.variants <@ t.variants THEN t.variants ELSE
+                        (SELECT array_agg(DISTINCT v COLLATE "C" ORDER BY v COLLATE "C")
+                         FROM unnest(t.variants || EXCLUDED.variants) v) END,
+                    exposure_count = t.exposure_count + EXCLUDED.exposure_count""",
+                rows=(
+                    (*key, seen.first_variant, seen.first_at, sorted(seen.variants), seen.exposure_count)
+                    for key, seen in changes.exposures.items()
+                ),
+            )
+        if changes.days:
+            upsert(
+                cursor,
+                table=schema.FLAG_EXPOSURE_DAYS,
+                into=tables[schema.FLAG_EXPOSURE_DAYS.name],
+                update="exposure_count = t.exposure_count + EXCLUDED.exposure_count",
+                rows=((*key, n) for key, n in changes.days.items()),
+            )
+
+    def verify_queries(self) -> list[VerifyQuery]:
+        return [
+            VerifyQuery(
+                schema.FLAG_EXPOSURES,
+                f"""SELECT project_id, flag_key, distinct_id,
+                           (array_agg(variant ORDER BY "timestamp", variant COLLATE "C"))[1],
+                           min("timestamp"),
+                           array_agg(DISTINCT variant COLLATE "C" ORDER BY variant COLLATE "C"),
+                           count(*)
+                    FROM ({EXPOSURES_SQL}) x GROUP BY 1, 2, 3""",
+            ),
+            VerifyQuery(
+                schema.FLAG_EXPOSURE_DAYS,
+                f"""SELECT project_id, flag_key, ("timestamp" AT TIME ZONE 'UTC')::date, variant, count(*)
+                    FROM ({EXPOSURES_SQL}) x GROUP BY 1, 2, 3, 4""",
+            ),
+        ]
+
+
+# The exposures among the events up to {upto}, recomputed in SQL from the raw properties: the
+# same rules as exposure_of, written a second time on purpose (verify checks one against the other).
+EXPOSURES_SQL: Final = f"""
+    SELECT e.project_id, e.properties ->> '{FLAG_PROPERTY}' AS flag_key, e.distinct_id, e."timestamp",
+           CASE WHEN r IS NULL OR r = 'null'::jsonb OR r = 'false'::jsonb THEN 'false'
+                WHEN r = 'true'::jsonb THEN 'true'
+                WHEN jsonb_typeof(r) = 'string' THEN r #>> '{{}}'
+                ELSE projection_json_compact(r) END AS variant
+    FROM {schema.EVENTS} e, LATERAL (SELECT e.properties -> '{RESPONSE_PROPERTY}' AS r) response
+    WHERE {{upto}} AND e.event_type = '{EXPOSURE_EVENT}'
+      AND jsonb_typeof(e.properties -> '{FLAG_PROPERTY}') = 'string' AND e.properties ->> '{FLAG_PROPERTY}' <> ''
+"""
