@@ -104,4 +104,4 @@ def sync_flags() -> None:
     (command_side/flags/service.py, flags_sync). Sent every few seconds; usually a no-op."""
     synced = flags_sync()
     if synced:
-        log.info("flags: recorded and published %d flag(s) behind their events", synced)
+        log.warning("flags: %d flag(s) were behind their events (a crash, Redis away): recorded, published", synced)

@@ -1,7 +1,7 @@
 """Tables the command side owns besides the event store (which is raw SQL, migrations 0001/0002).
 
 `FlagRow` is the current state of each flag aggregate, kept by the flag service beside the
-aggregate's events (which stay the truth; `manage.py flags sync --all` recomputes the rows from them). It is
+aggregate's events (which stay the truth; `manage.py flags sync --all` heals the rows from them). It is
 what lists, the Django admin and the evaluators' cache read. `Experiment` is plain state: an
 experiment is a view over a flag's exposures, with nothing to audit beyond its definition.
 Both are declared for the other sides in contracts.schema (FLAG_DEFINITIONS, EXPERIMENTS).

@@ -43,7 +43,7 @@ class Snapshot(msgspec.Struct, frozen=True):
 
 
 _encode = msgspec.json.Encoder().encode
-_decode_snapshot = msgspec.json.Decoder(Snapshot).decode
+decode_snapshot = msgspec.json.Decoder(Snapshot).decode
 
 
 def generation_key() -> str:
@@ -150,14 +150,14 @@ class FlagCache:
             log.warning("flag cache: Redis unavailable (%s); reading project %d from PostgreSQL", exc, project_id)
             return _project_flags(Snapshot(project_id, live_definitions(project_id)))
         if blob is not None:
-            return _project_flags(_decode_snapshot(blob))
+            return _project_flags(decode_snapshot(blob))
         # Redis has never had this project, or lost it: rebuild it from PostgreSQL, once.
         try:
             publish(project_id)
             blob = buffer.client().get(snapshot_key(project_id))
         except redis.RedisError:
             blob = None
-        snapshot = _decode_snapshot(blob) if blob is not None else Snapshot(project_id, live_definitions(project_id))
+        snapshot = decode_snapshot(blob) if blob is not None else Snapshot(project_id, live_definitions(project_id))
         return _project_flags(snapshot)
 
 

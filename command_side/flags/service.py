@@ -30,6 +30,7 @@ from command_side import buffer
 from command_side.flags import cache
 from command_side.flags.aggregate import Flag, flag_id
 from command_side.flags.application import flag_app
+from command_side.models import FlagRow
 from contracts import schema
 from flags.definition import Condition, Variant, check_key, validate
 
@@ -270,9 +271,11 @@ def flag_history(*, project_id: int, key: str) -> list[HistoryEntry]:
 
 
 def flags_sync() -> int:
-    """Record and publish every flag event not yet reflected in its FlagRow or in Redis; return
-    how many aggregates it recorded. The upkeep runs it every few seconds: it heals a process
-    that died between saving a flag and recording it, and a publish that Redis missed."""
+    """Record and publish what flag events are ahead of; return how many flags it had to heal.
+    The upkeep runs it every few seconds: it heals a process that died between saving a flag and
+    recording it, and a publish that Redis missed. It reads the aggregates changed since the
+    last run (their notifications, from a position kept in Redis: all of them if Redis lost it)
+    and touches only those whose row or published snapshot is behind: usually none."""
     app = flag_app()
     position_key = f"{settings.REDIS_PREFIX}:flags:synced"
     client = buffer.client()
@@ -288,12 +291,31 @@ def flags_sync() -> int:
             break
         ids.update(uuid.UUID(str(n.originator_id)) for n in notifications)
         start = notifications[-1].id + 1
-    projects: set[int] = set()
+    recorded = dict(
+        FlagRow.objects.filter(aggregate_id__in=ids).values_list("aggregate_id", "version")
+    )  # fmt: skip
+    healed = 0
+    stale_projects: set[int] = set()
     for aggregate_id in ids:
         aggregate = app.flag(aggregate_id)
-        _record(aggregate, publish=False)
-        projects.add(aggregate.project_id)
-    for project_id in projects:
+        if recorded.get(aggregate_id, 0) < aggregate.version:
+            _record(aggregate, publish=False)
+            stale_projects.add(aggregate.project_id)
+            healed += 1
+        elif not _published(client, aggregate):
+            stale_projects.add(aggregate.project_id)
+            healed += 1
+    for project_id in stale_projects:
         cache.publish(project_id)  # here a Redis error propagates: the position stays behind
     client.set(position_key, newest)
-    return len(ids)
+    return healed
+
+
+def _published(client: Any, aggregate: Flag) -> bool:
+    """Whether Redis's snapshot of the flag's project shows it as it is now (an archived flag:
+    absent from it)."""
+    blob = client.get(cache.snapshot_key(aggregate.project_id))
+    if blob is None:
+        return False
+    versions = {flag.key: flag.version for flag in cache.decode_snapshot(blob).flags}
+    return versions.get(aggregate.key) == (None if aggregate.archived else aggregate.version)

@@ -40,6 +40,14 @@ def test_a_flag_saved_by_a_process_that_died_is_recorded_and_published_by_the_up
     assert flags_sync() == 0  # nothing behind any more
 
 
+def test_a_change_the_service_recorded_and_published_is_left_alone(project, redis_client):
+    flags_sync()
+    flag_create(project_id=project.project_id, fields=FlagCreate(key="fine"), actor="t")
+    generation = redis_client.get(cache.generation_key())
+    assert flags_sync() == 0
+    assert redis_client.get(cache.generation_key()) == generation  # nothing published again
+
+
 def test_a_publish_redis_missed_is_made_by_the_upkeep(project, redis_client):
     flag_create(project_id=project.project_id, fields=FlagCreate(key="a"), actor="t")
     redis_client.delete(cache.snapshot_key(project.project_id))  # as if the publish had failed
