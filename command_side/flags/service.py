@@ -30,7 +30,7 @@ from command_side import buffer
 from command_side.flags import cache
 from command_side.flags.aggregate import Flag, flag_id
 from command_side.flags.application import flag_app
-from command_side.models import FlagRow
+from contracts import schema
 from flags.definition import Condition, Variant, check_key, validate
 
 log = logging.getLogger("tidelog.flags")
@@ -106,7 +106,7 @@ def _record(aggregate: Flag, *, publish: bool = True) -> None:
     never overwrites a newer one), then published to the evaluators."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""INSERT INTO {FlagRow._meta.db_table} AS t
+            f"""INSERT INTO {schema.FLAG_DEFINITIONS} AS t
                     (aggregate_id, project_id, key, name, description, version, definition, enabled, archived,
                      created_by, created_at, updated_by, updated_at)
                 VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s)
