@@ -35,10 +35,20 @@ from typing import Final
 
 import msgspec
 
+from flags.definition import FlagDefinition
+
 Z_95: Final = 1.959963984540054
 """The two-sided 95% quantile of the standard normal distribution."""
 
 SRM_THRESHOLD: Final = 0.001
+
+METHODS: Final = {
+    "interval": "Wilson score interval, 95%",
+    "p_value": "two-sided pooled two-proportion z-test against control",
+    "probability_to_beat_control": "Beta(1, 1) prior, exact posterior probability P(p_test > p_control)",
+    "srm": f"Pearson chi-square of exposures against the flag's variant weights, suspected at p < {SRM_THRESHOLD}",
+}
+"""What the numbers of experiment_results are, by name, for an answer to show beside them."""
 
 _TINY: Final = 1e-300
 _EPSILON: Final = 1e-15
@@ -270,3 +280,19 @@ def experiment_results(
         tests=tuple(_variant_result(test, control) for test in tests),
         srm=sample_ratio([control, *tests], weights),
     )
+
+
+def assignment_weights(definition: FlagDefinition) -> dict[str, float]:
+    """The share of users each variant is assigned, the weights `sample_ratio` expects: a
+    multivariate flag's variant rollout percentages (exact: conditions decide who is in, the
+    variant split among them is always these shares, unless a condition or override forces a
+    variant). A boolean flag's "true" at its rollout_percentage and "false" at the rest.
+
+    TRICKY: for a boolean flag that is an approximation. It holds for a flag without conditions
+    and overrides; a condition with its own rollout, users matching no condition (all "false"),
+    overrides and a disabled flag move the true split away from it, and a SRM alarm on such an
+    experiment may come from the definition rather than from broken exposure logging."""
+    if definition.variants:
+        return {variant.key: variant.rollout_percentage for variant in definition.variants}
+    on = min(max(definition.rollout_percentage, 0.0), 100.0)
+    return {"true": on, "false": 100.0 - on}

@@ -9,11 +9,22 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+import msgspec
 from django.conf import settings
 from django.db import connections
 
 from contracts import schema
-from contracts.schema import BAD_EVENTS, EVENTS
+from contracts.schema import (
+    BAD_EVENTS,
+    EVENTS,
+    EXPERIMENT_CONVERSIONS,
+    EXPERIMENTS,
+    FLAG_DEFINITIONS,
+    FLAG_EXPOSURE_DAYS,
+    FLAG_EXPOSURES,
+)
+from flags.definition import FlagDefinition
+from flags.stats import VariantCounts, assignment_weights
 
 
 def _rows(sql: str, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
@@ -166,4 +177,141 @@ def bad_event_list(*, project_id: int, limit: int, cursor: tuple[datetime, int] 
         f"""SELECT {BAD_EVENTS.column_list(without=("project_id",))} FROM {BAD_EVENTS}
             WHERE {where} ORDER BY received_at DESC, id DESC LIMIT %s""",
         [*params, limit + 1],
+    )
+
+
+# --- Feature-flag exposures and experiment results ---------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    # Django's psycopg setup leaves jsonb as text outside JSONFields (see event_list).
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def flag_exposure_summary(
+    *, project_id: int, flag_key: str, after: datetime, before: datetime
+) -> dict[str, Any] | None:
+    """A flag's exposures per UTC day and variant, and its users per variant; None when the
+    project has no such flag. Days are day-granular, as active_user_list: a day counts when it
+    starts before `before` and is not before the day of `after`. Users are counted by the time of
+    their first exposure, `after` <= first_at < `before`, in their one variant; a user seen with
+    several variants (ever, not only in the range) is counted apart, in none of them."""
+    if not _rows(
+        f"SELECT 1 AS found FROM {FLAG_DEFINITIONS} WHERE project_id = %s AND key = %s", [project_id, flag_key]
+    ):
+        return None
+    where = {"project_id": project_id, "flag_key": flag_key, "after": after, "before": before}
+    days = _rows(
+        f"""SELECT day, variant, exposure_count AS exposures
+            FROM {FLAG_EXPOSURE_DAYS}
+            WHERE project_id = %(project_id)s AND flag_key = %(flag_key)s
+              AND day >= (%(after)s::timestamptz AT TIME ZONE 'UTC')::date
+              AND (day::timestamp AT TIME ZONE 'UTC') < %(before)s
+            ORDER BY day, variant""",
+        where,
+    )
+    users = _rows(
+        f"""SELECT CASE WHEN cardinality(variants) > 1 THEN NULL ELSE first_variant END AS variant,
+                   count(*) AS users
+            FROM {FLAG_EXPOSURES}
+            WHERE project_id = %(project_id)s AND flag_key = %(flag_key)s
+              AND first_at >= %(after)s AND first_at < %(before)s
+            GROUP BY 1 ORDER BY 1""",
+        where,
+    )
+    several = sum(row["users"] for row in users if row["variant"] is None)
+    return {
+        "days": days,
+        "users": [row for row in users if row["variant"] is not None],
+        "users_with_several_variants": several,
+    }
+
+
+@dataclass(frozen=True)
+class ExperimentCounts:
+    """An experiment's exposed and converted users per variant over its window, and what SRM
+    weighs them against."""
+
+    key: str
+    flag_key: str
+    start_at: datetime
+    end_at: datetime | None
+    """As defined: None while the experiment is open."""
+    counted_until: datetime
+    """The window's end: end_at, or now for an open experiment."""
+    archived: bool
+    """An archived experiment has no conversions left (the conversions projection drops them)."""
+    control: VariantCounts
+    tests: tuple[VariantCounts, ...]
+    weights: dict[str, float]
+    """The flag's assignment weights of control and tests; empty when the flag is gone."""
+    users_with_several_variants: int
+
+
+def experiment_counts(*, project_id: int, key: str, now: datetime) -> ExperimentCounts | None:
+    """The counts `flags.stats.experiment_results` takes, in two queries: the experiment with its
+    flag's definition, then every exposed user of the flag in the window with, per user, whether
+    they converted. None when the project has no such experiment.
+
+    The window is closed, [start_at, end_at or now], as the conversions projection keeps it
+    (projections/experiment_conversions.py). Exposed: first exposure in the window, seen with
+    exactly one variant (a user seen with several, ever, is counted apart in
+    users_with_several_variants, never in a variant). Converted: an exposed user with a
+    conversion of this experiment at or after their first exposure and not after the window's
+    end; a goal event before exposure is not caused by the variant."""
+    found = _rows(
+        f"""SELECT e.id, e.key, e.flag_key, e.control, e.tests, e.start_at, e.end_at, e.archived, f.definition
+            FROM {EXPERIMENTS} e
+            LEFT JOIN {FLAG_DEFINITIONS} f ON f.project_id = e.project_id AND f.key = e.flag_key
+            WHERE e.project_id = %s AND e.key = %s""",
+        [project_id, key],
+    )
+    if not found:
+        return None
+    [experiment] = found
+    variants = [experiment["control"], *experiment["tests"]]
+    end = experiment["end_at"] if experiment["end_at"] is not None else now
+    # TRICKY: the conversions' EXISTS walks their primary key (project, experiment, user, time)
+    # once per exposed user: one query for the whole experiment, never one per user.
+    rows = _rows(
+        f"""SELECT CASE WHEN cardinality(x.variants) > 1 THEN NULL ELSE x.first_variant END AS variant,
+                   count(*) AS exposed,
+                   count(*) FILTER (WHERE EXISTS (
+                       SELECT FROM {EXPERIMENT_CONVERSIONS} c
+                       WHERE c.project_id = x.project_id AND c.experiment_id = %(experiment_id)s
+                         AND c.distinct_id = x.distinct_id
+                         AND c."timestamp" >= x.first_at AND c."timestamp" <= %(end)s
+                   )) AS converted
+            FROM {FLAG_EXPOSURES} x
+            WHERE x.project_id = %(project_id)s AND x.flag_key = %(flag_key)s
+              AND x.first_at >= %(start)s AND x.first_at <= %(end)s
+              AND (cardinality(x.variants) > 1 OR x.first_variant = ANY(%(variants)s))
+            GROUP BY 1""",
+        {
+            "experiment_id": experiment["id"], "project_id": project_id, "flag_key": experiment["flag_key"],
+            "start": experiment["start_at"], "end": end, "variants": variants,
+        },
+    )  # fmt: skip
+    by_variant = {row["variant"]: row for row in rows}
+
+    def counts(variant: str) -> VariantCounts:
+        row = by_variant.get(variant, {"exposed": 0, "converted": 0})
+        return VariantCounts(key=variant, exposed=row["exposed"], converted=row["converted"])
+
+    weights: dict[str, float] = {}
+    if experiment["definition"] is not None:
+        definition = msgspec.convert(_json(experiment["definition"]), FlagDefinition)
+        weights = {k: w for k, w in assignment_weights(definition).items() if k in variants}
+    several = by_variant.get(None)
+    return ExperimentCounts(
+        key=experiment["key"],
+        flag_key=experiment["flag_key"],
+        start_at=experiment["start_at"],
+        end_at=experiment["end_at"],
+        counted_until=end,
+        archived=experiment["archived"],
+        control=counts(experiment["control"]),
+        tests=tuple(counts(test) for test in experiment["tests"]),
+        weights=weights,
+        users_with_several_variants=several["exposed"] if several else 0,
     )

@@ -12,4 +12,8 @@ urlpatterns = [
     path("admin/event-aggregates/", views.EventAggregateView.as_view(), name="event-aggregates"),
     path("admin/active-users/", views.ActiveUserView.as_view(), name="active-users"),
     path("admin/bad-events/", views.BadEventListView.as_view(), name="bad-events"),
+    # The command host administers flags and experiments; nginx sends these two reads of them,
+    # from the read models, here (docker/nginx.conf).
+    path("admin/feature-flags/<str:key>/exposures/", views.FlagExposureView.as_view(), name="flag-exposures"),
+    path("admin/experiments/<str:key>/results/", views.ExperimentResultView.as_view(), name="experiment-results"),
 ]

@@ -1,16 +1,23 @@
 """The query API's views: thin. Resolve the project from the caller, parse parameters, call one
 selector, encode. Never reads a project id from anywhere but `project_for`."""
 
+import math
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from flags import stats
+from flags.definition import KEY_PATTERN
 from query_side import params, selectors
 from tenancy.access import project_for
+
+EXPOSURE_RANGE = timedelta(days=30)
 
 
 def page(
@@ -97,3 +104,76 @@ class BadEventListView(APIView):
         cursor = params.decode_cursor(query, params.aware_datetime, int)
         rows = selectors.bad_event_list(project_id=project_id, limit=limit, cursor=cursor)
         return page(request, rows, limit, lambda row: params.encode_cursor(row["received_at"], row["id"]))
+
+
+def _known_key(key: str, kind: str) -> str:
+    """A key from the path. One no flag or experiment can have (NUL, 201 characters, '..') is a
+    404 here, before PostgreSQL sees it."""
+    if not KEY_PATTERN.fullmatch(key):
+        raise NotFound(f"no {kind} {key!r} in this project")
+    return key
+
+
+class FlagExposureView(APIView):
+    """GET admin/feature-flags/{key}/exposures/: exposures per day and variant, users per variant."""
+
+    def get(self, request: Request, key: str) -> Response:
+        project_id = project_for(request)
+        window = params.parse_range(request.query_params, default=EXPOSURE_RANGE)
+        summary = selectors.flag_exposure_summary(
+            project_id=project_id, flag_key=_known_key(key, "feature flag"), after=window.after, before=window.before
+        )
+        if summary is None:
+            raise NotFound(f"no feature flag {key!r} in this project")
+        return Response({"flag_key": key, "after": window.after, "before": window.before, **summary})
+
+
+def _number(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: a number that does not exist is null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _variant_body(result: stats.VariantResult) -> dict[str, Any]:
+    return {
+        "key": result.key,
+        "exposed": result.exposed,
+        "converted": result.converted,
+        "rate": _number(result.rate),
+        "interval": {"low": _number(result.interval_low), "high": _number(result.interval_high)},
+        "uplift": _number(result.uplift),
+        "p_value": _number(result.p_value),
+        "probability_to_beat_control": _number(result.probability_to_beat_control),
+    }
+
+
+class ExperimentResultView(APIView):
+    """GET admin/experiments/{key}/results/: each test variant against control, and SRM."""
+
+    def get(self, request: Request, key: str) -> Response:
+        project_id = project_for(request)
+        counts = selectors.experiment_counts(
+            project_id=project_id, key=_known_key(key, "experiment"), now=datetime.now(UTC)
+        )
+        if counts is None:
+            raise NotFound(f"no experiment {key!r} in this project")
+        results = stats.experiment_results(counts.control, counts.tests, counts.weights)
+        srm = results.srm
+        return Response(
+            {
+                "key": counts.key,
+                "flag_key": counts.flag_key,
+                "archived": counts.archived,
+                "window": {"start_at": counts.start_at, "end_at": counts.end_at, "counted_until": counts.counted_until},
+                "control": _variant_body(results.control),
+                "tests": [_variant_body(test) for test in results.tests],
+                "srm": {
+                    "chi2": _number(srm.chi2),
+                    "df": srm.df,
+                    "p_value": _number(srm.p_value),
+                    "srm_suspected": srm.srm_suspected,
+                    "weights": counts.weights,
+                },
+                "users_with_several_variants": counts.users_with_several_variants,
+                "methods": stats.METHODS,
+            }
+        )

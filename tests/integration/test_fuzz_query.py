@@ -21,7 +21,7 @@ from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
 from tests.fuzz_helpers import rolled_back
-from tests.integration.test_query_api import seed, seed_bad
+from tests.integration.test_query_api import SAMPLES, seed, seed_bad, seed_flag_data
 from tests.projection_helpers import insert_events
 
 pytestmark = pytest.mark.django_db
@@ -30,16 +30,22 @@ API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def query_endpoints() -> list[str]:
-    """Every route of the query URLconf served by query_side (the Django admin aside)."""
+    """Every route of the query URLconf served by query_side (the Django admin aside), spelled
+    as docs/api.md spells it: a parameter `<str:key>` as `{key}`."""
 
     def walk(patterns: list[URLPattern | URLResolver], prefix: str):  # type: ignore[no-untyped-def]
         for pattern in patterns:
             if isinstance(pattern, URLResolver):
                 yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
             elif pattern.callback.__module__.startswith("query_side"):
-                yield prefix + str(pattern.pattern)
+                yield re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", prefix + str(pattern.pattern))
 
     return sorted(walk(get_resolver("core.urls_query").url_patterns, "/"))
+
+
+def url_of(endpoint: str) -> str:
+    """The endpoint with the route tests' sample for each `{parameter}` (the seeded flag's key)."""
+    return re.sub(r"\{(\w+)\}", lambda match: SAMPLES[match[1]], endpoint)
 
 
 def documented_parameters() -> dict[str, set[str]]:
@@ -125,7 +131,7 @@ def queries(draw: st.DrawFn, endpoint: str) -> str:
         else:
             value = quote(draw(VALUES if hostile else PLAUSIBLE.get(name, SAFE_TEXT)), safe="")
         pairs.append(f"{name}={value}")
-    return endpoint + ("?" + "&".join(pairs) if pairs else "")
+    return url_of(endpoint) + ("?" + "&".join(pairs) if pairs else "")
 
 
 def assert_documented_answer(response) -> None:  # type: ignore[no-untyped-def]
@@ -143,6 +149,7 @@ def seeded(project):
     parameters reach PostgreSQL with something to compare against."""
     seed(project.project_id)
     seed_bad(project.project_id, 3)
+    seed_flag_data(project.project_id)  # the sample flag, its experiment, exposures, conversions
     insert_events(
         [
             {"project_id": project.project_id, "timestamp": moment}

@@ -3,6 +3,8 @@ counts, and that a project's data is never visible to another project's key.
 (What each selector computes is pinned in test_query_selectors.py.)"""
 
 import base64
+import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,11 +21,21 @@ HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
 BASE = "/api/v1/analytics/admin/"
 # URL namespaces of the query root that are not the query API, and why they are left out.
 NOT_THE_API = {"admin": "the Django admin: staff sessions only, tested in test_admin_and_commands.py"}
+# The flag and experiment every seed below makes, and the routes' sample for their `{key}`.
+SAMPLE_KEY = "sample-key"
+SAMPLES = {"key": SAMPLE_KEY}
+"""A sample value for each route parameter: the route tests build every URL from the URLconf."""
+_PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+def with_samples(route: str) -> str:
+    """`admin/experiments/<str:key>/results/` with SAMPLES' values in place of its parameters."""
+    return _PARAMETER.sub(lambda match: SAMPLES[match[1]], route)
 
 
 def query_routes() -> dict[str, str]:
     """Every route of the query API, by name, walked from its URL root: a route added later is
-    in every test below without anyone listing it."""
+    in every test below without anyone listing it. A parameter takes its value from SAMPLES."""
     routes: dict[str, str] = {}
 
     def walk(patterns, prefix):
@@ -33,18 +45,28 @@ def query_routes() -> dict[str, str]:
                     walk(entry.url_patterns, prefix + str(entry.pattern))
                 continue
             route = prefix + str(entry.pattern)
-            assert isinstance(entry.pattern, RoutePattern) and not entry.pattern.converters, (
-                f"{route}: give the route tests a sample value for its parameters"
+            assert isinstance(entry.pattern, RoutePattern) and set(entry.pattern.converters) <= set(SAMPLES), (
+                f"{route}: give the route tests a sample value for its parameters (SAMPLES)"
             )
             assert entry.name, f"{route} has no name"
-            routes[entry.name] = "/" + route
+            routes[entry.name] = "/" + with_samples(route)
+            PARAMETERS[entry.name] = {name: SAMPLES[name] for name in entry.pattern.converters}
 
     walk(get_resolver("core.urls_query").url_patterns, "")
     return routes
 
 
+PARAMETERS: dict[str, dict[str, str]] = {}
+"""Each route's parameters, by route name, with their sample values (for reverse())."""
 ROUTES = query_routes()
 ENDPOINTS = [path.removeprefix(BASE) for path in ROUTES.values()]
+# What a route answers of a project's data, for the tenant-isolation tests: a list's results by
+# default; these routes answer one flag or experiment.
+ANSWERED_ROWS = {
+    "flag-exposures": lambda body: body["days"] + body["users"],
+    "experiment-results": lambda body: [v for v in (body["control"], *body["tests"]) if v["exposed"]],
+}
+ROUTE_NAMES = {path.removeprefix(BASE): name for name, path in ROUTES.items()}
 LISTS = [ROUTES["event-list"].removeprefix(BASE), ROUTES["bad-events"].removeprefix(BASE)]
 FIXED = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, for tests that name their range
 
@@ -88,6 +110,57 @@ def seed_bad(project_id, count):
             )
 
 
+def seed_flag(project_id, key=SAMPLE_KEY, variants=(("control", 50), ("test", 50)), rollout_percentage=100.0):
+    """A flag row as the command side keeps it (FLAG_DEFINITIONS); variants () for a boolean."""
+    definition = {
+        "key": key, "enabled": True, "rollout_percentage": rollout_percentage,
+        "variants": [{"key": variant, "rollout_percentage": share} for variant, share in variants],
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tidelog_flag_definitions (aggregate_id, project_id, key, name, description, version,"
+            " definition, enabled, archived, created_by, created_at, updated_by, updated_at)"
+            " VALUES (gen_random_uuid(), %s, %s, '', '', 1, %s::jsonb, true, false, '', now(), '', now())",
+            [project_id, key, json.dumps(definition)],
+        )
+
+
+def seed_experiment(
+    project_id, start_at, end_at=None, key=SAMPLE_KEY, flag_key=SAMPLE_KEY, control="control", tests=("test",)
+):
+    """An experiment row (EXPERIMENTS); its id."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tidelog_experiments (project_id, key, name, description, flag_key, control, tests,"
+            " goal_event, goal_filter, start_at, end_at, archived, created_by, created_at, updated_at)"
+            " VALUES (%s, %s, '', '', %s, %s, %s, 'purchase', NULL, %s, %s, false, '', now(), now()) RETURNING id",
+            [project_id, key, flag_key, control, list(tests), start_at, end_at],
+        )
+        return cursor.fetchone()[0]
+
+
+def seed_exposure(project_id, user, variant, first_at, variants=None, flag_key=SAMPLE_KEY, exposures=1):
+    """A user's row of FLAG_EXPOSURES: first seen with `variant` at `first_at`, and `variants`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rm_flag_exposures VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [project_id, flag_key, user, variant, first_at, sorted(variants or [variant]), exposures],
+        )
+
+
+def seed_exposure_day(project_id, day, variant, exposures, flag_key=SAMPLE_KEY):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rm_flag_exposure_days VALUES (%s, %s, %s, %s, %s)",
+            [project_id, flag_key, day, variant, exposures],
+        )
+
+
+def seed_conversion(project_id, experiment_id, user, at):
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO rm_experiment_conversions VALUES (%s, %s, %s, %s)", [project_id, experiment_id, user, at])
+
+
 def staff_client(client):
     client.force_login(get_user_model().objects.create_user("staff", password="x", is_staff=True))
     return client
@@ -98,6 +171,28 @@ def seed_everything(project_id, user="u1", event_type="app_opened"):
     seed(project_id, event_type, users=(user,))
     seed_bad(project_id, 1)
     insert_events([{"project_id": project_id, "timestamp": HOUR, "distinct_id": user, "event_type": event_type}])
+    seed_flag_data(project_id, user)
+
+
+def seed_flag_data(project_id, user="u1"):
+    """The sample flag and experiment, `user` exposed to control an hour ago and converted."""
+    experiment_id = seed_definitions(project_id)
+    seed_exposure(project_id, user, "control", HOUR)
+    seed_exposure_day(project_id, HOUR.date(), "control", 1)
+    seed_conversion(project_id, experiment_id, user, HOUR + timedelta(minutes=1))
+
+
+def seed_definitions(project_id):
+    """The sample flag and its experiment (SAMPLE_KEY), with no exposures: the routes of one flag
+    or experiment then answer this project 200, with nothing in it. The experiment's id."""
+    seed_flag(project_id)
+    return seed_experiment(project_id, start_at=HOUR - timedelta(days=1))
+
+
+def answered_rows(path, response):
+    """What `path` answered of a project's data (see ANSWERED_ROWS)."""
+    assert response.status_code == 200, response.content
+    return ANSWERED_ROWS.get(ROUTE_NAMES[path], lambda body: body["results"])(response.json())
 
 
 # --- events/ -------------------------------------------------------------------------------
@@ -347,34 +442,35 @@ def test_the_route_tests_cover_every_named_route_of_the_query_api():
     named = {name for name in get_resolver("core.urls_query").reverse_dict if isinstance(name, str)}
     assert set(ROUTES) == named
     for name, path in ROUTES.items():
-        assert path.startswith(BASE) and reverse(name, urlconf="core.urls_query") == path
+        assert path.startswith(BASE) and reverse(name, urlconf="core.urls_query", kwargs=PARAMETERS[name]) == path
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_a_project_key_never_sees_another_projects_data(client, path, project, other_project):
+    seed_definitions(project.project_id)  # the same flag and experiment keys, no data
     seed_everything(other_project.project_id, user="other-projects-user", event_type="other_projects_event")
     response = get(client, path, project.personal_api_key)
-    assert response.status_code == 200
-    assert response.json()["results"] == []
+    assert answered_rows(path, response) == []
     assert b"other-projects-user" not in response.content and b"other_projects_event" not in response.content
     # ... while the other project's own key does see it: the seed reaches this route.
-    assert get(client, path, other_project.personal_api_key).json()["results"] != []
+    assert answered_rows(path, get(client, path, other_project.personal_api_key)) != []
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_the_project_id_parameter_does_not_widen_a_keys_reach(client, path, project, other_project):
+    seed_definitions(project.project_id)  # the same flag and experiment keys, no data
     seed_everything(other_project.project_id)
     response = get(client, path, project.personal_api_key, project_id=other_project.project_id)
-    assert response.status_code == 200
-    assert response.json()["results"] == []
+    assert answered_rows(path, response) == []
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_a_staff_user_reads_exactly_the_project_they_name(client, path, project, other_project):
     staff_client(client)
+    seed_definitions(project.project_id)  # the same flag and experiment keys, no data
     seed_everything(other_project.project_id)
-    assert get(client, path, project_id=other_project.project_id).json()["results"] != []
-    assert get(client, path, project_id=project.project_id).json()["results"] == []
+    assert answered_rows(path, get(client, path, project_id=other_project.project_id)) != []
+    assert answered_rows(path, get(client, path, project_id=project.project_id)) == []
 
 
 @pytest.mark.parametrize("path", LISTS)
