@@ -42,7 +42,7 @@ EVENT_COLUMNS = ", ".join(
 
 # TRICKY: properties only for the event types a projection asks for (the %s, a text[]): the
 # other rows never detoast nor send a byte of them. Measured on 5,000-row reads: even the NULL
-# of this column for every row costs ~4%, so a projection asking for none reads EVENT_COLUMNS.
+# of this column for every row cost 2-4% (noisy), so a projection asking for none reads EVENT_COLUMNS.
 EVENT_COLUMNS_WITH_PROPERTIES = (
     f"{EVENT_COLUMNS}, CASE WHEN event_type = ANY(%s) THEN {schema.EVENTS.take('properties')[0].sql}::text END"
 )

@@ -46,13 +46,13 @@ class Command(BaseCommand):
     def do_status(self, names: list[str], options: dict[str, Any]) -> None:
         now = timezone.now()
         self.stdout.write(
-            f"{'projection':<18} {'xact_id':>12} {'position':>12} {'applied':>12} {'lag (events)':>13}  last batch"
+            f"{'projection':<24} {'xact_id':>12} {'position':>12} {'applied':>12} {'lag (events)':>13}  last batch"
         )
         for status in projection_status_list():
             ago = f"{(now - status.updated_at).total_seconds():.1f}s ago" if status.updated_at else "never"
             lag = f">{LAG_CAP:,}" if status.lag_events > LAG_CAP else f"{status.lag_events:,}"
             self.stdout.write(
-                f"{status.name:<18} {status.xact_id:>12} {status.position:>12} {status.events_applied:>12}"
+                f"{status.name:<24} {status.xact_id:>12} {status.position:>12} {status.events_applied:>12}"
                 f" {lag:>13}  {ago}"
             )
         self.stdout.write(
