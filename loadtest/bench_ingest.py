@@ -416,7 +416,7 @@ def main() -> None:
               f"{lag['max_ms']:.0f} ms | |")  # fmt: skip
     if "projections_caught_up_s" in batch:
         rate = batch["stored"] / batch["projections_caught_up_s"]
-        print(f"| read models current (both projections), batch phase incl. tail | {rate:,.0f} events/s | |")
+        print(f"| read models current (every projection), batch phase incl. tail | {rate:,.0f} events/s | |")
     print(f"| stored exactly: batch {batch['stored']:,} of {batch['accepted']:,} accepted; "
           f"capture {capture['stored']:,} of {capture['codes'].get(200, 0):,} | | |")  # fmt: skip
     print(f"| non-200 answers: batch {dict((k, v) for k, v in batch['codes'].items() if k != 200)}, "
