@@ -54,6 +54,10 @@ class HTTPProtocol(Protocol):
     def response_bytes(self, status: int, headers: Headers, body: bytes) -> None: ...
 
 
+BODILESS = frozenset({"GET", "HEAD"})
+"""Methods whose requests carry no body unless they declare a Content-Length."""
+
+
 async def receive_body(protocol: HTTPProtocol, length: int | None) -> bytes:
     """The request body, at most one byte past the size limit: the endpoints refuse anything
     longer, and must never make us buffer more. A declared length over the limit is not read
@@ -166,6 +170,11 @@ class Edge:
             protocol.response_bytes(refusal.status, answer_headers(refusal), refusal.body)
             return
         length = endpoints.declared_length(scope.headers.get("content-length") or "")
+        if length is None and scope.method in BODILESS:
+            # A GET declares no body (flag evaluation, a few thousand a second): no read, and no
+            # deadline task to arm for one; whatever a client might stream after it is ignored.
+            self.answer(scope, protocol, found, length, b"")
+            return
         try:
             body = await asyncio.wait_for(receive_body(protocol, length), self.body_timeout_seconds)
         except TimeoutError:
@@ -176,6 +185,11 @@ class Edge:
             return
         except RuntimeError:  # granian's RSGIProtocolClosed: the client left mid-body
             return
+        self.answer(scope, protocol, found, length, body)
+
+    def answer(
+        self, scope: Scope, protocol: HTTPProtocol, found: fast_path.Route | None, length: int | None, body: bytes
+    ) -> None:
         if found is None:
             environ = wsgi_environ(scope, body)
             with as_sync_code():

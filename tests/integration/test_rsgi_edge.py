@@ -167,3 +167,14 @@ def test_a_content_length_that_is_not_a_plain_number_is_never_a_500(edge, projec
     )  # fmt: skip
     assert status in (400, 413)
     assert set(answer) >= {"code", "field", "message"}
+
+
+def test_a_get_is_answered_without_reading_a_body(edge, project):
+    """A GET declares no body (flag evaluation): the edge reads none, so a client that keeps
+    the stream open is still answered at once, not after the body deadline."""
+    protocol, status, _, answer = call(
+        edge, "GET", "/api/v1/analytics/public/feature-flags/", [b"ignored", None],
+        authorization=f"Bearer {project.api_key}",
+    )  # fmt: skip
+    assert (status, answer) == (200, {"flags": []})
+    assert protocol.read == 0
