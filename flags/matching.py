@@ -27,6 +27,7 @@ Semantics, where PostHog's SDKs leave a choice:
 import calendar
 import functools
 import math
+import operator
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -370,15 +371,16 @@ def compile_filter(f: PropertyFilter) -> Matcher:
     return _compile_semver(key, operator, value)
 
 
+# The comparisons of gt … lte and of semver_eq … semver_lte (without their prefix).
+_COMPARISONS: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "eq": operator.eq, "neq": operator.ne, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+}  # fmt: skip
+
+
 def _compile_order(key: str, operator: str, value: Any) -> Matcher:
     bound_number = as_number(value)
     bound_text = as_text(value)
-    compare: Callable[[Any, Any], bool] = {
-        "gt": lambda a, b: a > b,
-        "gte": lambda a, b: a >= b,
-        "lt": lambda a, b: a < b,
-        "lte": lambda a, b: a <= b,
-    }[operator]
+    compare = _COMPARISONS[operator]
 
     def match_order(properties: Mapping[str, Any]) -> bool:
         actual = properties.get(key)
@@ -436,14 +438,7 @@ def _compile_semver(key: str, operator: str, value: Any) -> Matcher:
         return match_range
 
     bound = parse_semver(value)
-    compare: Callable[[Version, Version], bool] = {
-        "semver_eq": lambda a, b: a == b,
-        "semver_neq": lambda a, b: a != b,
-        "semver_gt": lambda a, b: a > b,
-        "semver_gte": lambda a, b: a >= b,
-        "semver_lt": lambda a, b: a < b,
-        "semver_lte": lambda a, b: a <= b,
-    }[operator]
+    compare = _COMPARISONS[operator.removeprefix("semver_")]
 
     def match_semver(properties: Mapping[str, Any]) -> bool:
         actual = _version_or_none(properties.get(key))

@@ -178,31 +178,31 @@ def flag_create(*, project_id: int, fields: FlagCreate, actor: str) -> Flag:
     return aggregate
 
 
-def _changes(aggregate: Flag, fields: FlagFields, actor: str) -> list[Callable[[], None]]:
-    """The events an edit emits, one per field that really changes, in a fixed order."""
-    steps: list[Callable[[], None]] = []
+# An edited field, how its value is compared and stored, and the aggregate's method for it.
+_FIELD_EVENTS: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
+    ("rollout_percentage", float, "change_rollout"),
+    ("variants", _plain, "change_variants"),
+    ("conditions", _plain, "change_conditions"),
+    ("overrides", dict, "change_overrides"),
+    ("payload", lambda value: value, "change_payload"),
+)
+
+
+def _apply_edit(aggregate: Flag, fields: FlagFields, actor: str) -> bool:
+    """Trigger the events an edit means, one per field that really changes, in a fixed order;
+    return whether there were any. Nothing is saved here."""
+    before = aggregate.version
     name = _or(fields.name, aggregate.name)
     description = _or(fields.description, aggregate.description)
     if (name, description) != (aggregate.name, aggregate.description):
-        steps.append(lambda: aggregate.describe(name, description, actor=actor))
-    if fields.rollout_percentage is not UNSET and float(fields.rollout_percentage) != aggregate.rollout_percentage:
-        rollout = float(fields.rollout_percentage)
-        steps.append(lambda: aggregate.change_rollout(rollout, actor=actor))
-    if fields.variants is not UNSET and _plain(fields.variants) != aggregate.variants:
-        variants = _plain(fields.variants)
-        steps.append(lambda: aggregate.change_variants(variants, actor=actor))
-    if fields.conditions is not UNSET and _plain(fields.conditions) != aggregate.conditions:
-        conditions = _plain(fields.conditions)
-        steps.append(lambda: aggregate.change_conditions(conditions, actor=actor))
-    if fields.overrides is not UNSET and dict(fields.overrides) != aggregate.overrides:
-        overrides = dict(fields.overrides)
-        steps.append(lambda: aggregate.change_overrides(overrides, actor=actor))
-    if fields.payload is not UNSET and fields.payload != aggregate.payload:
-        payload = fields.payload
-        steps.append(lambda: aggregate.change_payload(payload, actor=actor))
+        aggregate.describe(name, description, actor=actor)
+    for field, normal, method in _FIELD_EVENTS:
+        value = getattr(fields, field)
+        if value is not UNSET and normal(value) != getattr(aggregate, field):
+            getattr(aggregate, method)(normal(value), actor=actor)
     if fields.enabled is not UNSET and fields.enabled != aggregate.enabled:
-        steps.append(lambda: aggregate.enable(actor=actor) if fields.enabled else aggregate.disable(actor=actor))
-    return steps
+        (aggregate.enable if fields.enabled else aggregate.disable)(actor=actor)
+    return aggregate.version != before
 
 
 def flag_update(*, project_id: int, key: str, patch: FlagPatch, actor: str) -> Flag:
@@ -211,11 +211,8 @@ def flag_update(*, project_id: int, key: str, patch: FlagPatch, actor: str) -> F
         raise StaleVersion(key, patch.version, aggregate.version)
     if aggregate.archived:
         raise FlagArchived(key)
-    steps = _changes(aggregate, patch, actor)
-    if not steps:
+    if not _apply_edit(aggregate, patch, actor):
         return aggregate
-    for step in steps:
-        step()
     # Validated whole, before anything is saved: an invalid edit leaves no event behind.
     validate(aggregate.definition())
     _save_or_stale(aggregate, key, patch.version)
