@@ -13,6 +13,8 @@ then the whole definition is validated (flags.definition.validate): every refusa
 field in the error shape of docs/api.md.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -97,22 +99,22 @@ def row_body(row: FlagRow) -> dict[str, Any]:
     return flag_body(definition, name=row.name, description=row.description, meta=meta)
 
 
-def _translate(exc: Exception) -> APIException:
-    if isinstance(exc, service.FlagNotFound):
-        return NotFound(str(exc))
-    if isinstance(exc, service.StaleVersion):
-        return Conflict(ErrorCode.VERSION_CONFLICT, str(exc), "version", current_version=exc.current)
-    if isinstance(exc, service.FlagKeyTaken):
-        return Conflict(ErrorCode.DUPLICATE_KEY, str(exc), "key")
-    if isinstance(exc, service.FlagArchived):
-        return Conflict(ErrorCode.ARCHIVED, str(exc))
-    if isinstance(exc, DefinitionError):
-        return refusal(exc)
-    raise exc
-
-
-_SERVICE_ERRORS = (service.FlagNotFound, service.StaleVersion, service.FlagKeyTaken, service.FlagArchived,
-                   DefinitionError)  # fmt: skip
+@contextmanager
+def service_refusals() -> Iterator[None]:
+    """The flag service's refusals as the API's answers: 404, 409 (naming the current version),
+    400 naming the field of a broken rule."""
+    try:
+        yield
+    except service.FlagNotFound as exc:
+        raise NotFound(str(exc)) from exc
+    except service.StaleVersion as exc:
+        raise Conflict(ErrorCode.VERSION_CONFLICT, str(exc), "version", current_version=exc.current) from exc
+    except service.FlagKeyTaken as exc:
+        raise Conflict(ErrorCode.DUPLICATE_KEY, str(exc), "key") from exc
+    except service.FlagArchived as exc:
+        raise Conflict(ErrorCode.ARCHIVED, str(exc)) from exc
+    except DefinitionError as exc:
+        raise refusal(exc) from exc
 
 
 class FlagListView(APIView):
@@ -143,28 +145,22 @@ class FlagListView(APIView):
     def post(self, request: Request) -> Response:
         project_id = project_for(request)
         fields = decode(request, service.FlagCreate)
-        try:
+        with service_refusals():
             flag = service.flag_create(project_id=project_id, fields=fields, actor=actor_of(request))
-        except _SERVICE_ERRORS as exc:
-            raise _translate(exc) from exc
         return Response(aggregate_body(flag), status=status.HTTP_201_CREATED)
 
 
 class FlagDetailView(APIView):
     def get(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
-        try:
+        with service_refusals():
             return Response(aggregate_body(service.flag_get(project_id=project_id, key=key)))
-        except _SERVICE_ERRORS as exc:
-            raise _translate(exc) from exc
 
     def patch(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
         patch = decode(request, service.FlagPatch)
-        try:
+        with service_refusals():
             flag = service.flag_update(project_id=project_id, key=key, patch=patch, actor=actor_of(request))
-        except _SERVICE_ERRORS as exc:
-            raise _translate(exc) from exc
         return Response(aggregate_body(flag))
 
     def delete(self, request: Request, key: str) -> Response:
@@ -173,18 +169,14 @@ class FlagDetailView(APIView):
         if raw is not None and not raw.isdigit():
             raise InvalidParameter("version", "version must be a whole number")
         version = int(raw) if raw is not None else None
-        try:
+        with service_refusals():
             flag = service.flag_archive(project_id=project_id, key=key, version=version, actor=actor_of(request))
-        except _SERVICE_ERRORS as exc:
-            raise _translate(exc) from exc
         return Response(aggregate_body(flag))
 
 
 class FlagHistoryView(APIView):
     def get(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
-        try:
+        with service_refusals():
             entries = service.flag_history(project_id=project_id, key=key)
-        except _SERVICE_ERRORS as exc:
-            raise _translate(exc) from exc
         return Response({"key": key, "results": [msgspec.to_builtins(entry) for entry in entries]})

@@ -60,9 +60,9 @@ def live_definitions(project_id: int) -> tuple[FlagDefinition, ...]:
     return tuple(msgspec.convert(definition, FlagDefinition) for (definition,) in rows)
 
 
-def publish(project_id: int) -> None:
-    """Put the project's current definitions in Redis and bump the generation. Raises
-    redis.RedisError when Redis is unreachable (the caller decides what that means)."""
+def publish(project_id: int) -> Snapshot:
+    """Put the project's current definitions in Redis, bump the generation, and return what was
+    put. Raises redis.RedisError when Redis is unreachable (the caller decides what that means)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_PUBLISH_LOCK, project_id])
         snapshot = Snapshot(project_id, live_definitions(project_id))
@@ -70,6 +70,7 @@ def publish(project_id: int) -> None:
         pipe.set(snapshot_key(project_id), _encode(snapshot))
         pipe.incr(generation_key())
         pipe.execute()
+    return snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +154,9 @@ class FlagCache:
             return _project_flags(decode_snapshot(blob))
         # Redis has never had this project, or lost it: rebuild it from PostgreSQL, once.
         try:
-            publish(project_id)
-            blob = buffer.client().get(snapshot_key(project_id))
+            return _project_flags(publish(project_id))
         except redis.RedisError:
-            blob = None
-        snapshot = decode_snapshot(blob) if blob is not None else Snapshot(project_id, live_definitions(project_id))
-        return _project_flags(snapshot)
+            return _project_flags(Snapshot(project_id, live_definitions(project_id)))
 
 
 _cache: FlagCache | None = None
