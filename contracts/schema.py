@@ -174,7 +174,64 @@ EXPERIMENT_BACKFILLS: Final = Table(
 """The experiment_conversions projection's own: for each experiment, the fingerprint of the goal
 (event, filter, window, archived) its rows in EXPERIMENT_CONVERSIONS were computed for."""
 
+SESSIONS: Final = Table(
+    "rm_sessions",
+    _columns(
+        "project_id int8, session_id text, inferred bool, distinct_id text, device_id text, app_version text,"
+        " os_name text, os_version text, start_at timestamptz, end_at timestamptz, event_count int8,"
+        " screen_count int8, first_event text, last_event text, ended_by text"
+    ),
+    key=("project_id", "session_id"),
+)
+"""One row per session (projections/sessions.py). Explicit sessions are keyed by the SDK's
+session_id; inferred ones (events without a session_id) by an id derived from their
+(distinct_id, device_id) and start. distinct_id, device_id, app_version, os_name and os_version
+are the first event's ('' when unknown); first_event / last_event are the event types at
+start_at / end_at. ended_by: 'explicit' (a $session_end was seen), 'cap' (cut at
+TIDELOG_SESSION_MAX_HOURS) or 'inactivity' (no end seen: closed by the gap, or still open)."""
+
+PERSON_DISTINCT_IDS: Final = Table(
+    "rm_person_distinct_ids",
+    _columns(
+        "project_id int8, distinct_id text, person_id uuid, first_seen timestamptz, last_seen timestamptz,"
+        " event_count int8"
+    ),
+    key=("project_id", "distinct_id"),
+)
+"""Every distinct_id seen (projections/people.py): the person it belongs to, when it was first and
+last seen and its events."""
+
+PERSONS: Final = Table(
+    "rm_persons",
+    _columns(
+        "project_id int8, person_id uuid, is_identified bool, properties jsonb, first_seen timestamptz,"
+        " last_seen timestamptz, event_count int8, distinct_id_count int8"
+    ),
+    key=("project_id", "person_id"),
+)
+"""One row per person: merged properties, and first/last seen and events over its distinct_ids."""
+
+PERSON_PROPERTIES: Final = Table(
+    "rm_person_properties",
+    _columns(
+        "project_id int8, distinct_id text, key text, set_value jsonb, set_at timestamptz, once_value jsonb,"
+        " once_at timestamptz, unset_at timestamptz"
+    ),
+    key=("project_id", "distinct_id", "key"),
+)
+"""Per distinct_id and property key: the latest $set, the earliest $set_once and the latest
+$unset with their event times; a person's properties are merged from its distinct_ids' rows."""
+
+IDENTITY_LINKS: Final = Table(
+    "rm_identity_links",
+    _columns("project_id int8, kind text, distinct_id text, other_id text, first_at timestamptz, outcome text"),
+    key=("project_id", "kind", "distinct_id", "other_id"),
+)
+"""Each distinct pair an `$identify` ($anon_distinct_id) or `$create_alias` (alias) asked to merge,
+when first asked, and what came of it ('merged', 'same', 'refused_both_identified')."""
+
 SHARED: Final = (
     EVENTS, EVENT_IDS, BAD_EVENTS, FLAG_DEFINITIONS, EXPERIMENTS, CHECKPOINTS, EVENT_COUNTS, EVENT_USERS,
     USER_DAYS, FLAG_EXPOSURES, FLAG_EXPOSURE_DAYS, EXPERIMENT_CONVERSIONS, EXPERIMENT_BACKFILLS,
+    SESSIONS, PERSON_DISTINCT_IDS, PERSONS, PERSON_PROPERTIES, IDENTITY_LINKS,
 )

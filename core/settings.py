@@ -226,6 +226,14 @@ TIDELOG_PROJECTION_STATEMENT_TIMEOUT_SECONDS = env_float("TIDELOG_PROJECTION_STA
 # long, catches up again and retries, rather than stall dashboards behind one slow query.
 TIDELOG_REPLAY_SWAP_LOCK_TIMEOUT_SECONDS = env_float("TIDELOG_REPLAY_SWAP_LOCK_TIMEOUT_SECONDS", 5.0)
 
+# Sessions (projections/sessions.py): events without a session_id are grouped per (distinct_id,
+# device_id) into sessions that close after this many minutes without an event, and are cut at
+# this many hours from their start. Changing either means replaying the sessions projection.
+TIDELOG_SESSION_INACTIVITY_MINUTES = env_int("TIDELOG_SESSION_INACTIVITY_MINUTES", 30)
+TIDELOG_SESSION_MAX_HOURS = env_int("TIDELOG_SESSION_MAX_HOURS", 24)
+if TIDELOG_SESSION_INACTIVITY_MINUTES < 1 or TIDELOG_SESSION_MAX_HOURS < 1:
+    raise ImproperlyConfigured("TIDELOG_SESSION_INACTIVITY_MINUTES and TIDELOG_SESSION_MAX_HOURS must be at least 1")
+
 # --- Dramatiq --------------------------------------------------------------------------------
 # Messages each worker process reads ahead (command_side.actors applies it at worker boot).
 # Dramatiq's default (2 a thread) gives ~530 messages/s a worker; ~100 gives ~5,300 (measured,

@@ -27,6 +27,8 @@ class StoredEvent(NamedTuple):
     session_id: str | None
     app_version: str | None
     os_name: str | None
+    device_id: str | None
+    os_version: str | None
     properties: str | None = None
     """The event's properties as JSON text (PostgreSQL's jsonb text: numbers exactly as stored),
     for the event types the projection named in `property_types`; None for every other event.

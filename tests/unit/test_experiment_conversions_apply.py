@@ -21,7 +21,7 @@ def experiment(id=1, *, project_id=1, goal_event="purchase", goal_filter=None, s
 
 def event(minutes, distinct_id="u", *, event_type="purchase", project_id=1, properties=None):
     return StoredEvent(
-        "1", 0, project_id, event_type, distinct_id, T0 + timedelta(minutes=minutes), None, None, None,
+        "1", 0, project_id, event_type, distinct_id, T0 + timedelta(minutes=minutes), None, None, None, None, None,
         None if properties is None else json.dumps(properties),
     )  # fmt: skip
 

@@ -17,7 +17,7 @@ T0 = datetime(2026, 5, 1, 23, 30, tzinfo=UTC)
 def called(flag="f", response="a", *, minutes=0, distinct_id="u", project_id=1, event_type="$feature_flag_called"):
     properties = json.dumps({"$feature_flag": flag, "$feature_flag_response": response})
     return StoredEvent(
-        "1", 0, project_id, event_type, distinct_id, T0 + timedelta(minutes=minutes), None, None, None, properties
+        "1", 0, project_id, event_type, distinct_id, T0 + timedelta(minutes=minutes), None, None, None, None, None, properties
     )
 
 

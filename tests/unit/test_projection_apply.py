@@ -15,7 +15,7 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 def event(minutes=0, event_type="e", distinct_id="u", app_version=None, os_name=None, project_id=1, position=0):
     return StoredEvent(
-        "1", position, project_id, event_type, distinct_id, T0 + timedelta(minutes=minutes), None, app_version, os_name, None
+        "1", position, project_id, event_type, distinct_id, T0 + timedelta(minutes=minutes), None, app_version, os_name, None, None, None
     )  # fmt: skip
 
 
