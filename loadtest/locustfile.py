@@ -1,5 +1,5 @@
-"""Locust scenarios: mobile apps sending events and fetching their feature flags (MobileAppUser)
-and analysts reading dashboards (AnalystUser). Load and status codes only;
+"""Locust scenarios: mobile apps in sessions, sending events, logging in and fetching their
+feature flags (MobileAppUser), and analysts reading dashboards, sessions and people (AnalystUser). Load and status codes only;
 loadtest/bench_ingest.py checks what got stored.
 
     python manage.py create_project loadtest --json     # prints api_key and personal_api_key
@@ -76,7 +76,9 @@ def warn_about_missing_keys(environment: Environment, **kwargs: Any) -> None:
 
 class MobileAppUser(FastHttpUser):
     """One install of a mobile app: starts a session, flushes a batch every few seconds of use,
-    sends a purchase at once, and flushes and ends its session when it stops."""
+    sends a purchase at once, may log in (PostHog's `$identify`: the anonymous id becomes the
+    user's, with person properties by `$set`), and flushes and ends its session when it stops.
+    A fifth of installs never call session/start/: their sessions are inferred by inactivity."""
 
     weight = 20
     wait_time = between(1, 5)
@@ -84,7 +86,9 @@ class MobileAppUser(FastHttpUser):
     network_timeout = 30.0
 
     def on_start(self) -> None:
-        self.distinct_id = f"user-{uuid.uuid4().hex[:16]}"
+        # Anonymous until it logs in, as a mobile SDK starts: a random id kept on the device.
+        self.distinct_id = f"anon-{uuid.uuid4().hex[:16]}"
+        self.logged_in = False
         os_name, os_versions = random.choice(PLATFORMS)
         self.device = {
             "device_id": f"device-{uuid.uuid4().hex[:16]}",
@@ -99,7 +103,7 @@ class MobileAppUser(FastHttpUser):
         self.retry_at = 0.0
         self.screen = "Home"
         self.last_flush = self.clock()
-        self.session_id = self.start_session()
+        self.session_id = self.start_session() if random.random() < 0.8 else None
         self.queue.append(self.event("app_opened", self.clock()))
         self.flags: dict[str, Any] = {}
         self.load_flags()
@@ -124,6 +128,19 @@ class MobileAppUser(FastHttpUser):
         self.collect(random.randint(20, 50))
         if not self.backing_off():
             self.send_batch()
+
+    @task(1)
+    def log_in(self) -> None:
+        """Once per install: the SDK's identify(), queued like any event."""
+        if self.logged_in:
+            return
+        anonymous, self.distinct_id = self.distinct_id, f"user-{uuid.uuid4().hex[:16]}"
+        event = self.event("$identify", self.clock())
+        event["properties"] = {"$anon_distinct_id": anonymous,
+                               "$set": {"plan": random.choice(("free", "pro")), "country": random.choice(("DE", "US"))},
+                               "$set_once": {"first_app_version": self.device["app_version"]}}  # fmt: skip
+        self.queue.append(event)
+        self.logged_in = True
 
     @task(1)
     def capture_purchase(self) -> None:
@@ -309,6 +326,24 @@ class AnalystUser(FastHttpUser):
             f"{QUERY_HOST}{API}/admin/event-aggregates/?interval=hour",
             headers=self.headers,
             name="query: event-aggregates/?interval=hour",
+        )
+
+    @task(2)
+    def sessions(self) -> None:
+        self.client.get(f"{QUERY_HOST}{API}/admin/sessions/?limit=50", headers=self.headers, name="query: sessions/")
+
+    @task(1)
+    def session_metrics(self) -> None:
+        self.client.get(
+            f"{QUERY_HOST}{API}/admin/session-metrics/?interval=day&breakdown=app_version",
+            headers=self.headers,
+            name="query: session-metrics/?interval=day&breakdown=app_version",
+        )
+
+    @task(1)
+    def people(self) -> None:
+        self.client.get(
+            f"{QUERY_HOST}{API}/admin/people/?property=plan:pro", headers=self.headers, name="query: people/?property="
         )
 
     @task(1)
