@@ -21,7 +21,7 @@ from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
 from tests.fuzz_helpers import rolled_back
-from tests.integration.test_query_api import SAMPLES, seed, seed_bad, seed_flag_data
+from tests.integration.test_query_api import SAMPLES, seed, seed_bad, seed_flag_data, seed_sessions_and_people
 from tests.projection_helpers import insert_events
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +150,7 @@ def seeded(project):
     seed(project.project_id)
     seed_bad(project.project_id, 3)
     seed_flag_data(project.project_id)  # the sample flag, its experiment, exposures, conversions
+    seed_sessions_and_people(project.project_id)  # the sample session, its event, the sample person
     insert_events(
         [
             {"project_id": project.project_id, "timestamp": moment}
