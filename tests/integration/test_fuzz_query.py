@@ -114,6 +114,14 @@ PLAUSIBLE = {
     "limit": st.integers(1, 1000).map(str),
     "interval": st.sampled_from(["hour", "day", "week", "month"]),
     "breakdown": st.sampled_from(["app_version", "os_name"]),
+    "min_duration": st.sampled_from(["0", "60", "2.5", "999999999.999999"]),
+    "max_duration": st.sampled_from(["0", "60", "2.5", "999999999.999999"]),
+    "ended_by": st.sampled_from(["explicit", "inactivity", "cap"]),
+    "active": st.sampled_from(["true", "false"]),
+    # key:value, the value any text: JSON or not, escapes jsonb refuses, numbers it cannot hold.
+    "property": st.tuples(SAFE_TEXT, st.one_of(SAFE_TEXT, st.sampled_from(['"\\u0000"', "NaN", "1e999", "[]"]))).map(
+        lambda parts: ":".join(parts)
+    ),
 }
 ESCAPES = ["%FF", "%C3", "%00", "%ED%A0%80", "%", "%G1", "+"]
 
