@@ -100,7 +100,10 @@ def event_count_by_type(*, project_id: int, after: datetime, before: datetime) -
 # a distinct_id the people projection has not reached yet counts as itself. Resolved here, at
 # query time, so a merge recounts the past at once (docs/api.md, "Unique users and merged
 # people"). JOIN_PERSON is a LEFT JOIN on the mapping's primary key; `u` is the counted table.
-USER = "coalesce(pd.person_id::text, u.distinct_id)"
+# TRICKY: an unmapped id counts as the uuid of its md5, not as text beside the persons' ids as
+# text: count(DISTINCT) then sorts 16-byte uuids, and beats even the old count of distinct_ids
+# (loadtest/explain_unique_users.py; docs/api.md). md5 runs for unmapped ids only.
+USER = "coalesce(pd.person_id, md5(u.distinct_id)::uuid)"
 JOIN_PERSON = (
     f"LEFT JOIN {schema.PERSON_DISTINCT_IDS} pd ON pd.project_id = u.project_id AND pd.distinct_id = u.distinct_id"
 )
