@@ -261,7 +261,7 @@ def test_the_timeline_limit_defaults_to_100(client, project):
     assert len(body["events"]) == 100 and body["next"] is not None
 
 
-@pytest.mark.parametrize("session_id", ["nope", "s1-of-the-other-project", "%00", "x" * 201])
+@pytest.mark.parametrize("session_id", ["nope", "s1-of-the-other-project", "%00", "%FF", "x" * 201])
 def test_an_unknown_session_is_a_404_in_the_error_shape(client, project, other_project, session_id):
     seed_session(other_project.project_id, "s1-of-the-other-project", "u1")
     response = detail(client, project, session_id)
@@ -272,6 +272,13 @@ def test_an_unknown_session_is_a_404_in_the_error_shape(client, project, other_p
 def test_a_session_id_with_a_pipe_and_accents_is_found_by_its_escaped_path(client, project):
     seed_session(project.project_id, "été|1", "u1")
     assert detail(client, project, "%C3%A9t%C3%A9%7C1").json()["session_id"] == "été|1"
+
+
+def test_the_detail_is_two_queries_after_authentication(client, project, django_assert_num_queries):
+    seed_session(project.project_id, "s1", "u1")
+    detail(client, project, "s1")
+    with django_assert_num_queries(3):  # the key lookup, the session with its person, its events
+        assert detail(client, project, "s1").status_code == 200
 
 
 @pytest.mark.parametrize(("query", "field"), [({"limit": "0"}, "limit"), ({"cursor": "x"}, "cursor")])
