@@ -156,7 +156,8 @@ def test_a_person_has_all_their_ids_their_identity_links_and_their_newest_sessio
     seed_person(project.project_id, P2, distinct_ids=("stranger",))
     seed_link(project.project_id, "identify", "user", "anon", "merged", FIXED)
     seed_link(project.project_id, "alias", "alias", "user", "merged", FIXED + timedelta(hours=1))
-    seed_link(project.project_id, "identify", "user", "stranger", "refused_both_identified", FIXED + timedelta(hours=2))
+    # Named by the other id only: found through other_id's index.
+    seed_link(project.project_id, "identify", "stranger", "user", "refused_both_identified", FIXED + timedelta(hours=2))
     seed_link(project.project_id, "identify", "x", "y", "merged", FIXED + timedelta(hours=3))  # not theirs
     for i in range(RECENT_SESSIONS + 2):
         seed_session(project.project_id, f"s{i:02}", ("anon", "user")[i % 2], start=FIXED + timedelta(hours=i))
@@ -167,7 +168,7 @@ def test_a_person_has_all_their_ids_their_identity_links_and_their_newest_sessio
     assert [
         (link["kind"], link["distinct_id"], link["other_id"], link["outcome"]) for link in body["identity_links"]
     ] == [
-        ("identify", "user", "stranger", "refused_both_identified"),
+        ("identify", "stranger", "user", "refused_both_identified"),
         ("alias", "alias", "user", "merged"),
         ("identify", "user", "anon", "merged"),
     ]
