@@ -10,7 +10,7 @@ from django.db import connection
 
 from query_side.people import LISTED_DISTINCT_IDS
 from query_side.sessions import RECENT_SESSIONS
-from tests.integration.test_query_api import BASE, FIXED, get, seed_person, seed_session
+from tests.integration.test_query_api import BASE, FIXED, get, seed_person, seed_session, staff_client
 
 pytestmark = pytest.mark.django_db
 P1 = "00000000-0000-4000-8000-000000000001"
@@ -191,3 +191,13 @@ def test_the_detail_is_four_queries_after_authentication(client, project, django
     person(client, project, P1)
     with django_assert_num_queries(4):  # the key, the person with their ids, the links, the sessions
         assert person(client, project, P1).status_code == 200
+
+
+def test_a_staff_users_next_link_stays_on_the_named_project(client, project, other_project):
+    staff_client(client)
+    for i, person_id in enumerate((P1, P2, P3)):
+        seed_person(other_project.project_id, person_id, distinct_ids=(f"u{i}",), last_seen=FIXED + timedelta(hours=i))
+    seed_person(project.project_id, P1, distinct_ids=("u0",))
+    first = client.get(BASE + "people/", {"project_id": other_project.project_id, "limit": 2}).json()
+    second = client.get(first["next"]).json()
+    assert person_ids(first) + person_ids(second) == [P3, P2, P1]

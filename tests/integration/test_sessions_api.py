@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.test_query_api import BASE, FIXED, get, insert_session_events, seed_person, seed_session
+from tests.integration.test_query_api import (
+    BASE,
+    FIXED,
+    get,
+    insert_session_events,
+    seed_person,
+    seed_session,
+    staff_client,
+)
 
 pytestmark = pytest.mark.django_db
 P1 = "00000000-0000-4000-8000-000000000001"
@@ -371,3 +379,13 @@ def test_bad_metrics_parameters_are_a_400_naming_the_field(client, project, quer
     assert (response.status_code, response.json()["code"], response.json()["field"]) == (
         400, "invalid_parameter", field,
     )  # fmt: skip
+
+
+def test_a_staff_users_next_link_stays_on_the_named_project(client, project, other_project):
+    staff_client(client)
+    for i in range(3):
+        seed_session(other_project.project_id, f"s{i}", "u1", start=FIXED + timedelta(hours=i))
+    seed_session(project.project_id, "not-this-one", "u1", start=FIXED)
+    first = client.get(BASE + "sessions/", {"project_id": other_project.project_id, "limit": 2}).json()
+    second = client.get(first["next"]).json()
+    assert ids(first) + ids(second) == ["s2", "s1", "s0"]
