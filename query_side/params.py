@@ -4,6 +4,7 @@ Every bad value raises InvalidParameter naming the parameter; nothing here touch
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,3 +148,67 @@ def decode_cursor(params: QueryDict, *converters: Callable[[str], Any]) -> tuple
         return tuple(convert(part) for convert, part in zip(converters, parts, strict=True))
     except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise InvalidParameter("cursor", "cursor is not one this API gave out") from None
+
+
+# Seconds: a whole or decimal number, as a duration filter takes it; at most ~31 years.
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
+
+
+def parse_seconds(params: QueryDict, name: str) -> float | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _SECONDS.fullmatch(raw):
+        raise InvalidParameter(name, f"{name} must be a number of seconds, 0 or more (e.g. 90 or 2.5)")
+    return float(raw)
+
+
+def parse_bool(params: QueryDict, name: str) -> bool | None:
+    value = parse_optional_choice(params, name, ("true", "false"))
+    return None if value is None else value == "true"
+
+
+def _json_text_is_storable(value: Any) -> bool:
+    """PostgreSQL's jsonb holds no NUL and no lone surrogate, which JSON's escapes can spell."""
+    if isinstance(value, str):
+        return not any(char == "\x00" or "\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, list):
+        return all(_json_text_is_storable(item) for item in value)
+    if isinstance(value, dict):
+        return all(_json_text_is_storable(key) and _json_text_is_storable(item) for key, item in value.items())
+    return True
+
+
+def parse_properties(params: QueryDict, name: str = "property") -> tuple[dict[str, Any], ...]:
+    """Each `key:value` given (the parameter may repeat) as the one-key object `{key: value}`. The
+    value is JSON when it parses as JSON (`age:30` is the number 30, `vip:true` the boolean,
+    `plan:"30"` the string "30"), else the text as given (`plan:pro` is the string "pro")."""
+    found = []
+    for raw in params.getlist(name):
+        if len(raw) > MAX_TEXT or "\x00" in raw:
+            raise InvalidParameter(name, f"{name} must be key:value, at most {MAX_TEXT} characters, no NUL")
+        key, colon, text = raw.partition(":")
+        if not key or not colon:
+            raise InvalidParameter(name, f"{name} must be key:value (e.g. plan:pro), got {raw!r}")
+        try:
+            value: Any = json.loads(text)
+            json.dumps(value, allow_nan=False)  # NaN and 1e999 parse, and jsonb refuses them
+        except ValueError:
+            value = text
+        if not _json_text_is_storable({key: value}):
+            raise InvalidParameter(name, f"{name}'s value must not hold NUL or lone surrogates (jsonb cannot)")
+        found.append({key: value})
+    return tuple(found)
+
+
+def read_text_part(text: str) -> str:
+    """A cursor's text part (a session id may hold '|'), as text_part wrote it."""
+    value = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    if "\x00" in value:
+        raise ValueError("PostgreSQL text holds no NUL")
+    return value
+
+
+def text_part(value: str) -> str:
+    """Text as a cursor part: base64, so that no '|' in it splits the cursor."""
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")

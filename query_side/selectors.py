@@ -96,6 +96,18 @@ def event_count_by_type(*, project_id: int, after: datetime, before: datetime) -
     )
 
 
+# A user is a person: distinct_ids merged into one person count once, whenever they merged, and
+# a distinct_id the people projection has not reached yet counts as itself. Resolved here, at
+# query time, so a merge recounts the past at once (docs/api.md, "Unique users and merged
+# people"). JOIN_PERSON is a LEFT JOIN on the mapping's primary key; `u` is the counted table.
+# TRICKY: an unmapped id counts as the uuid of its md5, not as text beside the persons' ids as
+# text: count(DISTINCT) then sorts 16-byte uuids, and beats even the old count of distinct_ids
+# (loadtest/explain_unique_users.py; docs/api.md). md5 runs for unmapped ids only.
+USER = "coalesce(pd.person_id, md5(u.distinct_id)::uuid)"
+JOIN_PERSON = (
+    f"LEFT JOIN {schema.PERSON_DISTINCT_IDS} pd ON pd.project_id = u.project_id AND pd.distinct_id = u.distinct_id"
+)
+
 Interval = Literal["hour", "day"]
 Breakdown = Literal["app_version", "os_name"]
 ActiveInterval = Literal["day", "week", "month"]
@@ -113,16 +125,16 @@ def event_aggregate_list(
     event_type: str | None = None,
     breakdown: Breakdown | None = None,
 ) -> list[dict[str, Any]]:
-    """Counts and exact unique users per interval bucket (UTC) and event type, and per breakdown
-    value when asked (an unknown value, stored as '', comes out as None). Hour-granular like
-    event_count_by_type: the first bucket may be partial."""
+    """Counts and exact unique users (persons: USER) per interval bucket (UTC) and event type, and
+    per breakdown value when asked (an unknown value, stored as '', comes out as None).
+    Hour-granular like event_count_by_type: the first bucket may be partial."""
     if interval not in INTERVALS or (breakdown is not None and breakdown not in BREAKDOWNS):
         # The breakdown is spliced into the SQL as a column name: only known names pass.
         raise ValueError(f"unknown interval {interval!r} or breakdown {breakdown!r}")
     extra = f", {breakdown}" if breakdown else ""
     group = "1, 2, 3" if breakdown else "1, 2"
     where = (
-        "project_id = %(project_id)s AND bucket < %(before)s"
+        "u.project_id = %(project_id)s AND bucket < %(before)s"
         " AND bucket >= date_trunc('hour', %(after)s::timestamptz, 'UTC')"
     )
     params: dict[str, Any] = {"project_id": project_id, "after": after, "before": before, "interval": interval}
@@ -134,10 +146,10 @@ def event_aggregate_list(
     return _rows(
         f"""WITH counts AS (
                 SELECT {bucket} AS bucket, event_type{extra}, sum(event_count)::bigint AS count
-                FROM {schema.EVENT_COUNTS} WHERE {where} GROUP BY {group}
+                FROM {schema.EVENT_COUNTS} u WHERE {where} GROUP BY {group}
             ), users AS (
-                SELECT {bucket} AS bucket, event_type{extra}, count(DISTINCT distinct_id) AS unique_users
-                FROM {schema.EVENT_USERS} WHERE {where} GROUP BY {group}
+                SELECT {bucket} AS bucket, event_type{extra}, count(DISTINCT {USER}) AS unique_users
+                FROM {schema.EVENT_USERS} u {JOIN_PERSON} WHERE {where} GROUP BY {group}
             )
             SELECT bucket, event_type{shown}, count, coalesce(unique_users, 0) AS unique_users
             FROM counts LEFT JOIN users USING (bucket, event_type{extra})
@@ -149,16 +161,16 @@ def event_aggregate_list(
 def active_user_list(
     *, project_id: int, interval: ActiveInterval, after: datetime, before: datetime
 ) -> list[dict[str, Any]]:
-    """Distinct active users per UTC day, week (ISO, from Monday) or calendar month: DAU / WAU /
-    MAU. Day-granular: a day counts when it starts before `before` and is not before the day of
+    """Distinct active users (persons: USER) per UTC day, week (ISO, from Monday) or calendar
+    month: DAU / WAU / MAU. Day-granular: a day counts when it starts before `before` and is not before the day of
     `after`, so the first and last week or month may be partial."""
     if interval not in ACTIVE_INTERVALS:
         raise ValueError(f"unknown interval {interval!r}")
     return _rows(
         f"""SELECT date_trunc(%(interval)s, day::timestamp) AT TIME ZONE 'UTC' AS bucket,
-                   count(DISTINCT distinct_id) AS active_users
-            FROM {schema.USER_DAYS}
-            WHERE project_id = %(project_id)s
+                   count(DISTINCT {USER}) AS active_users
+            FROM {schema.USER_DAYS} u {JOIN_PERSON}
+            WHERE u.project_id = %(project_id)s
               AND day >= (%(after)s::timestamptz AT TIME ZONE 'UTC')::date
               AND (day::timestamp AT TIME ZONE 'UTC') < %(before)s
             GROUP BY 1 ORDER BY 1""",

@@ -12,6 +12,11 @@ urlpatterns = [
     path("admin/event-aggregates/", views.EventAggregateView.as_view(), name="event-aggregates"),
     path("admin/active-users/", views.ActiveUserView.as_view(), name="active-users"),
     path("admin/bad-events/", views.BadEventListView.as_view(), name="bad-events"),
+    path("admin/sessions/", views.SessionListView.as_view(), name="session-list"),
+    path("admin/sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="session-detail"),
+    path("admin/session-metrics/", views.SessionMetricView.as_view(), name="session-metrics"),
+    path("admin/people/", views.PersonListView.as_view(), name="person-list"),
+    path("admin/people/<str:person_id>/", views.PersonDetailView.as_view(), name="person-detail"),
     # The command host administers flags and experiments; nginx sends these two reads of them,
     # from the read models, here (docker/nginx.conf).
     path("admin/feature-flags/<str:key>/exposures/", views.FlagExposureView.as_view(), name="flag-exposures"),

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from flags import stats
 from flags.definition import KEY_PATTERN
-from query_side import params, selectors
+from query_side import params, people, selectors, sessions
 from tenancy.access import project_for
 
 EXPOSURE_RANGE = timedelta(days=30)
@@ -177,3 +177,109 @@ class ExperimentResultView(APIView):
                 "methods": stats.METHODS,
             }
         )
+
+
+# --- Sessions and people -------------------------------------------------------------------
+
+
+def _session_cursor(row: dict[str, Any]) -> str:
+    return params.encode_cursor(row["start"], params.text_part(row["session_id"]))
+
+
+def _session_id(session_id: str) -> str:
+    """A session id from the path. One no session can have (NUL, over 200 characters) is a 404
+    here, before PostgreSQL sees it."""
+    if "\x00" in session_id or len(session_id) > params.MAX_TEXT:
+        raise NotFound(f"no session {session_id!r} in this project")
+    return session_id
+
+
+class SessionListView(APIView):
+    """GET admin/sessions/: sessions newest first, filtered, cursor-paginated."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        limit = params.parse_limit(query)
+        after, before = params.parse_bounds(query)
+        cursor = params.decode_cursor(query, params.aware_datetime, params.read_text_part)
+        filters = sessions.SessionFilter(
+            after=after,
+            before=before,
+            distinct_id=params.parse_text(query, "distinct_id"),
+            device_id=params.parse_text(query, "device_id"),
+            app_version=params.parse_text(query, "app_version"),
+            os_name=params.parse_text(query, "os_name"),
+            min_duration=params.parse_seconds(query, "min_duration"),
+            max_duration=params.parse_seconds(query, "max_duration"),
+            ended_by=params.parse_optional_choice(query, "ended_by", sessions.ENDED_BY),
+            active=params.parse_bool(query, "active"),
+        )
+        rows = sessions.session_list(
+            project_id=project_id, filters=filters, now=datetime.now(UTC), limit=limit, cursor=cursor
+        )
+        return page(request, rows, limit, _session_cursor)
+
+
+class SessionDetailView(APIView):
+    """GET admin/sessions/{session_id}/: the session and one page of its events, oldest first."""
+
+    def get(self, request: Request, session_id: str) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        limit = params.parse_limit(query)
+        cursor = params.decode_cursor(query, params.aware_datetime, UUID)
+        session = sessions.session_get(project_id=project_id, session_id=_session_id(session_id), now=datetime.now(UTC))
+        if session is None:
+            raise NotFound(f"no session {session_id!r} in this project")
+        rows = sessions.session_event_list(project_id=project_id, session=session, limit=limit, cursor=cursor)
+        events = page(request, rows, limit, lambda row: params.encode_cursor(row["timestamp"], row["uuid"])).data
+        return Response({**session, "events": events["results"], "next": events["next"]})
+
+
+class SessionMetricView(APIView):
+    """GET admin/session-metrics/: sessions, median and p90 duration, events per session per bucket."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        interval = params.parse_choice(query, "interval", sessions.METRICS_INTERVALS, "day")
+        breakdown = params.parse_optional_choice(query, "breakdown", sessions.METRICS_BREAKDOWNS)
+        window = params.parse_range(query)
+        rows = sessions.session_metric_list(
+            project_id=project_id, interval=interval, after=window.after, before=window.before, breakdown=breakdown
+        )
+        return Response({"interval": interval, "after": window.after, "before": window.before, "results": rows})
+
+
+class PersonListView(APIView):
+    """GET admin/people/: people last seen first, by distinct_id or properties, cursor-paginated."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        limit = params.parse_limit(query)
+        cursor = params.decode_cursor(query, params.aware_datetime, UUID)
+        rows = people.person_list(
+            project_id=project_id,
+            limit=limit,
+            distinct_id=params.parse_text(query, "distinct_id"),
+            properties=params.parse_properties(query),
+            cursor=cursor,
+        )
+        return page(request, rows, limit, lambda row: params.encode_cursor(row["last_seen"], row["person_id"]))
+
+
+class PersonDetailView(APIView):
+    """GET admin/people/{person_id}/: a person, their ids, identity links and newest sessions."""
+
+    def get(self, request: Request, person_id: str) -> Response:
+        project_id = project_for(request)
+        try:
+            wanted = UUID(person_id)
+        except ValueError:
+            raise NotFound(f"no person {person_id!r} in this project") from None
+        person = people.person_get(project_id=project_id, person_id=wanted, now=datetime.now(UTC))
+        if person is None:
+            raise NotFound(f"no person {person_id!r} in this project")
+        return Response(person)

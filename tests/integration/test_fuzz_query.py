@@ -21,7 +21,7 @@ from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
 from tests.fuzz_helpers import rolled_back
-from tests.integration.test_query_api import SAMPLES, seed, seed_bad, seed_flag_data
+from tests.integration.test_query_api import SAMPLES, seed, seed_bad, seed_flag_data, seed_sessions_and_people
 from tests.projection_helpers import insert_events
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +114,14 @@ PLAUSIBLE = {
     "limit": st.integers(1, 1000).map(str),
     "interval": st.sampled_from(["hour", "day", "week", "month"]),
     "breakdown": st.sampled_from(["app_version", "os_name"]),
+    "min_duration": st.sampled_from(["0", "60", "2.5", "999999999.999999"]),
+    "max_duration": st.sampled_from(["0", "60", "2.5", "999999999.999999"]),
+    "ended_by": st.sampled_from(["explicit", "inactivity", "cap"]),
+    "active": st.sampled_from(["true", "false"]),
+    # key:value, the value any text: JSON or not, escapes jsonb refuses, numbers it cannot hold.
+    "property": st.tuples(SAFE_TEXT, st.one_of(SAFE_TEXT, st.sampled_from(['"\\u0000"', "NaN", "1e999", "[]"]))).map(
+        lambda parts: ":".join(parts)
+    ),
 }
 ESCAPES = ["%FF", "%C3", "%00", "%ED%A0%80", "%", "%G1", "+"]
 
@@ -150,6 +158,7 @@ def seeded(project):
     seed(project.project_id)
     seed_bad(project.project_id, 3)
     seed_flag_data(project.project_id)  # the sample flag, its experiment, exposures, conversions
+    seed_sessions_and_people(project.project_id)  # the sample session, its event, the sample person
     insert_events(
         [
             {"project_id": project.project_id, "timestamp": moment}

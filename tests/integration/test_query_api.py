@@ -5,6 +5,7 @@ counts, and that a project's data is never visible to another project's key.
 import base64
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,7 +24,10 @@ BASE = "/api/v1/analytics/admin/"
 NOT_THE_API = {"admin": "the Django admin: staff sessions only, tested in test_admin_and_commands.py"}
 # The flag and experiment every seed below makes, and the routes' sample for their `{key}`.
 SAMPLE_KEY = "sample-key"
-SAMPLES = {"key": SAMPLE_KEY}
+# The session and person seed_sessions_and_people makes, and their routes' samples.
+SAMPLE_SESSION = "sample-session"
+SAMPLE_PERSON = "00000000-0000-4000-8000-00000000a11c"
+SAMPLES = {"key": SAMPLE_KEY, "session_id": SAMPLE_SESSION, "person_id": SAMPLE_PERSON}
 """A sample value for each route parameter: the route tests build every URL from the URLconf."""
 _PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
 
@@ -66,6 +70,11 @@ ANSWERED_ROWS = {
     "flag-exposures": lambda body: body["days"] + body["users"],
     "experiment-results": lambda body: [v for v in (body["control"], *body["tests"]) if v["exposed"]],
 }
+# Routes of one object a project may lack (not a definition seed_definitions makes): that
+# project's key is answered 404, which shows none of another project's rows either.
+ABSENT_IS_404 = {"session-detail", "person-detail"}
+ANSWERED_ROWS["session-detail"] = lambda body: body["events"]
+ANSWERED_ROWS["person-detail"] = lambda body: body["distinct_ids"] + body["sessions"] + body["identity_links"]
 ROUTE_NAMES = {path.removeprefix(BASE): name for name, path in ROUTES.items()}
 LISTS = [ROUTES["event-list"].removeprefix(BASE), ROUTES["bad-events"].removeprefix(BASE)]
 FIXED = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, for tests that name their range
@@ -158,7 +167,9 @@ def seed_exposure_day(project_id, day, variant, exposures, flag_key=SAMPLE_KEY):
 
 def seed_conversion(project_id, experiment_id, user, at):
     with connection.cursor() as cursor:
-        cursor.execute("INSERT INTO rm_experiment_conversions VALUES (%s, %s, %s, %s)", [project_id, experiment_id, user, at])
+        cursor.execute(
+            "INSERT INTO rm_experiment_conversions VALUES (%s, %s, %s, %s)", [project_id, experiment_id, user, at]
+        )
 
 
 def staff_client(client):
@@ -172,6 +183,73 @@ def seed_everything(project_id, user="u1", event_type="app_opened"):
     seed_bad(project_id, 1)
     insert_events([{"project_id": project_id, "timestamp": HOUR, "distinct_id": user, "event_type": event_type}])
     seed_flag_data(project_id, user)
+    seed_sessions_and_people(project_id, user)
+
+
+def seed_session(project_id, session_id=SAMPLE_SESSION, distinct_id="u1", start=None, minutes=10, **columns):
+    """An rm_sessions row as the sessions projection writes it ('' for unknown), `minutes` long."""
+    start = start or HOUR
+    row = {
+        "inferred": False, "device_id": "", "app_version": "1.0", "os_name": "iOS", "os_version": "17.1",
+        "event_count": 2, "screen_count": 1, "first_event": "$session_start", "last_event": "$session_end",
+        "ended_by": "explicit", **columns,
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rm_sessions (project_id, session_id, inferred, distinct_id, device_id, app_version, os_name,"
+            " os_version, start_at, end_at, event_count, screen_count, first_event, last_event, ended_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                project_id, session_id, row["inferred"], distinct_id, row["device_id"], row["app_version"],
+                row["os_name"], row["os_version"], start, start + timedelta(minutes=minutes), row["event_count"],
+                row["screen_count"], row["first_event"], row["last_event"], row["ended_by"],
+            ],
+        )  # fmt: skip
+
+
+def seed_person(project_id, person_id=SAMPLE_PERSON, distinct_ids=("u1",), properties=None, last_seen=None, **columns):
+    """An rm_persons row and its rm_person_distinct_ids rows, as the people projection writes
+    them; the ids were first seen a minute apart, in the order given."""
+    last_seen = last_seen or HOUR
+    first_seen = columns.get("first_seen", last_seen - timedelta(days=1))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rm_persons (project_id, person_id, is_identified, properties, first_seen, last_seen,"
+            " event_count, distinct_id_count) VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s)",
+            [
+                project_id, person_id, columns.get("is_identified", False), json.dumps(properties or {}),
+                first_seen, last_seen, columns.get("event_count", 3), len(distinct_ids),
+            ],
+        )  # fmt: skip
+        for index, distinct_id in enumerate(distinct_ids):
+            cursor.execute(
+                "INSERT INTO rm_person_distinct_ids (project_id, distinct_id, person_id, first_seen, last_seen,"
+                " event_count) VALUES (%s, %s, %s, %s, %s, 1)",
+                [project_id, distinct_id, person_id, first_seen + timedelta(minutes=index), last_seen],
+            )
+
+
+def insert_session_events(rows):
+    """insert_events, and each row's `device_id` (which insert_events leaves null)."""
+    rows = [{"uuid": uuid.uuid4(), **row} for row in rows]
+    insert_events(rows)
+    with connection.cursor() as cursor:
+        for row in rows:
+            if row.get("device_id") is not None:
+                cursor.execute(
+                    "UPDATE tidelog_events SET device_id = %s WHERE uuid = %s", [row["device_id"], row["uuid"]]
+                )
+
+
+def seed_sessions_and_people(project_id, user="u1"):
+    """The sample session (explicit, started five hours ago) with one event of `user`, and the
+    sample person who has `user`."""
+    seed_session(project_id, distinct_id=user)
+    insert_session_events(
+        [{"project_id": project_id, "timestamp": HOUR + timedelta(minutes=1), "distinct_id": user,
+          "session_id": SAMPLE_SESSION, "event_type": "$screen"}]
+    )  # fmt: skip
+    seed_person(project_id, distinct_ids=(user,))
 
 
 def seed_flag_data(project_id, user="u1"):
@@ -190,7 +268,10 @@ def seed_definitions(project_id):
 
 
 def answered_rows(path, response):
-    """What `path` answered of a project's data (see ANSWERED_ROWS)."""
+    """What `path` answered of a project's data (see ANSWERED_ROWS, ABSENT_IS_404)."""
+    if ROUTE_NAMES[path] in ABSENT_IS_404 and response.status_code == 404:
+        assert response.json()["code"] == "not_found"
+        return []
     assert response.status_code == 200, response.content
     return ANSWERED_ROWS.get(ROUTE_NAMES[path], lambda body: body["results"])(response.json())
 
