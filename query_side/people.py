@@ -9,7 +9,7 @@ from uuid import UUID
 
 from contracts.schema import IDENTITY_LINKS, PERSON_DISTINCT_IDS, PERSONS
 from query_side.selectors import _json, _rows
-from query_side.sessions import FROM_SESSIONS, RECENT_SESSIONS, SESSION_FIELDS, active_since
+from query_side.sessions import FROM_SESSIONS, RECENT_SESSIONS, SESSION_FIELDS, active_params
 
 LISTED_DISTINCT_IDS = 10
 """How many of a person's distinct_ids the list shows (the first seen); the detail shows all."""
@@ -100,6 +100,6 @@ def person_get(*, project_id: int, person_id: UUID, now: datetime) -> dict[str, 
         f"""SELECT {SESSION_FIELDS} FROM {FROM_SESSIONS}
             WHERE s.project_id = %(project_id)s AND s.distinct_id = ANY(%(ids)s)
             ORDER BY s.start_at DESC, s.session_id DESC LIMIT {RECENT_SESSIONS:d}""",
-        {"project_id": project_id, "ids": ids, "active_since": active_since(now)},
+        {"project_id": project_id, "ids": ids, **active_params(now)},
     )
     return person

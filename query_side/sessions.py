@@ -29,15 +29,19 @@ SESSION_FIELDS = """s.session_id, s.inferred, s.distinct_id, pd.person_id, nulli
     nullif(s.os_version, '') AS os_version, s.start_at AS start, s.end_at AS "end",
     extract(epoch FROM s.end_at - s.start_at)::float8 AS duration_seconds, s.event_count, s.screen_count,
     s.first_event, s.last_event, s.ended_by,
-    (s.ended_by = 'inactivity' AND s.end_at >= %(active_since)s) AS active"""
+    (s.ended_by = 'inactivity' AND s.end_at >= %(active_since)s AND s.start_at >= %(active_oldest)s) AS active"""
 FROM_SESSIONS = f"""{SESSIONS} s
     LEFT JOIN {PERSON_DISTINCT_IDS} pd ON pd.project_id = s.project_id AND pd.distinct_id = s.distinct_id"""
 
 
-def active_since(now: datetime) -> datetime:
-    """A session not explicitly ended whose last event is at or after this is still active: the
-    next event within the inactivity gap would extend it."""
-    return now - timedelta(minutes=settings.TIDELOG_SESSION_INACTIVITY_MINUTES)
+def active_params(now: datetime) -> dict[str, datetime]:
+    """A session not explicitly ended is still active when its last event is at or after
+    `active_since` (the next event within the inactivity gap would extend it) and it started at
+    or after `active_oldest` (the cap closes any session, an SDK's own id included, at
+    TIDELOG_SESSION_MAX_HOURS: PostHog's SDKs rotate theirs at 24 hours). The bound on the start
+    also lets the list's index skip every older session."""
+    since = now - timedelta(minutes=settings.TIDELOG_SESSION_INACTIVITY_MINUTES)
+    return {"active_since": since, "active_oldest": since - timedelta(hours=settings.TIDELOG_SESSION_MAX_HOURS)}
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,8 @@ def session_list(
 ) -> list[dict[str, Any]]:
     """Sessions newest first, keyset-paginated on (start_at, session_id) along rm_sessions_list;
     reads `limit + 1` rows so the caller knows whether a next page exists."""
-    since = active_since(now)
     clauses = ["s.project_id = %(project_id)s"]
-    params: dict[str, Any] = {"project_id": project_id, "limit": limit + 1, "active_since": since}
+    params: dict[str, Any] = {"project_id": project_id, "limit": limit + 1, **active_params(now)}
     if filters.after is not None:
         clauses.append("s.start_at >= %(after)s")
         params["after"] = filters.after
@@ -94,13 +97,11 @@ def session_list(
     if filters.max_duration is not None:
         clauses.append("s.end_at - s.start_at <= make_interval(secs => %(max_duration)s)")
         params["max_duration"] = filters.max_duration
+    active = "s.ended_by = 'inactivity' AND s.end_at >= %(active_since)s AND s.start_at >= %(active_oldest)s"
     if filters.active is True:
-        # An active session ends at or after `since` and, capped, started at most the cap
-        # before that: the bound on start_at lets the list's index skip every older session.
-        clauses.append("s.ended_by = 'inactivity' AND s.end_at >= %(active_since)s AND s.start_at >= %(oldest)s")
-        params["oldest"] = since - timedelta(hours=settings.TIDELOG_SESSION_MAX_HOURS)
+        clauses.append(active)
     elif filters.active is False:
-        clauses.append("NOT (s.ended_by = 'inactivity' AND s.end_at >= %(active_since)s)")
+        clauses.append(f"NOT ({active})")
     if cursor is not None:
         clauses.append(
             "s.start_at <= %(cursor_start)s AND (s.start_at, s.session_id) < (%(cursor_start)s, %(cursor_id)s)"
@@ -117,7 +118,7 @@ def session_get(*, project_id: int, session_id: str, now: datetime) -> dict[str,
     """One session as the list reports it, or None when the project has no such session."""
     rows = _rows(
         f"SELECT {SESSION_FIELDS} FROM {FROM_SESSIONS} WHERE s.project_id = %(project_id)s AND s.session_id = %(id)s",
-        {"project_id": project_id, "id": session_id, "active_since": active_since(now)},
+        {"project_id": project_id, "id": session_id, **active_params(now)},
     )
     return rows[0] if rows else None
 
