@@ -134,6 +134,20 @@ def test_a_session_not_ended_with_an_event_within_the_inactivity_gap_is_active(c
     assert ids(sessions(client, project, active="false")) == ["ended", "idle", "old"]
 
 
+def test_a_session_open_longer_than_the_cap_is_not_active_in_the_field_nor_the_filter(client, project, settings):
+    settings.TIDELOG_SESSION_INACTIVITY_MINUTES = 30
+    settings.TIDELOG_SESSION_MAX_HOURS = 24
+    now = datetime.now(UTC)
+    # An SDK that never rotates its session id: last event 5 minutes ago, started 30 hours ago.
+    seed_session(project.project_id, "ancient", "u1", start=now - timedelta(hours=30), minutes=30 * 60 - 5,
+                 ended_by="inactivity")  # fmt: skip
+    seed_session(project.project_id, "fresh", "u2", start=now - timedelta(hours=2), minutes=115, ended_by="inactivity")
+    body = sessions(client, project)
+    assert {row["session_id"]: row["active"] for row in body["results"]} == {"ancient": False, "fresh": True}
+    assert ids(sessions(client, project, active="true")) == ["fresh"]
+    assert ids(sessions(client, project, active="false")) == ["ancient"]
+
+
 def test_the_inactivity_setting_decides_what_is_active(client, project, settings):
     now = datetime.now(UTC)
     seed_session(project.project_id, "s", "u1", start=now - timedelta(minutes=50), minutes=10, ended_by="inactivity")
