@@ -119,14 +119,14 @@ def erasure_preview(*, project_id: int, person_id: uuid.UUID | None, distinct_id
             f"SELECT count(*) FROM {schema.EVENTS} WHERE project_id = %s AND distinct_id = ANY(%s)",
             [project_id, list(ids)],
         )
-        events = cursor.fetchone()[0]
+        (events,) = cursor.fetchone() or (0,)
         bad_events = sum(1 for _ in _bad_events_holding(cursor, project_id, ids))
         rows: dict[str, int] = {}
         for table in _personal_tables():
             cursor.execute(
                 f"SELECT count(*) FROM {table} WHERE project_id = %s AND distinct_id = ANY(%s)", [project_id, list(ids)]
             )
-            rows[table.name] = cursor.fetchone()[0]
+            (rows[table.name],) = cursor.fetchone() or (0,)
     return ErasurePreview(project_id, person, ids, events, bad_events, rows)
 
 
@@ -154,7 +154,7 @@ def erase_person(
         # so no lock order with the replay's own locks matters).
         for name in names:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", replay_lock_key(name))
-            if not cursor.fetchone()[0]:
+            if cursor.fetchone() != (True,):
                 raise ReplayInProgress(f"a replay of {name!r} is running; erase when it has swapped in")
         # Every runner's lock, in one fixed (name) order so two erasures cannot deadlock; a runner
         # holds one lock at a time. Once held, no batch is in flight and no checkpoint moves.
