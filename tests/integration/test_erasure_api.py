@@ -88,7 +88,9 @@ def test_a_person_is_erased_by_person_id_with_all_their_distinct_ids(staff, proj
                 "INSERT INTO rm_person_distinct_ids VALUES (%s, %s, %s, %s, %s, 1)",
                 [project.project_id, distinct_id, person, T0, T0],
             )
-    insert_events([{"project_id": project.project_id, "distinct_id": d, "timestamp": T0} for d in ("anon-device", "alice")])
+    insert_events(
+        [{"project_id": project.project_id, "distinct_id": d, "timestamp": T0} for d in ("anon-device", "alice")]
+    )
     response = erase(staff, project.project_id, {"person_id": str(person)})
     assert response.status_code == 200, response.json()
     assert (response.json()["person_id"], response.json()["distinct_id_count"]) == (str(person), 2)
@@ -115,8 +117,12 @@ def test_anyone_but_staff_is_refused_in_the_error_shape_and_nothing_is_erased(wh
     else:
         client, headers = Client(), {"HTTP_AUTHORIZATION": f"Bearer {project.personal_api_key}"}
     for response in (
-        client.post(f"{BASE}?project_id={project.project_id}", {"distinct_id": "alice"},
-                    content_type="application/json", **headers),  # fmt: skip
+        client.post(
+            f"{BASE}?project_id={project.project_id}",
+            {"distinct_id": "alice"},
+            content_type="application/json",
+            **headers,
+        ),
         client.get(BASE, {"project_id": project.project_id}, **headers),
     ):
         assert response.status_code == 403
