@@ -3,9 +3,11 @@ counters summed over users are lowered by exactly their share, every projection'
 clean afterwards, whether their events were applied or not yet, with runners going meanwhile;
 the dedup ledger stays; later events for the ids re-create the person; a replay holds it off."""
 
+import re
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -346,3 +348,16 @@ def test_an_interrupted_replays_shadow_tables_are_dropped(project):
             assert cursor.fetchone()[0] is None
     assert checkpoint_get(shadow_checkpoint(aggregates)) is None
     assert last_written() is not None
+
+
+def test_erasure_is_the_only_code_that_deletes_events():
+    # docs/operations.md says so: keep it true (retention, when it comes, is the other).
+    repo = Path(__file__).resolve().parents[2]
+    deletes = re.compile(
+        r"(DELETE\s+FROM|TRUNCATE(\s+TABLE)?)\s+(\{(schema\.)?EVENTS\}|tidelog_events\b)", re.IGNORECASE
+    )
+    ours = [top for top in repo.iterdir() if top.is_dir() and not top.name.startswith(".") and top.name != "tests"]
+    found = sorted(
+        str(path.relative_to(repo)) for top in ours for path in top.rglob("*.py") if deletes.search(path.read_text())
+    )
+    assert found == ["projections/erasure.py"]

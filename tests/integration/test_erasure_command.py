@@ -65,8 +65,10 @@ def test_with_yes_it_erases_prints_progress_and_logs_no_distinct_id(alice, caplo
 
 def test_without_yes_and_no_terminal_it_refuses_and_erases_nothing(alice, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("erase\n"))
+    out = io.StringIO()
     with pytest.raises(CommandError, match="not a terminal; pass --yes"):
-        call_command("erase_person", "--project", str(alice.project_id), "--distinct-id", "alice", stdout=io.StringIO())
+        call_command("erase_person", "--project", str(alice.project_id), "--distinct-id", "alice", stdout=out)
+    assert "4 events" in out.getvalue() and "alice" not in out.getvalue()
     assert stored("alice") == 4
     assert not ErasureLog.objects.exists()
 

@@ -45,16 +45,17 @@ class Command(BaseCommand):
             f"Project {project_id}, person {preview.person_id or '(not in the people read model)'}:"
             f" {len(preview.distinct_ids)} distinct_id(s)"
         )
-        if not options["yes"]:
-            # Only to the person at the terminal who confirms: with --yes (a script, a job whose
-            # output is kept) the ids are never printed.
+        is_asking = not options["yes"] and sys.stdin.isatty()
+        if is_asking:
+            # Only to the person at the terminal who confirms: a script's or a job's output may
+            # be kept, and the ids must not outlive the erasure there.
             self.stdout.write(f"  {', '.join(preview.distinct_ids)}")
         self.stdout.write(f"  {preview.events} events, {preview.bad_events} bad events")
         for table, rows in preview.rows_by_table.items():
             self.stdout.write(f"  {rows} rows of {table}")
         self.stdout.write("  and their share of every counter (lowered, not deleted). This cannot be undone.")
         if not options["yes"]:
-            if not sys.stdin.isatty():
+            if not is_asking:
                 raise CommandError("refusing to erase without confirmation: stdin is not a terminal; pass --yes")
             answer = input("Erase this person for good? Type 'erase' to confirm: ")
             if answer.strip() != "erase":
