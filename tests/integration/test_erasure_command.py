@@ -111,3 +111,18 @@ def test_it_refuses_what_names_nobody(alice, argv, message):
 def test_an_unknown_project_is_refused(db):
     with pytest.raises(CommandError, match="no project 999"):
         call_command("erase_person", "--project", "999", "--distinct-id", "x", "--yes", stdout=io.StringIO())
+
+
+def test_the_admin_lists_the_erasure_log_read_only(alice, client):
+    from django.contrib.auth import get_user_model
+
+    call_command("erase_person", "--project", str(alice.project_id), "--distinct-id", "alice", "--yes",
+                 stdout=io.StringIO())  # fmt: skip
+    entry = ErasureLog.objects.get()
+    client.force_login(get_user_model().objects.create_user("root", password="x", is_staff=True, is_superuser=True))
+    listing = client.get("/admin/command_side/erasurelog/")
+    assert listing.status_code == 200 and entry.erased_by in listing.content.decode()
+    assert "alice" not in listing.content.decode()
+    assert client.get("/admin/command_side/erasurelog/add/").status_code == 403
+    client.post(f"/admin/command_side/erasurelog/{entry.pk}/delete/", {"post": "yes"})
+    assert ErasureLog.objects.filter(pk=entry.pk).exists()
