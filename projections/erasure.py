@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 
 from contracts import schema
+from projections.projection import ReadModelDrift as ReadModelDrift  # a projection's erase() may raise it
 from projections.registry import PROJECTIONS
 from projections.replay import replay_lock_key, shadow_checkpoint, shadow_tables
 from projections.runner import lock_key, raw_cursor

@@ -18,6 +18,7 @@ from command_side.models import Experiment
 from contracts import schema
 from projections.erasure import (
     PersonNotFound,
+    ReadModelDrift,
     ReplayInProgress,
     SeveralPeople,
     erase_person,
@@ -361,3 +362,14 @@ def test_erasure_is_the_only_code_that_deletes_events():
         str(path.relative_to(repo)) for top in ours for path in top.rglob("*.py") if deletes.search(path.read_text())
     )
     assert found == ["projections/erasure.py"]
+
+
+def test_a_drifted_counter_refuses_the_erasure_and_nothing_is_erased(project):
+    p = project.project_id
+    insert_events(both(6, project_id=p))
+    run_projections()
+    with connection.cursor() as cursor:  # a read model that no longer matches its events
+        cursor.execute("UPDATE rm_event_counts SET event_count = 0 WHERE project_id = %s", [p])
+    with pytest.raises(ReadModelDrift, match="rm_event_counts"):
+        erase_person(project_id=p, distinct_ids=["alice"])
+    assert stored("alice", p) == 6 and rows_of("alice", p)[schema.USER_DAYS.name] > 0

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from command_side.erasure import person_erase
-from projections.erasure import ErasureRefused, erasure_preview
+from projections.erasure import ErasureRefused, ReadModelDrift, erasure_preview
 from tenancy.models import Project
 
 
@@ -69,8 +69,8 @@ class Command(BaseCommand):
                 via="command",
                 progress=lambda message: self.stdout.write(f"  ... {message}"),
             )
-        except ErasureRefused as exc:
-            raise CommandError(str(exc)) from exc
+        except (ErasureRefused, ReadModelDrift) as exc:
+            raise CommandError(f"nothing erased: {exc}") from exc
         self.stdout.write(
             f"Erased (log entry {entry.pk}): {entry.distinct_id_count} distinct_ids, {entry.event_count} events,"
             f" {entry.bad_event_count} bad events, {entry.read_model_row_count} read-model rows"
