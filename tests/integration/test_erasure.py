@@ -5,6 +5,7 @@ the dedup ledger stays; later events for the ids re-create the person; a replay 
 
 import re
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -212,11 +213,13 @@ def test_erasure_while_runners_and_writers_go_on_leaves_every_projection_verifia
         while not all(has_passed(name, target) for name in PROJECTIONS):
             assert datetime.now(UTC) < deadline, "the runners never got going"
             assert not errors, errors
+            time.sleep(0.01)
         erased = erase_person(project_id=p, distinct_ids=["alice"])
         assert erased.events >= 150
         count_after_erasure = len(written_after)
         while len(written_after) < count_after_erasure + 3:  # some of hers written after it
             assert not errors, errors
+            time.sleep(0.01)
     finally:
         done.set()
         for thread in threads:
