@@ -39,7 +39,8 @@ def person_erase(
             erased_at=timezone.now(),
             erased_by=erased_by,
             via=via,
-            person_id=erased.person_id,
+            person_id=erased.person_ids[0] if len(erased.person_ids) == 1 else None,
+            person_count=len(erased.person_ids),
             distinct_id_count=len(erased.distinct_ids),
             event_count=erased.events,
             bad_event_count=erased.bad_events,
@@ -51,17 +52,18 @@ def person_erase(
 
 def _log_line(entry: ErasureLog) -> None:
     log.info(
-        "erasure %d: project %d, person %s, %d distinct_ids, %d events, %d bad events, %d read-model rows;"
-        " by %s via %s",
-        entry.pk, entry.project_id, entry.person_id or "-", entry.distinct_id_count, entry.event_count,
-        entry.bad_event_count, entry.read_model_row_count, entry.erased_by, entry.via,
+        "erasure %d: project %d, person %s (%d persons), %d distinct_ids, %d events, %d bad events,"
+        " %d read-model rows; by %s via %s",
+        entry.pk, entry.project_id, entry.person_id or "-", entry.person_count, entry.distinct_id_count,
+        entry.event_count, entry.bad_event_count, entry.read_model_row_count, entry.erased_by, entry.via,
     )  # fmt: skip
 
 
 def erasure_body(entry: ErasureLog) -> dict[str, Any]:
     return {
         "id": entry.pk, "project_id": entry.project_id, "erased_at": entry.erased_at, "erased_by": entry.erased_by,
-        "via": entry.via, "person_id": entry.person_id, "distinct_id_count": entry.distinct_id_count,
+        "via": entry.via, "person_id": entry.person_id, "person_count": entry.person_count,
+        "distinct_id_count": entry.distinct_id_count,
         "event_count": entry.event_count, "bad_event_count": entry.bad_event_count,
         "read_model_row_count": entry.read_model_row_count,
     }  # fmt: skip

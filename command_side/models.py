@@ -77,7 +77,9 @@ class ErasureLog(models.Model):
     via = models.TextField()
     """'api' or 'command'."""
     person_id = models.UUIDField(null=True, blank=True)
-    """The people read model's person, when one was known; null for ids it never saw."""
+    """The people read model's person when the ids were exactly one person's; else null."""
+    person_count = models.IntegerField(default=0)
+    """How many persons of the people read model the ids belonged to (0: ids it never saw)."""
     distinct_id_count = models.IntegerField()
     event_count = models.BigIntegerField()
     bad_event_count = models.BigIntegerField()

@@ -37,16 +37,13 @@ class PersonNotFound(ErasureRefused):
     """No distinct_id of the people read model belongs to this person."""
 
 
-class SeveralPeople(ErasureRefused):
-    """The distinct_ids given belong to more than one person: erase one person at a time."""
-
-
 @dataclass(frozen=True)
 class Erasure:
     """What one erasure removed. `distinct_ids` stays in memory: never log nor store it."""
 
     project_id: int
-    person_id: uuid.UUID | None
+    person_ids: tuple[uuid.UUID, ...]
+    """The people read model's persons of the ids (none for ids it never saw)."""
     distinct_ids: tuple[str, ...] = field(repr=False)
     events: int
     bad_events: int
@@ -58,7 +55,7 @@ class Erasure:
 @dataclass(frozen=True)
 class ErasurePreview:
     project_id: int
-    person_id: uuid.UUID | None
+    person_ids: tuple[uuid.UUID, ...]
     distinct_ids: tuple[str, ...] = field(repr=False)
     events: int
     bad_events: int
@@ -75,9 +72,10 @@ def _ignore(message: str) -> None:
 
 def person_resolve(
     cursor: Any, *, project_id: int, person_id: uuid.UUID | None, distinct_ids: Sequence[str]
-) -> tuple[uuid.UUID | None, tuple[str, ...]]:
-    """The person and all their distinct_ids, from the people read model (as of its checkpoint)
-    plus the ids given, which need not be known to it."""
+) -> tuple[tuple[uuid.UUID, ...], tuple[str, ...]]:
+    """The persons of the ids given (and `person_id`) and all their distinct_ids, from the people
+    read model (as of its checkpoint), plus the ids given, which need not be known to it. Ids the
+    people read model never merged (no `$identify` joined them) are several persons: all go."""
     cursor.execute(
         f"SELECT DISTINCT person_id FROM {schema.PERSON_DISTINCT_IDS} WHERE project_id = %s AND distinct_id = ANY(%s)",
         [project_id, list(distinct_ids)],
@@ -85,22 +83,16 @@ def person_resolve(
     people = {row[0] for row in cursor.fetchall()}
     if person_id is not None:
         people.add(person_id)
-    if len(people) > 1:
-        raise SeveralPeople(
-            f"the distinct_ids given belong to {len(people)} different people; erase one person at a time"
-        )
-    person = next(iter(people), None)
-    ids = set(distinct_ids)
-    if person is not None:
-        cursor.execute(
-            f"SELECT distinct_id FROM {schema.PERSON_DISTINCT_IDS} WHERE project_id = %s AND person_id = %s",
-            [project_id, person],
-        )
-        known = {row[0] for row in cursor.fetchall()}
-        if person_id is not None and not known and not distinct_ids:
-            raise PersonNotFound(f"no person {person_id} in project {project_id}")
-        ids |= known
-    return person, tuple(sorted(ids))
+    cursor.execute(
+        f"""SELECT person_id, distinct_id FROM {schema.PERSON_DISTINCT_IDS}
+            WHERE project_id = %s AND person_id = ANY(%s)""",
+        [project_id, list(people)],
+    )
+    found = cursor.fetchall()
+    if person_id is not None and not distinct_ids and not found:
+        raise PersonNotFound(f"no person {person_id} in project {project_id}")
+    ids = set(distinct_ids) | {distinct_id for _, distinct_id in found}
+    return tuple(sorted({person for person, _ in found})), tuple(sorted(ids))
 
 
 def _personal_tables() -> list[schema.Table]:
@@ -115,7 +107,7 @@ def _personal_tables() -> list[schema.Table]:
 def erasure_preview(*, project_id: int, person_id: uuid.UUID | None, distinct_ids: Sequence[str]) -> ErasurePreview:
     """What `erase_person` would remove now (reads only; the counts may move before it runs)."""
     with transaction.atomic(), raw_cursor() as cursor:
-        person, ids = person_resolve(cursor, project_id=project_id, person_id=person_id, distinct_ids=distinct_ids)
+        people, ids = person_resolve(cursor, project_id=project_id, person_id=person_id, distinct_ids=distinct_ids)
         cursor.execute(
             f"SELECT count(*) FROM {schema.EVENTS} WHERE project_id = %s AND distinct_id = ANY(%s)",
             [project_id, list(ids)],
@@ -128,7 +120,7 @@ def erasure_preview(*, project_id: int, person_id: uuid.UUID | None, distinct_id
                 f"SELECT count(*) FROM {table} WHERE project_id = %s AND distinct_id = ANY(%s)", [project_id, list(ids)]
             )
             (rows[table.name],) = cursor.fetchone() or (0,)
-    return ErasurePreview(project_id, person, ids, events, bad_events, rows)
+    return ErasurePreview(project_id, people, ids, events, bad_events, rows)
 
 
 def erase_person(
@@ -139,9 +131,10 @@ def erase_person(
     progress: Progress = _ignore,
 ) -> Erasure:
     """Erase a person of `project_id`, named by `person_id` or by some of their distinct_ids,
-    or both: their events, their bad events (best effort: a payload holding one of the ids as
-    a JSON string) and their share of every read model, as if their events had never been
-    stored. The dedup ledger (uuids only) is kept. Refuses while any projection is replaying.
+    or both (with every distinct_id the people read model gives each of them): their events,
+    their bad events (best effort: a payload holding one of the ids as a JSON string) and their
+    share of every read model, as if their events had never been stored. The dedup ledger
+    (uuids only) is kept. Refuses while any projection is replaying.
 
     Inside a caller's transaction (to commit a log row with it), the locks are held until that
     transaction ends. Events appended after its delete statement began are not erased."""
@@ -162,8 +155,8 @@ def erase_person(
         for name in names:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_key(name))
         progress(f"holding the locks of {len(names)} projections")
-        person, ids = person_resolve(cursor, project_id=project_id, person_id=person_id, distinct_ids=distinct_ids)
-        progress(f"{len(ids)} distinct_ids to erase")
+        people, ids = person_resolve(cursor, project_id=project_id, person_id=person_id, distinct_ids=distinct_ids)
+        progress(f"{len(ids)} distinct_ids of {len(people)} person(s) in the people read model to erase")
         _drop_abandoned_shadows(cursor, names, progress)
         rows_by_projection: dict[str, int] = {}
         for name in names:
@@ -188,7 +181,7 @@ def erase_person(
         if bad:
             cursor.execute(f"DELETE FROM {schema.BAD_EVENTS} WHERE id = ANY(%s)", [bad])
         progress(f"{len(bad)} bad events deleted")
-    return Erasure(project_id, person, ids, events, len(bad), sum(rows_by_projection.values()), rows_by_projection)
+    return Erasure(project_id, people, ids, events, len(bad), sum(rows_by_projection.values()), rows_by_projection)
 
 
 def _drop_abandoned_shadows(cursor: Any, names: Sequence[str], progress: Progress) -> None:

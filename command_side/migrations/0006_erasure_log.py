@@ -20,6 +20,7 @@ class Migration(migrations.Migration):
                 ('erased_by', models.TextField()),
                 ('via', models.TextField()),
                 ('person_id', models.UUIDField(blank=True, null=True)),
+                ('person_count', models.IntegerField(default=0)),
                 ('distinct_id_count', models.IntegerField()),
                 ('event_count', models.BigIntegerField()),
                 ('bad_event_count', models.BigIntegerField()),

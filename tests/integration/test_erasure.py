@@ -21,7 +21,6 @@ from projections.erasure import (
     PersonNotFound,
     ReadModelDrift,
     ReplayInProgress,
-    SeveralPeople,
     erase_person,
     erasure_preview,
 )
@@ -29,6 +28,7 @@ from projections.registry import PROJECTIONS, projection_get
 from projections.replay import replay_lock_key, shadow_checkpoint, shadow_tables
 from projections.runner import checkpoint_ensure, checkpoint_get, run_batch, run_forever
 from projections.verify import verify
+from tests.erasure_helpers import person_of, same_person
 from tests.projection_helpers import conninfo, event_counts, has_passed, insert_events, last_written
 from tests.projection_helpers import project as run_projections
 
@@ -123,10 +123,12 @@ def test_erasure_removes_events_and_read_model_rows_and_leaves_the_others_exact(
     bob_counts = event_counts(p)
     assert rows_of("alice", p)[schema.FLAG_EXPOSURES.name] == 1
     hers_elsewhere = rows_of("alice", q)
+    person_of_alice = person_of(p, "alice")  # None without a people projection
 
     erased = erase_person(project_id=p, distinct_ids=["alice"])
 
-    assert (erased.events, erased.bad_events, erased.distinct_ids, erased.person_id) == (61, 0, ("alice",), None)
+    assert (erased.events, erased.bad_events, erased.distinct_ids) == (61, 0, ("alice",))
+    assert erased.person_ids == tuple(filter(None, [person_of_alice]))
     assert stored("alice", p) == 0 and stored("bob", p) == 45 and stored("alice", q) == 30
     assert rows_of("alice", p) == dict.fromkeys(PERSONAL_TABLES, 0)
     assert rows_of("alice", q) == hers_elsewhere and hers_elsewhere[schema.USER_DAYS.name] > 0
@@ -291,36 +293,42 @@ def test_bad_events_holding_an_id_as_a_json_string_go_best_effort(project, other
     assert not theirs & kept
 
 
-def link(project_id: int, person: uuid.UUID, *distinct_ids: str) -> None:
-    with connection.cursor() as cursor:
-        for distinct_id in distinct_ids:
-            cursor.execute(
-                "INSERT INTO rm_person_distinct_ids (project_id, distinct_id, person_id, first_seen, last_seen,"
-                " event_count) VALUES (%s, %s, %s, %s, %s, 1)",
-                [project_id, distinct_id, person, T0, T0],
-            )
-
-
 def test_a_persons_other_distinct_ids_are_found_in_the_people_read_model(project):
     p = project.project_id
-    person, stranger = uuid.uuid4(), uuid.uuid4()
-    link(p, person, "device-anon", "alice@login")
-    link(p, stranger, "carol")
+    insert_events(
+        [{"project_id": p, "distinct_id": d, "timestamp": T0} for d in ("device-anon", "alice@login", "carol", "dave")]
+    )
+    person = same_person(p, "alice@login", "device-anon", at=T0)
+    theirs = stored("alice@login", p) + stored("device-anon", p)
+    erased = erase_person(project_id=p, distinct_ids=["alice@login"])
+    assert (erased.person_ids, erased.distinct_ids, erased.events) == (
+        (person,),
+        ("alice@login", "device-anon"),
+        theirs,
+    )
+    assert stored("carol", p) == 1 and stored("dave", p) == 1
+    assert_verify_clean()
+
+    with pytest.raises(PersonNotFound):
+        erase_person(project_id=p, person_id=uuid.uuid4())
+    # Ids the people read model never merged are several persons (or none): all of them go.
+    several = erase_person(project_id=p, distinct_ids=["carol", "dave"])
+    assert several.events == 2 and len(several.person_ids) == len(
+        {person_of(p, "carol"), person_of(p, "dave")} - {None}
+    )
+    assert_verify_clean()
+
+
+def test_a_person_is_erased_by_person_id(project):
+    p = project.project_id
     insert_events(
         [{"project_id": p, "distinct_id": d, "timestamp": T0} for d in ("device-anon", "alice@login", "carol")]
     )
-    erased = erase_person(project_id=p, distinct_ids=["alice@login"])
-    assert (erased.person_id, erased.distinct_ids, erased.events) == (person, ("alice@login", "device-anon"), 2)
-    assert stored("carol", p) == 1
-
-    link(p, person, "alice-again")
-    by_person = erase_person(project_id=p, person_id=person)
-    assert by_person.distinct_ids[0] == "alice-again"
-    with pytest.raises(PersonNotFound):
-        erase_person(project_id=p, person_id=uuid.uuid4())
-    with pytest.raises(SeveralPeople):
-        erase_person(project_id=p, distinct_ids=["alice-again", "carol"])
-    assert stored("carol", p) == 1
+    person = same_person(p, "alice@login", "device-anon", at=T0)
+    erased = erase_person(project_id=p, person_id=person)
+    assert (erased.person_ids, erased.distinct_ids) == ((person,), ("alice@login", "device-anon"))
+    assert stored("alice@login", p) == stored("device-anon", p) == 0 and stored("carol", p) == 1
+    assert_verify_clean()
 
 
 def test_erasure_is_refused_while_a_replay_runs_and_erases_nothing(project):

@@ -19,6 +19,7 @@ from projections.registry import PROJECTIONS, projection_get
 from projections.replay import replay_lock_key
 from projections.verify import verify
 from tests.command_helpers import drain_all, make_event, post
+from tests.erasure_helpers import person_of, same_person
 from tests.projection_helpers import conninfo, insert_events
 from tests.projection_helpers import project as run_projections
 
@@ -61,13 +62,15 @@ def people(project, other_project):
 
 
 def test_a_staff_user_erases_a_distinct_id_and_gets_the_log_entry(staff, project, other_project, people, caplog):
+    person = person_of(project.project_id, "alice")  # None without a people projection
     with caplog.at_level(logging.INFO, logger="tidelog.erasure"):
         response = erase(staff, project.project_id, {"distinct_id": "alice"})
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["project_id"] == project.project_id and body["erased_by"] == "user:grace" and body["via"] == "api"
     assert (body["distinct_id_count"], body["event_count"], body["bad_event_count"]) == (1, 5, 0)
-    assert body["read_model_row_count"] > 0 and body["person_id"] is None
+    assert body["read_model_row_count"] > 0
+    assert (body["person_id"], body["person_count"]) == ((str(person), 1) if person else (None, 0))
     assert "alice" not in json.dumps(body)
     assert stored(project.project_id, "alice") == 0
     assert stored(project.project_id, "bob") == 1 and stored(other_project.project_id, "alice") == 5
@@ -81,21 +84,16 @@ def test_a_staff_user_erases_a_distinct_id_and_gets_the_log_entry(staff, project
 
 
 def test_a_person_is_erased_by_person_id_with_all_their_distinct_ids(staff, project):
-    person = uuid.uuid4()
-    with connection.cursor() as cursor:
-        for distinct_id in ("anon-device", "alice"):
-            cursor.execute(
-                "INSERT INTO rm_person_distinct_ids VALUES (%s, %s, %s, %s, %s, 1)",
-                [project.project_id, distinct_id, person, T0, T0],
-            )
-    insert_events(
-        [{"project_id": project.project_id, "distinct_id": d, "timestamp": T0} for d in ("anon-device", "alice")]
-    )
-    response = erase(staff, project.project_id, {"person_id": str(person)})
+    p = project.project_id
+    insert_events([{"project_id": p, "distinct_id": d, "timestamp": T0} for d in ("anon-device", "alice")])
+    person = same_person(p, "alice", "anon-device", at=T0)
+    theirs = stored(p, "alice") + stored(p, "anon-device")
+    response = erase(staff, p, {"person_id": str(person)})
     assert response.status_code == 200, response.json()
-    assert (response.json()["person_id"], response.json()["distinct_id_count"]) == (str(person), 2)
-    assert response.json()["event_count"] == 2
-    unknown = erase(staff, project.project_id, {"person_id": str(uuid.uuid4())})
+    body = response.json()
+    assert (body["person_id"], body["person_count"], body["distinct_id_count"]) == (str(person), 1, 2)
+    assert body["event_count"] == theirs and stored(p, "alice") == 0
+    unknown = erase(staff, p, {"person_id": str(uuid.uuid4())})
     assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
 
 

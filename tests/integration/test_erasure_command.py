@@ -14,6 +14,7 @@ from django.db import connection
 from command_side.models import ErasureLog
 from projections.registry import PROJECTIONS, projection_get
 from projections.verify import verify
+from tests.erasure_helpers import same_person
 from tests.projection_helpers import insert_events
 from tests.projection_helpers import project as run_projections
 
@@ -85,17 +86,12 @@ def test_at_a_terminal_it_shows_the_ids_and_erases_only_when_confirmed(alice, mo
 
 
 def test_a_person_is_named_by_uuid_and_their_ids_come_from_the_people_read_model(alice):
-    person = uuid.uuid4()
-    with connection.cursor() as cursor:
-        for distinct_id in ("alice", "alice-phone"):
-            cursor.execute(
-                "INSERT INTO rm_person_distinct_ids VALUES (%s, %s, %s, %s, %s, 4)",
-                [alice.project_id, distinct_id, person, T0, T0],
-            )
+    person = same_person(alice.project_id, "alice", "alice-phone", at=T0)
     call_command("erase_person", "--project", str(alice.project_id), "--person", str(person), "--yes",
                  stdout=io.StringIO())  # fmt: skip
     assert stored("alice") == stored("alice-phone") == 0 and stored("bob") == 4
-    assert ErasureLog.objects.get().person_id == person
+    entry = ErasureLog.objects.get()
+    assert (entry.person_id, entry.person_count, entry.distinct_id_count) == (person, 1, 2)
 
 
 @pytest.mark.parametrize(

@@ -41,10 +41,8 @@ class Command(BaseCommand):
             preview = erasure_preview(project_id=project_id, person_id=person_id, distinct_ids=distinct_ids)
         except ErasureRefused as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(
-            f"Project {project_id}, person {preview.person_id or '(not in the people read model)'}:"
-            f" {len(preview.distinct_ids)} distinct_id(s)"
-        )
+        people = ", ".join(str(person) for person in preview.person_ids) or "(none in the people read model)"
+        self.stdout.write(f"Project {project_id}, person(s) {people}: {len(preview.distinct_ids)} distinct_id(s)")
         is_asking = not options["yes"] and sys.stdin.isatty()
         if is_asking:
             # Only to the person at the terminal who confirms: a script's or a job's output may
