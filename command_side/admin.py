@@ -3,7 +3,8 @@
 Flags are shown from their rows and edited through the same service as the API
 (command_side/flags/service.py): a change becomes the aggregate's events, recorded as
 `user:<username>`, and a stale form (someone saved since it was opened) is refused with the
-current version. "History" lists the aggregate's events: who, what, when.
+current version. "History" lists the aggregate's events: who, what, when. The erasure log is
+read-only: erasures are made by `manage.py erase_person` or the API, and their log never edited.
 """
 
 import json
@@ -19,7 +20,7 @@ from django.template.response import TemplateResponse
 from command_side.experiments_api import experiment_check
 from command_side.flags import service
 from command_side.flags.api import BodyError
-from command_side.models import Experiment, FlagRow
+from command_side.models import ErasureLog, Experiment, FlagRow
 from flags.definition import DefinitionError
 
 
@@ -181,3 +182,19 @@ class ExperimentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["archived"]
     search_fields = ["key", "flag_key"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
+
+
+@admin.register(ErasureLog)
+class ErasureLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("id", "project_id", "erased_at", "erased_by", "via", "person_id", "event_count")
+    list_filter = ("via",)
+    search_fields = ("=person_id", "erased_by")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # an erasure is made by erase_person or the API, which erase and log at once
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the record that a person was erased outlives them

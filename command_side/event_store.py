@@ -1,7 +1,8 @@
 """Appends captured events to the event store: binary COPY into a staging table, then one
 INSERT that keeps only (project, uuid) pairs never seen before. One transaction per call.
 
-Knows the events table and nothing of Redis. Never updates or deletes an event row.
+Knows the events table and nothing of Redis. Never updates or deletes an event row (a person's
+erasure, projections/erasure.py, is the one code that deletes them).
 """
 
 import logging
@@ -33,9 +34,10 @@ _STAGING_TYPES = ["int4", *(column.type for column in APPENDED)]
 _COLUMNS = ", ".join(column.sql for column in APPENDED)
 
 # TRICKY: the ledger insert and the events insert are one statement, so a (project, uuid) is in
-# the ledger if and only if its event is stored. Two drainers storing the same uuid at once:
-# the second's ON CONFLICT waits for the first to commit, then skips; if the first rolls back,
-# the second inserts. DISTINCT ON drops duplicates inside one batch; the first arrival wins.
+# the ledger if and only if its event was stored (an erasure deletes the event, keeps the uuid).
+# Two drainers storing the same uuid at once: the second's ON CONFLICT waits for the first to
+# commit, then skips; if the first rolls back, the second inserts. DISTINCT ON drops duplicates
+# inside one batch; the first arrival wins.
 # ORDER BY: every drainer takes the ledger's keys in one order. Two drainers with overlapping
 # uuids in different orders each wait on a key the other inserted first: a deadlock, which
 # PostgreSQL breaks after a second by rolling one back (its entries then wait for reclaim).

@@ -64,3 +64,33 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ErasureLog(models.Model):
+    """One person's erasure (projections/erasure.py): who, when, which project and person, and
+    how much went. Never a distinct_id nor anything of the events: this row outlives them."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    erased_at = models.DateTimeField()
+    erased_by = models.TextField()
+    """`user:<username>` (the API) or `cli:<OS user>` (manage.py erase_person)."""
+    via = models.TextField()
+    """'api' or 'command'."""
+    person_id = models.UUIDField(null=True, blank=True)
+    """The people read model's person when the ids were exactly one person's; else null."""
+    person_count = models.IntegerField(default=0)
+    """How many persons of the people read model the ids belonged to (0: ids it never saw)."""
+    distinct_id_count = models.IntegerField()
+    event_count = models.BigIntegerField()
+    bad_event_count = models.BigIntegerField()
+    read_model_row_count = models.BigIntegerField()
+    """Read-model rows deleted or changed (a counter lowered), over every projection."""
+
+    class Meta:
+        db_table = "tidelog_erasures"
+        verbose_name = "erasure"
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["project", "-id"], name="tidelog_erasures_project")]
+
+    def __str__(self) -> str:
+        return f"erasure {self.pk} in project {self.project_id}"

@@ -1,11 +1,11 @@
 """Routes of the command API under /api/v1/analytics/. The ingestion and public flag routes are
 served by the fast path (fast_path.py) in production; these Django views serve them in tests
-and behind any plain Django server. The flag and experiment administration is DRF.
+and behind any plain Django server. The flag and experiment administration and the erasures are DRF.
 """
 
 from django.urls import path
 
-from command_side import experiments_api, views
+from command_side import erasures_api, experiments_api, views
 from command_side.flags import api, public
 
 urlpatterns = [
@@ -20,4 +20,5 @@ urlpatterns = [
     path("admin/feature-flags/<str:key>/history/", api.FlagHistoryView.as_view(), name="flag-history"),
     path("admin/experiments/", experiments_api.ExperimentListView.as_view(), name="experiment-list"),
     path("admin/experiments/<str:key>/", experiments_api.ExperimentDetailView.as_view(), name="experiment-detail"),
+    path("admin/erasures/", erasures_api.ErasureListView.as_view(), name="erasure-list"),
 ]

@@ -45,6 +45,8 @@ class ErrorCode(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     DUPLICATE_KEY = "duplicate_key"
     ARCHIVED = "archived"
+    # erasure: a projection is replaying, retry when it has swapped in (409)
+    REPLAY_RUNNING = "replay_running"
     # both APIs, whatever the route
     BAD_REQUEST = "bad_request"
     NOT_FOUND = "not_found"

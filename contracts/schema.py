@@ -66,7 +66,8 @@ APPENDED: Final = tuple(column for column in EVENTS.columns if column.name not i
 EVENT_IDS: Final = Table(
     "tidelog_event_ids", _columns("project_id int8, uuid uuid, first_seen_at timestamptz"), key=("project_id", "uuid")
 )
-"""The dedup ledger: a (project, uuid) is here if and only if its event is stored."""
+"""The dedup ledger: a (project, uuid) is here if and only if its event was stored (pruned after
+TIDELOG_DEDUP_WINDOW_DAYS). A person's erasure deletes the event and keeps its uuid here."""
 
 BAD_EVENTS: Final = Table(
     "tidelog_bad_events",

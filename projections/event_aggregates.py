@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import schema
-from projections.projection import EventsOnly, StoredEvent, VerifyQuery
+from projections.projection import EventsOnly, ReadModelDrift, StoredEvent, VerifyQuery
 from projections.upsert import upsert
 
 CountKey = tuple[int, str, datetime, str, str]
@@ -64,6 +64,50 @@ class EventAggregates(EventsOnly):
                 update="event_count = t.event_count + EXCLUDED.event_count",
                 rows=((*key, n) for key, n in changes.users.items()),
             )
+
+    def erase(
+        self,
+        cursor: Any,
+        tables: Mapping[str, str],
+        project_id: int,
+        distinct_ids: Sequence[str],
+        upto: tuple[str, int],
+    ) -> int:
+        """Delete the ids' per-user rows and subtract their sums from the counts. The per-user
+        rows hold exactly what these ids' events at or before the checkpoint added to each
+        count (write() adds the same per-user sums to both tables), so `upto` is not needed."""
+        users, counts = tables[schema.EVENT_USERS.name], tables[schema.EVENT_COUNTS.name]
+        same_key = (
+            "(c.event_type, c.bucket, c.app_version, c.os_name) = (s.event_type, s.bucket, s.app_version, s.os_name)"
+        )
+        # TRICKY: one statement, so every part sees the same snapshot; a count row is either
+        # deleted (its whole count was these ids') or lowered, never both.
+        cursor.execute(
+            f"""WITH gone AS (
+                    DELETE FROM {users} WHERE project_id = %(project_id)s AND distinct_id = ANY(%(distinct_ids)s)
+                    RETURNING event_type, bucket, app_version, os_name, event_count),
+                share AS (
+                    SELECT event_type, bucket, app_version, os_name, sum(event_count)::int8 AS n
+                    FROM gone GROUP BY 1, 2, 3, 4),
+                emptied AS (
+                    DELETE FROM {counts} c USING share s
+                    WHERE c.project_id = %(project_id)s AND {same_key} AND c.event_count = s.n
+                    RETURNING 1),
+                lowered AS (
+                    UPDATE {counts} c SET event_count = c.event_count - s.n FROM share s
+                    WHERE c.project_id = %(project_id)s AND {same_key} AND c.event_count <> s.n
+                    RETURNING c.event_count)
+                SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM share), (SELECT count(*) FROM emptied),
+                       (SELECT count(*) FROM lowered), (SELECT count(*) FROM lowered WHERE event_count < 0)""",
+            {"project_id": project_id, "distinct_ids": list(distinct_ids)},
+        )
+        gone, shares, emptied, lowered, negative = cursor.fetchone()
+        if emptied + lowered != shares or negative:
+            raise ReadModelDrift(
+                f"{counts}: {shares - emptied - lowered} counts missing and {negative} smaller than the per-user"
+                f" rows of {users} that make them up; verify and replay {self.name}"
+            )
+        return int(gone + emptied + lowered)
 
     def verify_queries(self) -> list[VerifyQuery]:
         hour = "date_trunc('hour', e.\"timestamp\", 'UTC')"

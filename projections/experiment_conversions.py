@@ -253,6 +253,22 @@ class ExperimentConversions:
                 rows=changes,
             )
 
+    def erase(
+        self,
+        cursor: Any,
+        tables: Mapping[str, str],
+        project_id: int,
+        distinct_ids: Sequence[str],
+        upto: tuple[str, int],
+    ) -> int:
+        """Every conversion is one user's: delete the ids' rows. The backfill fingerprints stay:
+        a later backfill reads the events, where the ids are gone too."""
+        cursor.execute(
+            f"DELETE FROM {tables[schema.EXPERIMENT_CONVERSIONS.name]} WHERE project_id = %s AND distinct_id = ANY(%s)",
+            [project_id, list(distinct_ids)],
+        )
+        return int(cursor.rowcount)
+
     def verify_queries(self) -> list[VerifyQuery]:
         return [
             VerifyQuery(

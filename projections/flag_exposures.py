@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from contracts import schema
-from projections.projection import StoredEvent, VerifyQuery
+from projections.projection import ReadModelDrift, StoredEvent, VerifyQuery
 from projections.upsert import upsert
 
 EXPOSURE_EVENT: Final = "$feature_flag_called"
@@ -155,6 +155,52 @@ class FlagExposures:
                 update="exposure_count = t.exposure_count + EXCLUDED.exposure_count",
                 rows=((*key, n) for key, n in changes.days.items()),
             )
+
+    def erase(
+        self,
+        cursor: Any,
+        tables: Mapping[str, str],
+        project_id: int,
+        distinct_ids: Sequence[str],
+        upto: tuple[str, int],
+    ) -> int:
+        """Delete the ids' exposure rows; subtract their exposures at or before `upto`, recomputed
+        from their raw events (still there), from the day counts, deleting those that reach zero."""
+        exposures, days = tables[schema.FLAG_EXPOSURES.name], tables[schema.FLAG_EXPOSURE_DAYS.name]
+        theirs = EXPOSURES_SQL.replace(
+            "{upto}",
+            "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"
+            " AND e.project_id = %(project_id)s AND e.distinct_id = ANY(%(distinct_ids)s)",
+        )
+        same_key = "(d.flag_key, d.day, d.variant) = (s.flag_key, s.day, s.variant)"
+        # TRICKY: one statement, so every part sees the same snapshot; a day row is either
+        # deleted (all its exposures were these ids') or lowered, never both.
+        cursor.execute(
+            f"""WITH share AS (
+                    SELECT flag_key, ("timestamp" AT TIME ZONE 'UTC')::date AS day, variant, count(*) AS n
+                    FROM ({theirs}) x GROUP BY 1, 2, 3),
+                emptied AS (
+                    DELETE FROM {days} d USING share s
+                    WHERE d.project_id = %(project_id)s AND {same_key} AND d.exposure_count = s.n
+                    RETURNING 1),
+                lowered AS (
+                    UPDATE {days} d SET exposure_count = d.exposure_count - s.n FROM share s
+                    WHERE d.project_id = %(project_id)s AND {same_key} AND d.exposure_count <> s.n
+                    RETURNING d.exposure_count),
+                gone AS (
+                    DELETE FROM {exposures} WHERE project_id = %(project_id)s AND distinct_id = ANY(%(distinct_ids)s)
+                    RETURNING 1)
+                SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM share), (SELECT count(*) FROM emptied),
+                       (SELECT count(*) FROM lowered), (SELECT count(*) FROM lowered WHERE exposure_count < 0)""",
+            {"project_id": project_id, "distinct_ids": list(distinct_ids), "xact_id": upto[0], "position": upto[1]},
+        )
+        gone, shares, emptied, lowered, negative = cursor.fetchone()
+        if emptied + lowered != shares or negative:
+            raise ReadModelDrift(
+                f"{days}: {shares - emptied - lowered} day counts missing and {negative} smaller than the"
+                f" exposures of the erased ids; verify and replay {self.name}"
+            )
+        return int(gone + emptied + lowered)
 
     def verify_queries(self) -> list[VerifyQuery]:
         return [

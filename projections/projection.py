@@ -63,6 +63,11 @@ class VerifyQuery:
     returns more named parameters for `expected`."""
 
 
+class ReadModelDrift(Exception):
+    """A read model does not hold what its events gave it (an erasure found a counter smaller
+    than the share it must subtract): refuse and roll back; `verify` names it, `replay` heals it."""
+
+
 class Projection(Protocol):
     name: str
     tables: Sequence[str]
@@ -87,6 +92,36 @@ class Projection(Protocol):
         ...
 
     def verify_queries(self) -> Sequence[VerifyQuery]: ...
+
+    # Optional (see Erasable): `erase`, the removal of some distinct_ids' contribution.
+
+
+class Erasable(Projection, Protocol):
+    """A projection that can forget people (GDPR erasure, projections/erasure.py). Every
+    projection whose tables hold anything derived from a distinct_id's events implements it;
+    a test checks that every registered one does."""
+
+    def erase(
+        self,
+        cursor: Any,
+        tables: Mapping[str, str],
+        project_id: int,
+        distinct_ids: Sequence[str],
+        upto: tuple[str, int],
+    ) -> int | None:
+        """Remove from `tables` (the live tables) everything the events of `distinct_ids` in
+        `project_id` at or before `upto` (the checkpoint, (xact_id text, position)) contributed,
+        so that the read model is exactly what it would be had those events never been stored.
+        Rows keyed by a distinct_id are deleted; counters summed over users are decremented by
+        exactly those events' share (computed in SQL, from the raw events or the per-user
+        rows), and a counter row that reaches zero is deleted (as a projection never writes a
+        zero row, `verify` stays clean). Return how many rows were deleted or changed (None: not counted).
+
+        Called through `cursor` in the erasure's one transaction, under the runner's lock of
+        this projection and every other, BEFORE the events are deleted (they are still readable),
+        and never while a replay of any projection runs. Events after `upto` are deleted
+        unapplied: nothing of them is in the tables. Never commits."""
+        ...
 
 
 class EventsOnly:

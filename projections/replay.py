@@ -21,7 +21,7 @@ SHADOW = "__shadow"
 
 
 class ReplayRunning(Exception):
-    """Another replay of this projection is under way."""
+    """Another replay of this projection is under way (or an erasure, for its few seconds)."""
 
 
 def shadow_checkpoint(projection: Projection) -> str:
@@ -30,6 +30,12 @@ def shadow_checkpoint(projection: Projection) -> str:
 
 def shadow_tables(projection: Projection) -> dict[str, str]:
     return {table: f"{table}{SHADOW}" for table in projection.tables}
+
+
+def replay_lock_key(name: str) -> tuple[int, str]:
+    """Arguments for `pg_(try_)advisory_(xact_)lock(%s, hashtext(%s))`: held by a replay of the
+    projection `name` for its whole length (an erasure holds it too, to keep replays out)."""
+    return LOCK_NAMESPACE, f"replay:{name}"
 
 
 def replay(projection: Projection, *, progress: Callable[[int], None] | None = None) -> int:
@@ -73,11 +79,14 @@ def replay(projection: Projection, *, progress: Callable[[int], None] | None = N
 def _replay_lock(projection: Projection) -> Iterator[None]:
     # A session-level advisory lock: held across the replay's many transactions, released if
     # the process dies. Two replays of one projection would drop each other's shadow tables.
-    key: list[int | str] = [LOCK_NAMESPACE, f"replay:{projection.name}"]
+    key = replay_lock_key(projection.name)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key)
         if not cursor.fetchone()[0]:
-            raise ReplayRunning(f"a replay of {projection.name!r} is already running")
+            raise ReplayRunning(
+                f"a replay of {projection.name!r} is already running, or a person's erasure holds it off"
+                " for a moment (projections/erasure.py): retry"
+            )
     try:
         yield
     finally:

@@ -45,6 +45,21 @@ class UserActivity(EventsOnly):
             rows=((*key, *seen) for key, seen in changes.items()),
         )
 
+    def erase(
+        self,
+        cursor: Any,
+        tables: Mapping[str, str],
+        project_id: int,
+        distinct_ids: Sequence[str],
+        upto: tuple[str, int],
+    ) -> int:
+        """Every row is one user's: delete the ids' rows."""
+        cursor.execute(
+            f"DELETE FROM {tables[schema.USER_DAYS.name]} WHERE project_id = %s AND distinct_id = ANY(%s)",
+            [project_id, list(distinct_ids)],
+        )
+        return int(cursor.rowcount)
+
     def verify_queries(self) -> list[VerifyQuery]:
         return [
             VerifyQuery(

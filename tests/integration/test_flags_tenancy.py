@@ -1,7 +1,7 @@
 """Tenant isolation of every flag and experiment route of the command host, generated from its
 URL configuration (a route added later is in these tests without anyone listing it): another
-project's personal key never reads, changes or archives this project's flags and experiments,
-and a public key never administers."""
+project's personal key never reads, changes or archives this project's flags and experiments
+(nor erases: that is for staff users only), and a public key never administers."""
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -68,7 +68,9 @@ def test_another_projects_key_never_touches_this_projects_objects(client, owned,
         path, {"version": 1, "name": "stolen"} if method == "patch" else None, content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {other_project.personal_api_key}",
     )  # fmt: skip
-    if path.endswith(("feature-flags/", "experiments/")):  # a list: the other project's own only
+    if "/erasures/" in path:  # staff only: no personal key of any project
+        assert response.status_code in (403, 405), response.json()
+    elif path.endswith(("feature-flags/", "experiments/")):  # a list: the other project's own only
         if method == "get":
             keys = [item["key"] for item in response.json()["results"]]
             assert "shared-key" not in keys
