@@ -49,7 +49,7 @@ class _Open:
 
     @classmethod
     def opened_by(cls, event: Event) -> "_Open":
-        return cls(event, (event.timestamp, event.event_type), 1, event.event_type in SCREEN_TYPES)
+        return cls(event, (event.timestamp, event.event_type), 1, 1 if event.event_type in SCREEN_TYPES else 0)
 
     @classmethod
     def resumed(cls, session: Session) -> "_Open":

@@ -102,6 +102,8 @@ def test_the_session_keeps_its_first_events_attributes_and_first_and_last_types(
     [session] = walk([ev(5, "b", "2.0"), ev(0, "$screen", "1.0"), ev(9, "screen_view"), ev(9, "z")])
     assert (session.first_event, session.last_event, session.app_version) == ("$screen", "z", "1.0")
     assert (session.event_count, session.screen_count) == (4, 2)
+    # Integers, not booleans: they are written to int8 columns.
+    assert {type(s.screen_count) for s in walk([ev(0, "e"), ev(90, "$screen")])} == {int}
     assert session.session_id == inferred_session_id(1, "u", "d", T0)
     assert session.session_id.startswith("inferred-") and len(session.session_id) == len("inferred-") + 32
 
