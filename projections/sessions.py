@@ -202,7 +202,9 @@ class Sessions(EventsOnly):
                     steps.append((key, step))
             if plans:
                 events = _rewalk_events(cursor, plans, changes.upto)
-                steps.extend((key, rewalk(key, plan, events.get(key, ()), gap=gap, cap=cap)) for key, plan in plans.items())
+                steps.extend(
+                    (key, rewalk(key, plan, events.get(key, ()), gap=gap, cap=cap)) for key, plan in plans.items()
+                )
             for (project_id, _, _), step in steps:
                 rows.extend(step.upserts)
                 deletes.extend((project_id, session_id) for session_id in step.deletes)
@@ -232,7 +234,8 @@ class Sessions(EventsOnly):
             "position": upto[1],
         }  # fmt: skip
         cursor.execute(
-            f"DELETE FROM {into} WHERE project_id = %(project_id)s AND inferred AND distinct_id = ANY(%(erased)s::text[])",
+            f"""DELETE FROM {into}
+                WHERE project_id = %(project_id)s AND inferred AND distinct_id = ANY(%(erased)s::text[])""",
             params,
         )
         upto_sql = "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"

@@ -114,7 +114,9 @@ def near_since(first_new: datetime, gap: timedelta) -> datetime:
     return first_new - gap
 
 
-def advance(key: Key, near: Sequence[Session], new: Sequence[Event], *, gap: timedelta, cap: timedelta) -> Step | Rewalk:
+def advance(
+    key: Key, near: Sequence[Session], new: Sequence[Event], *, gap: timedelta, cap: timedelta
+) -> Step | Rewalk:
     """One batch's new events of `key` (sorted) against `near`: the key's existing sessions with
     end_at >= near_since(new[0].timestamp), sorted by start_at.
 

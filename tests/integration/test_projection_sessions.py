@@ -4,6 +4,7 @@ batch boundaries; erasure leaves sessions verify agrees with."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from django.db import connection, transaction
@@ -51,20 +52,27 @@ def mixed_workload() -> list[list[EventCaptured]]:
     offline queue flushed hours late and a late event bridging two sessions."""
     return [
         [
-            captured(0, "$session_start", session_id="s1"), captured(2, "$screen", session_id="s1"),
-            captured(10, "$session_end", session_id="s1"), captured(5, "$session_start", "w", session_id="s2"),
-            captured(0, "e", "v"), captured(10, "$screen", "v"), captured(60, "e", "v"),
+            captured(0, "$session_start", session_id="s1"),
+            captured(2, "$screen", session_id="s1"),
+            captured(10, "$session_end", session_id="s1"),
+            captured(5, "$session_start", "w", session_id="s2"),
+            captured(0, "e", "v"),
+            captured(10, "$screen", "v"),
+            captured(60, "e", "v"),
         ],
         [
-            captured(1, "$session_end", "w", session_id="s2"), captured(10, "$session_end", session_id="s1"),
-            captured(12, "after_end", session_id="s1"), captured(20, "$session_start", "x", session_id="s3"),
+            captured(1, "$session_end", "w", session_id="s2"),
+            captured(10, "$session_end", session_id="s1"),
+            captured(12, "after_end", session_id="s1"),
+            captured(20, "$session_start", "x", session_id="s3"),
             captured(35, "e", "v"),  # bridges 0-10 and 60 into one session
             *[captured(200 + m, "tick", "v", device_id=None) for m in range(0, 26 * 60, 25)],  # capped at 24 h
         ],
         [
             # An offline queue flushed hours late, before and after what came meanwhile.
             *[captured(m, "$screen", "y", app_version="0.9") for m in (30, 35, 90)],
-            captured(-5, "e", "v"), captured(6, "screen_view", session_id="s1"),
+            captured(-5, "e", "v"),
+            captured(6, "screen_view", session_id="s1"),
         ],
     ]
 
@@ -82,7 +90,11 @@ def test_live_sessions_equal_verify_and_a_replay_from_zero(settings):
     live = sessions_rows()
     by_id = {row[1]: row for row in live}
     assert by_id["s1"][10:] == (6, 2, "$session_start", "after_end", "explicit")
-    assert (by_id["s2"][8], by_id["s2"][9], by_id["s2"][14]) == (T0 + timedelta(minutes=1), T0 + timedelta(minutes=5), "explicit")
+    assert (by_id["s2"][8], by_id["s2"][9], by_id["s2"][14]) == (
+        T0 + timedelta(minutes=1),
+        T0 + timedelta(minutes=5),
+        "explicit",
+    )
     assert by_id["s3"][14] == "inactivity"
     inferred = sorted((row[3], row[4], row[8], row[10], row[14]) for row in live if row[2])
     assert inferred[:4] == [
@@ -115,9 +127,7 @@ def test_erasing_a_person_recomputes_the_explicit_sessions_they_shared_and_drops
     checkpoint = checkpoint_get("sessions")
     projection = Sessions()
     with transaction.atomic(), raw_cursor() as cursor:
-        projection.erase(
-            cursor, {t: t for t in projection.tables}, 1, ["u"], (checkpoint.xact_id, checkpoint.position)
-        )
+        projection.erase(cursor, {t: t for t in projection.tables}, 1, ["u"], (checkpoint.xact_id, checkpoint.position))
         cursor.execute("DELETE FROM tidelog_events WHERE project_id = 1 AND distinct_id = 'u'")
     assert verify(projection_get("sessions")).differences == []
     rows = {row[1]: row for row in sessions_rows()}
@@ -155,7 +165,7 @@ def test_the_same_events_in_any_delivery_order_and_duplicated_give_the_same_sess
     deliveries = order + again
     cuts = sorted(data.draw(st.lists(st.integers(1, len(deliveries) - 1), max_size=6)))
     bounds = [0, *cuts, len(deliveries)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in pairwise(bounds):
         if start < end:
             append(deliveries[start:end])
             project(["sessions"])

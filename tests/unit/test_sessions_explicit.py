@@ -3,6 +3,7 @@ any batches merged in any order equal to the fold of all the events."""
 
 from datetime import UTC, datetime, timedelta
 from functools import reduce
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -100,6 +101,6 @@ def test_partial_summaries_merged_in_any_order_equal_the_fold_of_all_events(even
     shuffled = data.draw(st.permutations(events))
     cuts = sorted(data.draw(st.lists(st.integers(1, len(events)), max_size=5)))
     bounds = [0, *cuts, len(events)]
-    batches = [shuffled[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+    batches = [shuffled[a:b] for a, b in pairwise(bounds) if a < b]
     partials = data.draw(st.permutations([fold(batch) for batch in batches]))
     assert reduce(merge_explicit, partials) == fold(events)

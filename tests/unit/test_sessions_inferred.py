@@ -2,6 +2,7 @@
 events, and the incremental step equal to the plain walk whatever the batches and their order."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -191,6 +192,6 @@ def test_the_incremental_step_equals_the_walk_over_all_events_in_any_batches_and
     shuffled = data.draw(st.permutations(events))
     cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), max_size=6)))
     bounds = [0, *cuts, len(events)]
-    batches = [shuffled[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+    batches = [shuffled[a:b] for a, b in pairwise(bounds) if a < b]
     gap, cap = timedelta(minutes=30), timedelta(minutes=data.draw(st.sampled_from([45, 90, 180])))
     assert apply_batches(batches, gap, cap) == reference(events, gap, cap)
