@@ -5,7 +5,8 @@ apply + write per event, through Sessions' own code and a real rm_sessions table
 database (tidelog_bench_sessions, made anew and dropped), for in-order traffic shaped like
 bench_ingest.py's: 5,000 users, 9,000 session ids, 5,000-event batches, each committed as the
 runner does. "python" is this process's CPU time (time.process_time); "wall" includes the
-PostgreSQL server's side of write (COPY and the upsert). Events are handed to apply directly:
+PostgreSQL server's side of write (COPY and the upsert). "baseline" is event_aggregates on
+the same events, for scale. Events are handed to apply directly:
 explicit and in-order inferred batches never read the event store.
 
     .venv/bin/python loadtest/bench_sessions.py [--events 200000]
@@ -17,6 +18,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -45,7 +47,7 @@ def main() -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        for kind in ("explicit", "inferred"):
+        for kind in ("explicit", "inferred", "baseline"):
             run(kind, args.events, args.batch)
     finally:
         from django.db import connection
@@ -60,9 +62,11 @@ def run(kind: str, total: int, batch: int) -> None:
 
     from projections.projection import StoredEvent
     from projections.runner import raw_cursor
+    from projections.event_aggregates import EventAggregates
     from projections.sessions import Sessions
 
-    projection = Sessions()
+    # baseline: event_aggregates, a plain counting projection, on the explicit events.
+    projection: Any = EventAggregates() if kind == "baseline" else Sessions()
     tables = {name: name for name in projection.tables}
     start = datetime.now(UTC) - timedelta(days=1)
     # One event every 2 ms overall: each user's events ~10 s apart, so inferred sessions are
@@ -70,13 +74,13 @@ def run(kind: str, total: int, batch: int) -> None:
     events = [
         StoredEvent(
             "1000", i, 1, EVENT_TYPES[i % 5], f"user-{i % 5000}", start + timedelta(milliseconds=2 * i),
-            f"s-{i % 9000}" if kind == "explicit" else None, "3.4.1", "iOS", f"user-{i % 5000}-device", "18.1",
+            None if kind == "inferred" else f"s-{i % 9000}", "3.4.1", "iOS", f"user-{i % 5000}-device", "18.1",
         )  # fmt: skip
         for i in range(total)
     ]
     apply_cpu = write_cpu = wall = 0.0
     with raw_cursor() as cursor:
-        cursor.execute(f"TRUNCATE {tables['rm_sessions']}")
+        cursor.execute(f"TRUNCATE {', '.join(tables)}")
     for offset in range(0, total, batch):
         chunk = events[offset : offset + batch]
         wall_started = time.perf_counter()
@@ -90,11 +94,11 @@ def run(kind: str, total: int, batch: int) -> None:
         apply_cpu += applied - cpu
         write_cpu += written - applied
     with raw_cursor() as cursor:
-        cursor.execute("SELECT count(*), sum(event_count) FROM rm_sessions")
+        cursor.execute(f"SELECT count(*), sum(event_count) FROM {projection.tables[0]}")
         sessions, counted = cursor.fetchone()
     micro = 1e6 / total
     print(
-        f"{kind:9s} {total} events -> {sessions} sessions ({counted} counted): "
+        f"{kind:9s} {total} events -> {sessions} rows ({counted} counted): "
         f"python {(apply_cpu + write_cpu) * micro:.1f} µs/event (apply {apply_cpu * micro:.1f}, "
         f"write {write_cpu * micro:.1f}); wall {wall * micro:.1f} µs/event, {total / wall:,.0f} events/s"
     )

@@ -66,8 +66,8 @@ _EVENT_FIELDS: Final = """e."timestamp", e.event_type, e.distinct_id, coalesce(e
 # it is a range of the (project_id, distinct_id, device_id, start_at) index.
 _NEAR: Final = """
 SELECT {columns}
-FROM unnest(%(project_ids)s::int8[], %(distinct_ids)s::text[], %(device_ids)s::text[],
-            %(since)s::timestamptz[], %(starts_after)s::timestamptz[])
+FROM unnest(%(project_ids)b::int8[], %(distinct_ids)b::text[], %(device_ids)b::text[],
+            %(since)b::timestamptz[], %(starts_after)b::timestamptz[])
      AS k(project_id, distinct_id, device_id, since, starts_after)
 JOIN {into} s ON s.project_id = k.project_id AND s.distinct_id = k.distinct_id AND s.device_id = k.device_id
              AND s.start_at > k.starts_after AND s.end_at >= k.since AND s.inferred
@@ -79,8 +79,8 @@ JOIN {into} s ON s.project_id = k.project_id AND s.distinct_id = k.distinct_id A
 # batch; anything after belongs to a later batch, which would count it a second time.
 _REWALK_EVENTS: Final = f"""
 SELECT k.n, {_EVENT_FIELDS}
-FROM unnest(%(ns)s::int4[], %(project_ids)s::int8[], %(distinct_ids)s::text[], %(device_ids)s::text[],
-            %(since)s::timestamptz[], %(until)s::timestamptz[])
+FROM unnest(%(ns)b::int4[], %(project_ids)b::int8[], %(distinct_ids)b::text[], %(device_ids)b::text[],
+            %(since)b::timestamptz[], %(until)b::timestamptz[])
      AS k(n, project_id, distinct_id, device_id, since, until)
 JOIN {schema.EVENTS} e ON e.project_id = k.project_id AND e.distinct_id = k.distinct_id
                        AND e."timestamp" >= k.since AND e."timestamp" < coalesce(k.until, 'infinity')
@@ -89,7 +89,7 @@ WHERE coalesce(e.device_id, '') = k.device_id AND {_IS_INFERRED}
 """
 
 _DELETE: Final = """
-DELETE FROM {into} t USING unnest(%(project_ids)s::int8[], %(session_ids)s::text[]) AS d(project_id, session_id)
+DELETE FROM {into} t USING unnest(%(project_ids)b::int8[], %(session_ids)b::text[]) AS d(project_id, session_id)
 WHERE t.project_id = d.project_id AND t.session_id = d.session_id
 """
 

@@ -39,13 +39,17 @@ class Rewalk(NamedTuple):
 class _Open:
     """A session being walked."""
 
-    __slots__ = ("count", "first", "last", "screens")
+    __slots__ = ("count", "first", "last", "screens", "session_id")
 
-    def __init__(self, first: Event, last: tuple[datetime, str], count: int, screens: int) -> None:
+    def __init__(
+        self, first: Event, last: tuple[datetime, str], count: int, screens: int, session_id: str | None = None
+    ) -> None:
         self.first = first
         self.last = last
         self.count = count
         self.screens = screens
+        self.session_id = session_id
+        """Known when resumed: nothing here moves a start's time, so nothing renames it."""
 
     @classmethod
     def opened_by(cls, event: Event) -> "_Open":
@@ -53,7 +57,7 @@ class _Open:
 
     @classmethod
     def resumed(cls, session: Session) -> "_Open":
-        return cls(session.first, session.last, session.event_count, session.screen_count)
+        return cls(session.first, session.last, session.event_count, session.screen_count, session.session_id)
 
     def add(self, event: Event) -> None:
         """Any event inside the session, in any order."""
@@ -68,8 +72,9 @@ class _Open:
     def close(self, key: Key, ended_by: str) -> Session:
         first = self.first
         project_id, distinct_id, device_id = key
+        session_id = self.session_id or inferred_session_id(project_id, distinct_id, device_id, first.timestamp)
         return Session(
-            project_id, inferred_session_id(project_id, distinct_id, device_id, first.timestamp), True, distinct_id,
+            project_id, session_id, True, distinct_id,
             device_id, first.app_version, first.os_name, first.os_version, first.timestamp, self.last[0],
             self.count, self.screens, first.event_type, self.last[1], ended_by,
         )  # fmt: skip
