@@ -321,20 +321,30 @@ def _rewalk_events(
 
 
 def _inferred_expected(cursor: Any, upto: Mapping[str, Any]) -> dict[str, Any]:
-    """verify's inferred sessions: the plain walk over every event up to the checkpoint."""
+    """verify's inferred sessions: the plain walk over every event up to the checkpoint, one
+    (project, distinct_id, device_id) at a time (the rows come sorted by it)."""
     gap, cap = session_limits()
     cursor.execute(
         f"""SELECT e.project_id, {_EVENT_FIELDS} FROM {schema.EVENTS} e
-            WHERE {_IS_INFERRED} AND (e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)""",
+            WHERE {_IS_INFERRED} AND (e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)
+            ORDER BY 1, 4, 5""",
         {**upto, "prefix": INFERRED_PREFIX},
     )
-    by_key: dict[Key, list[Event]] = {}
-    for project_id, *fields in cursor.fetchall():
-        event = Event(*fields)
-        by_key.setdefault((project_id, event.distinct_id, event.device_id), []).append(event)
-    rows = [
+    sessions: list[Session] = []
+    key: Key | None = None
+    same_key: list[Event] = []
+    while rows := cursor.fetchmany(10_000):
+        for project_id, *fields in rows:
+            event = Event(*fields)
+            if (project_id, event.distinct_id, event.device_id) != key:
+                if key is not None:
+                    sessions.extend(sessionize(key, same_key, gap=gap, cap=cap))
+                key, same_key = (project_id, event.distinct_id, event.device_id), []
+            same_key.append(event)
+    if key is not None:
+        sessions.extend(sessionize(key, same_key, gap=gap, cap=cap))
+    rows_json = [
         {name: value.isoformat() if hasattr(value, "isoformat") else value for name, value in session._asdict().items()}
-        for key, events in by_key.items()
-        for session in sessionize(key, events, gap=gap, cap=cap)
+        for session in sessions
     ]
-    return {**_sql_constants(), "inferred_sessions": json.dumps(rows)}
+    return {**_sql_constants(), "inferred_sessions": json.dumps(rows_json)}
