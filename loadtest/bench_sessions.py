@@ -57,12 +57,20 @@ def main() -> None:
             admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
+def event(kind: str, i: int, start: datetime) -> Any:
+    from projections.projection import StoredEvent
+
+    return StoredEvent(
+        "1000", i, 1, EVENT_TYPES[i % 5], f"user-{i % 5000}", start + timedelta(milliseconds=2 * i),
+        None if kind == "inferred" else f"s-{i % 9000}", "3.4.1", "iOS", f"user-{i % 5000}-device", "18.1",
+    )  # fmt: skip
+
+
 def run(kind: str, total: int, batch: int) -> None:
     from django.db import transaction
 
-    from projections.projection import StoredEvent
-    from projections.runner import raw_cursor
     from projections.event_aggregates import EventAggregates
+    from projections.runner import raw_cursor
     from projections.sessions import Sessions
 
     # baseline: event_aggregates, a plain counting projection, on the explicit events.
@@ -71,13 +79,7 @@ def run(kind: str, total: int, batch: int) -> None:
     start = datetime.now(UTC) - timedelta(days=1)
     # One event every 2 ms overall: each user's events ~10 s apart, so inferred sessions are
     # extended batch after batch (the hot path), never rewalked.
-    events = [
-        StoredEvent(
-            "1000", i, 1, EVENT_TYPES[i % 5], f"user-{i % 5000}", start + timedelta(milliseconds=2 * i),
-            None if kind == "inferred" else f"s-{i % 9000}", "3.4.1", "iOS", f"user-{i % 5000}-device", "18.1",
-        )  # fmt: skip
-        for i in range(total)
-    ]
+    events = [event(kind, i, start) for i in range(total)]
     apply_cpu = write_cpu = wall = 0.0
     with raw_cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(tables)}")
