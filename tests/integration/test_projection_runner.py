@@ -32,8 +32,15 @@ def test_the_runner_applies_events_once_however_often_it_runs():
         "user_activity": 10,
         "flag_exposures": 10,
         "experiment_conversions": 10,
+        "sessions": 10,
     }
-    assert project() == {"event_aggregates": 0, "user_activity": 0, "flag_exposures": 0, "experiment_conversions": 0}
+    assert project() == {
+        "event_aggregates": 0,
+        "user_activity": 0,
+        "flag_exposures": 0,
+        "experiment_conversions": 0,
+        "sessions": 0,
+    }
     assert event_counts() == {"a": 5, "b": 5}
     checkpoint = checkpoint_get("event_aggregates")
     assert checkpoint.events_applied == 10
@@ -166,4 +173,10 @@ def test_status_counts_the_events_each_projection_has_yet_to_apply():
     insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(3)])
     project(["user_activity"])
     lag = {status.name: status.lag_events for status in projection_status_list()}
-    assert lag == {"event_aggregates": 3, "user_activity": 0, "flag_exposures": 3, "experiment_conversions": 3}
+    assert lag == {
+        "event_aggregates": 3,
+        "user_activity": 0,
+        "flag_exposures": 3,
+        "experiment_conversions": 3,
+        "sessions": 3,
+    }
