@@ -32,8 +32,11 @@ def test_the_runner_applies_events_once_however_often_it_runs():
         "user_activity": 10,
         "flag_exposures": 10,
         "experiment_conversions": 10,
+        "people": 10,
     }
-    assert project() == {"event_aggregates": 0, "user_activity": 0, "flag_exposures": 0, "experiment_conversions": 0}
+    assert project() == {
+        "event_aggregates": 0, "user_activity": 0, "flag_exposures": 0, "experiment_conversions": 0, "people": 0,
+    }  # fmt: skip
     assert event_counts() == {"a": 5, "b": 5}
     checkpoint = checkpoint_get("event_aggregates")
     assert checkpoint.events_applied == 10
@@ -166,4 +169,6 @@ def test_status_counts_the_events_each_projection_has_yet_to_apply():
     insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(3)])
     project(["user_activity"])
     lag = {status.name: status.lag_events for status in projection_status_list()}
-    assert lag == {"event_aggregates": 3, "user_activity": 0, "flag_exposures": 3, "experiment_conversions": 3}
+    assert lag == {
+        "event_aggregates": 3, "user_activity": 0, "flag_exposures": 3, "experiment_conversions": 3, "people": 3,
+    }  # fmt: skip
