@@ -257,6 +257,15 @@ class People:
         recompute_persons(cursor, tables, touched)
 
     def verify_queries(self) -> list[VerifyQuery]:
+        # One verify asks three queries for the same columns: computed once, for its snapshot.
+        computed: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
+
+        def verify_identity(cursor: Any, upto: Mapping[str, Any]) -> dict[str, list[Any]]:
+            key = (id(cursor), upto["xact_id"], upto["position"])
+            if key not in computed:
+                computed[key] = identity_columns(cursor, upto)
+            return computed[key]
+
         return [
             VerifyQuery(
                 schema.PERSON_DISTINCT_IDS, f"SELECT * FROM ({_EXPECTED_DISTINCT_IDS}) d", params=verify_identity
@@ -413,7 +422,7 @@ def _compact(text: str | None) -> str | None:
 # --- Verify: the four tables recomputed from raw events -------------------------------------
 
 
-def verify_identity(cursor: Any, upto: Mapping[str, Any]) -> dict[str, list[Any]]:
+def identity_columns(cursor: Any, upto: Mapping[str, Any]) -> dict[str, list[Any]]:
     """What SQL cannot compute alone: the links' outcomes and every id's person (people.identity
     over all the links the events up to the checkpoint ask for), as columns for verify's SQL."""
     cursor.execute(

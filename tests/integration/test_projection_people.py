@@ -181,7 +181,8 @@ def erase(project_id, distinct_ids):
         cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_key(PEOPLE))
         people.erase(cursor, {t: t for t in people.tables}, project_id, distinct_ids, None)
         cursor.execute(
-            "DELETE FROM tidelog_events WHERE project_id = %s AND distinct_id = ANY(%s)", [project_id, list(distinct_ids)]
+            "DELETE FROM tidelog_events WHERE project_id = %s AND distinct_id = ANY(%s)",
+            [project_id, list(distinct_ids)],
         )
         cursor.execute("COMMIT")
     except BaseException:

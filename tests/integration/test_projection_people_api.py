@@ -58,7 +58,10 @@ def test_a_refused_identify_is_in_the_bad_events_list_with_its_reason(client, fa
     assert call(fast_path, Request("POST", "batch/", batch(), headers), project.api_key)[0] == 200
     status, _, body = call(fast_path, Request("POST", "capture/", json.dumps(ILLEGAL[0]).encode(), headers), "")
     assert status == 400
-    assert (json.loads(body)["code"], json.loads(body)["field"]) == ("illegal_distinct_id", "properties.$anon_distinct_id")
+    assert (json.loads(body)["code"], json.loads(body)["field"]) == (
+        "illegal_distinct_id",
+        "properties.$anon_distinct_id",
+    )
     drain_all()
     assert stored_count(project.project_id) == 2
     listed = client.get(
