@@ -128,3 +128,49 @@ def test_the_reference_holds_merges_refusals_and_both_projects():
         (2, "A", "anon1"): "merged",
     }
     assert verify(projection_get("people")).differences == []
+
+
+def erase(distinct_ids_by_project: dict[int, list[str]]) -> None:
+    """As the erasure does: under the runner's lock, the read model's rows, then the events."""
+    from django.db import transaction
+
+    from projections.runner import lock_key, raw_cursor
+
+    people = projection_get("people")
+    with transaction.atomic(), raw_cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_key("people"))
+        cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = 'people'")
+        upto = cursor.fetchone()
+        for project_id, distinct_ids in distinct_ids_by_project.items():
+            people.erase(cursor, {t: t for t in people.tables}, project_id, distinct_ids, upto)
+            cursor.execute(
+                "DELETE FROM tidelog_events WHERE project_id = %s AND distinct_id = ANY(%s)", [project_id, distinct_ids]
+            )
+
+
+ALL_IDS = sorted({(project_id, e.distinct_id) for project_id, e in EVENTS} | {(1, "anon3"), (1, "a-mail")})
+
+
+@seed(8)
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(erased=st.sets(st.sampled_from(ALL_IDS), min_size=1, max_size=5), first=st.integers(0, len(EVENTS)))
+def test_after_an_erasure_the_people_are_what_the_remaining_events_alone_give(settings_fixture, erased, first):
+    reset()
+    settings_fixture.TIDELOG_PROJECTION_BATCH = 3
+    deliver(list(range(first)))
+    project(["people"])
+    by_project: dict[int, list[str]] = {}
+    for project_id, distinct_id in sorted(erased):
+        by_project.setdefault(project_id, []).append(distinct_id)
+    erase(by_project)
+    deliver(list(range(first, len(EVENTS))))  # later events, erased ids' among them
+    project(["people"])
+    assert verify(projection_get("people")).differences == []
+    after = people_rows()
+    remaining = [
+        i for i, (project_id, e) in enumerate(EVENTS) if i >= first or (project_id, e.distinct_id) not in erased
+    ]
+    reset()
+    deliver(remaining)
+    project(["people"])
+    assert people_rows() == after
