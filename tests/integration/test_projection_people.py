@@ -214,3 +214,31 @@ def test_erasing_a_person_leaves_what_the_remaining_events_give():
     assert set(person_of()) == {"C"} and set(persons()) == {person_id_of(1, "C")}
     assert table_rows(schema.IDENTITY_LINKS.name) == [] and table_rows(schema.PERSON_PROPERTIES.name) == []
     assert_verified()
+
+
+def test_the_runner_reads_properties_of_identity_events_and_of_events_with_person_keys_only():
+    from projections.people import People
+    from projections.runner import checkpoint_ensure, run_batch
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Spy(People):
+        name = "spy_people"
+
+        def apply(self, events, inputs=None):
+            seen.extend((e.distinct_id, e.properties) for e in events)
+            return super().apply(events, inputs)
+
+    insert_events([
+        event("plain", 0, k=1),
+        event("sets", 1, **{"$set": {"a": 1}}),
+        event("unsets", 2, **{"$unset": ["a"]}),
+        event("nested", 3, k={"$set": {"a": 1}}),  # not top-level: not read
+        identify("ident", None, 4),
+        alias("aliaser", "x", 5),
+    ])  # fmt: skip
+    checkpoint_ensure("spy_people")
+    assert run_batch(Spy()) == 6
+    assert {distinct_id: properties is not None for distinct_id, properties in seen} == {
+        "plain": False, "sets": True, "unsets": True, "nested": False, "ident": True, "aliaser": True,
+    }  # fmt: skip
