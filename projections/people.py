@@ -166,11 +166,13 @@ class People:
                 # first event only now: its new row has its own person, but its component says
                 # otherwise. Recompute that component too.
                 seeds[project_id].update(new_linked_ids)
+        remapped: set[PersonKey] = set()
         for project_id, distinct_ids in seeds.items():
             # The persons the components' ids had before and have now (a batch id whose person
             # changed here is among them).
-            touched |= recompute_components(cursor, tables, project_id, distinct_ids)
-        recompute_persons(cursor, tables, touched)
+            remapped |= recompute_components(cursor, tables, project_id, distinct_ids)
+        # Only a person that lost ids can be left with none.
+        recompute_persons(cursor, tables, touched | remapped, emptied=remapped)
 
     def _upsert_distinct_ids(
         self, cursor: psycopg.Cursor, seen: Mapping[DistinctIdKey, Seen], tables: Mapping[str, str]
@@ -356,10 +358,17 @@ def recompute_components(
     return touched
 
 
-def recompute_persons(cursor: Any, tables: Mapping[str, str], touched: Collection[PersonKey]) -> None:
+def recompute_persons(
+    cursor: Any,
+    tables: Mapping[str, str],
+    touched: Collection[PersonKey],
+    *,
+    emptied: Collection[PersonKey] | None = None,
+) -> None:
     """Make the PERSONS rows of these persons what their distinct_ids give now: counters and
     seen times summed, properties merged (people.properties), identified if any of their ids
-    asked for an `$identify`. A person left with no id is deleted."""
+    asked for an `$identify`. A person left with no id is deleted (looked for among `emptied`,
+    default all)."""
     if not touched:
         return
     ordered = sorted(touched)
@@ -405,13 +414,16 @@ def recompute_persons(cursor: Any, tables: Mapping[str, str], touched: Collectio
             [merged[person] for person in with_properties],
         ],
     )
-    cursor.execute(
-        f"""DELETE FROM {tables[schema.PERSONS.name]} p
-            USING unnest(%s::int8[], %s::uuid[]) k(project_id, person_id)
-            WHERE p.project_id = k.project_id AND p.person_id = k.person_id
-              AND NOT EXISTS (SELECT 1 FROM {ids} d WHERE d.project_id = p.project_id AND d.person_id = p.person_id)""",
-        keys,
-    )
+    gone = sorted(touched if emptied is None else emptied)
+    if gone:
+        cursor.execute(
+            f"""DELETE FROM {tables[schema.PERSONS.name]} p
+                USING unnest(%s::int8[], %s::uuid[]) k(project_id, person_id)
+                WHERE p.project_id = k.project_id AND p.person_id = k.person_id
+                  AND NOT EXISTS (SELECT 1 FROM {ids} d
+                                  WHERE d.project_id = p.project_id AND d.person_id = p.person_id)""",
+            [[project_id for project_id, _ in gone], [person_id for _, person_id in gone]],
+        )
 
 
 def _compact(text: str | None) -> str | None:
