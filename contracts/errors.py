@@ -37,6 +37,8 @@ class ErrorCode(StrEnum):
     EVENT_TOO_LARGE = "event_too_large"
     PROPERTIES_TOO_DEEP = "properties_too_deep"
     TOO_MANY_PROPERTIES = "too_many_properties"
+    # an $identify or $create_alias naming an id no person may have ("anonymous", "null", "0", ...)
+    ILLEGAL_DISTINCT_ID = "illegal_distinct_id"
     # query side
     INVALID_PARAMETER = "invalid_parameter"
     NOT_AUTHENTICATED = "not_authenticated"

@@ -163,6 +163,59 @@ def check_event(event: EventIn, *, size: int) -> EventError | None:
             )
         if has_nul:
             return EventError(ErrorCode.INVALID_VALUE, "properties", "contains a NUL character (\\u0000)")
+    # Two string compares for every other event: the identity checks cost nothing elsewhere.
+    if event.event_type == IDENTIFY or event.event_type == CREATE_ALIAS:
+        return check_identity(event)
+    return None
+
+
+IDENTIFY: Final = "$identify"
+"""Its distinct_id is the user's id; `$anon_distinct_id` (optional) the id it used before."""
+CREATE_ALIAS: Final = "$create_alias"
+"""Its distinct_id and `alias` are two ids of one person."""
+ANON_DISTINCT_ID: Final = "$anon_distinct_id"
+ALIAS: Final = "alias"
+
+ILLEGAL_DISTINCT_IDS: Final = frozenset(
+    {
+        "anonymous", "guest", "distinct_id", "id", "not_authenticated", "email", "undefined", "true", "false",
+        "null", "0", "[object object]", "nan", "none",
+    }
+)  # fmt: skip
+"""PostHog's list (lower case): ids a buggy SDK or app sends for every user alike. Merging on
+one would make a single person of every user who ever sent it."""
+
+
+def is_illegal_distinct_id(value: str) -> bool:
+    """Empty, whitespace only, or one of ILLEGAL_DISTINCT_IDS whatever its case and surrounding
+    whitespace."""
+    stripped = value.strip()
+    return not stripped or stripped.lower() in ILLEGAL_DISTINCT_IDS
+
+
+def check_identity(event: EventIn) -> EventError | None:
+    """An `$identify` or `$create_alias` may merge two people: both ids must be ones a person
+    can have. A plain event with such a distinct_id is accepted (it never merges anything)."""
+    if event.event_type == IDENTIFY:
+        other_field, is_required = ANON_DISTINCT_ID, False
+    else:
+        other_field, is_required = ALIAS, True
+    if is_illegal_distinct_id(event.distinct_id):
+        return EventError(
+            ErrorCode.ILLEGAL_DISTINCT_ID, "distinct_id", f"{event.distinct_id!r} cannot identify a person"
+        )
+    field = f"properties.{other_field}"
+    other = event.properties.get(other_field)
+    if other is None:
+        if is_required:
+            return EventError(ErrorCode.MISSING_FIELD, field, f"{event.event_type} needs properties.{other_field}")
+        return None
+    if not isinstance(other, str):
+        return EventError(ErrorCode.INVALID_TYPE, field, "Expected `str`")
+    if len(other) > limits.MAX_ID_LENGTH:
+        return EventError(ErrorCode.VALUE_TOO_LONG, field, f"Expected `str` of length <= {limits.MAX_ID_LENGTH}")
+    if is_illegal_distinct_id(other):
+        return EventError(ErrorCode.ILLEGAL_DISTINCT_ID, field, f"{other!r} cannot identify a person")
     return None
 
 

@@ -49,6 +49,21 @@ EVENT_COLUMNS_WITH_PROPERTIES = (
     f"{EVENT_COLUMNS}, CASE WHEN event_type = ANY(%s) THEN {schema.EVENTS.take('properties')[0].sql}::text END"
 )
 
+EVENT_COLUMNS_WITH_PROPERTIES_OR_KEYS = (
+    f"{EVENT_COLUMNS}, CASE WHEN event_type = ANY(%s) OR {schema.EVENTS.take('properties')[0].sql} ?| %s"
+    f" THEN {schema.EVENTS.take('properties')[0].sql}::text END"
+)
+"""As EVENT_COLUMNS_WITH_PROPERTIES, and the properties of any event that has one of the
+top-level keys of the second %s (a text[]): for a projection with `property_keys`. Only it pays
+for looking into every row's properties."""
+
+
+def property_keys_of(projection: "Projection", inputs: Any) -> Collection[str]:
+    """The top-level property keys whose presence makes the runner read an event's properties
+    whatever its type: a projection's optional `property_keys(inputs)`, else none."""
+    property_keys = getattr(projection, "property_keys", None)
+    return () if property_keys is None else property_keys(inputs)
+
 
 @dataclass(frozen=True)
 class VerifyQuery:
@@ -79,7 +94,9 @@ class Projection(Protocol):
         ...
 
     def property_types(self, inputs: Any) -> Collection[str]:
-        """The event types whose properties `apply` reads (StoredEvent.properties)."""
+        """The event types whose properties `apply` reads (StoredEvent.properties). A projection
+        may also define `property_keys(inputs) -> Collection[str]` (see property_keys_of): the
+        properties of any event carrying one of those top-level keys are read too."""
         ...
 
     def apply(self, events: Sequence[StoredEvent], inputs: Any) -> Any:

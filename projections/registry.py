@@ -3,12 +3,14 @@
 from projections.event_aggregates import EventAggregates
 from projections.experiment_conversions import ExperimentConversions
 from projections.flag_exposures import FlagExposures
+from projections.people import People
 from projections.projection import Projection
 from projections.sessions import Sessions
 from projections.user_activity import UserActivity
 
 PROJECTIONS: dict[str, Projection] = {
-    p.name: p for p in (EventAggregates(), UserActivity(), FlagExposures(), ExperimentConversions(), Sessions())
+    p.name: p
+    for p in (EventAggregates(), UserActivity(), FlagExposures(), ExperimentConversions(), Sessions(), People())
 }
 
 

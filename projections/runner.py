@@ -15,7 +15,14 @@ from django.db import connection, transaction
 
 from contracts import schema
 from contracts.follow import HORIZON
-from projections.projection import EVENT_COLUMNS, EVENT_COLUMNS_WITH_PROPERTIES, Projection, StoredEvent
+from projections.projection import (
+    EVENT_COLUMNS,
+    EVENT_COLUMNS_WITH_PROPERTIES,
+    EVENT_COLUMNS_WITH_PROPERTIES_OR_KEYS,
+    Projection,
+    StoredEvent,
+    property_keys_of,
+)
 from projections.registry import PROJECTIONS, projection_get
 
 log = logging.getLogger("tidelog.projections")
@@ -46,6 +53,7 @@ LIMIT %s
 # (projection.py: EVENT_COLUMNS_WITH_PROPERTIES).
 _READ_EVENTS = _READ.replace("{columns}", EVENT_COLUMNS)
 _READ_EVENTS_WITH_PROPERTIES = _READ.replace("{columns}", EVENT_COLUMNS_WITH_PROPERTIES)
+_READ_EVENTS_WITH_PROPERTIES_OR_KEYS = _READ.replace("{columns}", EVENT_COLUMNS_WITH_PROPERTIES_OR_KEYS)
 
 # TRICKY: the read must walk the (xact_id, position) index of each partition and merge them.
 # The planner misjudges the row comparison (measured: estimated 6 rows, found 200,000, after one
@@ -144,7 +152,14 @@ def _apply_next_batch(
         (horizon,) = cursor.fetchone() or (None,)  # always one row: an aggregate over one
         # Binary results: Django registers a Python loader for text timestamptz (5 µs a row).
         property_types = list(projection.property_types(inputs))
-        if property_types:
+        property_keys = list(property_keys_of(projection, inputs))
+        if property_keys:
+            cursor.execute(
+                _READ_EVENTS_WITH_PROPERTIES_OR_KEYS,
+                [property_types, property_keys, start_xact, start_position, horizon, limit],
+                binary=True,
+            )
+        elif property_types:
             cursor.execute(
                 _READ_EVENTS_WITH_PROPERTIES, [property_types, start_xact, start_position, horizon, limit], binary=True
             )

@@ -33,6 +33,7 @@ def test_the_runner_applies_events_once_however_often_it_runs():
         "flag_exposures": 10,
         "experiment_conversions": 10,
         "sessions": 10,
+        "people": 10,
     }
     assert project() == {
         "event_aggregates": 0,
@@ -40,6 +41,7 @@ def test_the_runner_applies_events_once_however_often_it_runs():
         "flag_exposures": 0,
         "experiment_conversions": 0,
         "sessions": 0,
+        "people": 0,
     }
     assert event_counts() == {"a": 5, "b": 5}
     checkpoint = checkpoint_get("event_aggregates")
@@ -179,4 +181,5 @@ def test_status_counts_the_events_each_projection_has_yet_to_apply():
         "flag_exposures": 3,
         "experiment_conversions": 3,
         "sessions": 3,
+        "people": 3,
     }
