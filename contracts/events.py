@@ -163,12 +163,19 @@ def check_event(event: EventIn, *, size: int) -> EventError | None:
             )
         if has_nul:
             return EventError(ErrorCode.INVALID_VALUE, "properties", "contains a NUL character (\\u0000)")
+    if event.session_id is not None and event.session_id.startswith(INFERRED_SESSION_PREFIX):
+        return EventError(
+            ErrorCode.INVALID_VALUE, "session_id", f"session ids starting with {INFERRED_SESSION_PREFIX!r} are reserved"
+        )
     # Two string compares for every other event: the identity checks cost nothing elsewhere.
     if event.event_type == IDENTIFY or event.event_type == CREATE_ALIAS:
         return check_identity(event)
     return None
 
 
+INFERRED_SESSION_PREFIX: Final = "inferred-"
+"""The ids of the sessions Tidelog infers for events without a session_id start with it; an SDK's
+own session_id may not (it could collide with one)."""
 IDENTIFY: Final = "$identify"
 """Its distinct_id is the user's id; `$anon_distinct_id` (optional) the id it used before."""
 CREATE_ALIAS: Final = "$create_alias"

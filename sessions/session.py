@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple
 
-from contracts.events import SESSION_END
+from contracts.events import INFERRED_SESSION_PREFIX, SESSION_END
 
 SCREEN_TYPES: Final = frozenset({"$screen", "screen_view"})
 """What screen_count counts: PostHog's mobile SDKs send `$screen`, Firebase-style ones `screen_view`."""
@@ -16,10 +16,10 @@ EXPLICIT: Final = "explicit"
 INACTIVITY: Final = "inactivity"
 CAP: Final = "cap"
 
-INFERRED_PREFIX: Final = "inferred-"
-"""Every inferred session's id is this prefix and 32 hex digits. docs/api.md reserves the prefix:
-an event whose session_id starts with it is treated as having none (so no client id can ever
-collide with, or merge into, an inferred session)."""
+INFERRED_PREFIX: Final = INFERRED_SESSION_PREFIX
+"""Every inferred session's id is this prefix and 32 hex digits. Ingestion refuses a session_id
+that starts with it (contracts.events.check_event); one stored before that rule is treated as
+having none (so no client id can ever collide with, or merge into, an inferred session)."""
 
 _NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://tidelog.invalid/sessions/inferred")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
