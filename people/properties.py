@@ -4,45 +4,18 @@ latest $set, the earliest $set_once and the latest $unset, each by event time; p
 merge of its distinct_ids' rows. Values are JSON text as `compact_json` spells them.
 """
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final
+
+from contracts.json_text import compact_json
 
 SET: Final = "$set"
 SET_ONCE: Final = "$set_once"
 UNSET: Final = "$unset"
 PERSON_PROPERTY_KEYS: Final = (SET, SET_ONCE, UNSET)
 """The event properties that carry person properties."""
-
-
-def decode_json(text: str) -> Any:
-    """JSON text as PostgreSQL stores it, numbers exact (Decimal, never float)."""
-    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
-
-
-def compact_json(value: Any) -> str:
-    """JSON without whitespace, as the SQL function projection_json_compact spells it (keys in
-    jsonb's order, strings escaped as PostgreSQL escapes them, numbers as stored)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Decimal):
-        return format(value, "f")  # numeric's own text: never an exponent
-    if isinstance(value, int | float):
-        return format(Decimal(str(value)), "f")
-    if isinstance(value, list):
-        return "[" + ",".join(compact_json(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{compact_json(k)}:{compact_json(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"not a decoded JSON value: {type(value).__name__}")
 
 
 @dataclass

@@ -6,15 +6,14 @@ Events arrive in position order, not time order (mobile SDKs send old events lat
 upsert is a commutative merge (least, union, sum), so any batching and order give one read model.
 """
 
-import json
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any, Final
 
 from contracts import schema
+from contracts.json_text import compact_json, decode_json
 from projections.projection import ReadModelDrift, StoredEvent, VerifyQuery
 from projections.upsert import upsert
 
@@ -38,36 +37,6 @@ class Exposure:
 class Changes:
     exposures: dict[ExposureKey, Exposure] = field(default_factory=dict)
     days: Counter[DayKey] = field(default_factory=Counter)
-
-
-def decode_properties(text: str | None) -> Any:
-    """Properties JSON text as stored, numbers kept exactly as PostgreSQL spells them
-    (Decimal, never float: '1.50' stays '1.50'), so a variant's text is the one SQL makes."""
-    if text is None:
-        return None
-    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
-
-
-def compact_json(value: Any) -> str:
-    """JSON without whitespace, as the SQL function projection_json_compact spells it (keys in
-    jsonb's order, strings escaped as PostgreSQL escapes them, numbers as stored)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        # The same escapes as PostgreSQL's escape_json: \" \\ \b \f \n \r \t, \u00XX for the
-        # other control characters, everything else (non-ASCII included) as itself.
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Decimal):
-        return format(value, "f")  # numeric's own text: never an exponent
-    if isinstance(value, list):
-        return "[" + ",".join(compact_json(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{compact_json(k)}:{compact_json(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"not a decoded JSON value: {type(value).__name__}")
 
 
 def exposure_of(properties: Any) -> tuple[str, str] | None:
@@ -107,7 +76,7 @@ class FlagExposures:
         for event in events:
             if event.event_type != EXPOSURE_EVENT:
                 continue
-            exposure = exposure_of(decode_properties(event.properties))
+            exposure = exposure_of(decode_json(event.properties))
             if exposure is None:
                 continue
             flag_key, variant = exposure

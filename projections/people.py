@@ -20,12 +20,11 @@ from psycopg.types.json import Jsonb
 
 from contracts import schema
 from contracts.events import CREATE_ALIAS, IDENTIFY
+from contracts.json_text import compact_json, decode_json
 from people.identity import IDENTIFY_KIND, Link, Partition, link_of, merge, person_id_of
 from people.properties import (
     PERSON_PROPERTY_KEYS,
     PropertyRow,
-    compact_json,
-    decode_json,
     json_object,
     person_properties,
     property_rows,

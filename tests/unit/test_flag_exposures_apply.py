@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.flag_exposures import Exposure, FlagExposures, compact_json, decode_properties, exposure_of
+from contracts.json_text import compact_json, decode_json
+from projections.flag_exposures import Exposure, FlagExposures, exposure_of
 from projections.projection import StoredEvent
 
 T0 = datetime(2026, 5, 1, 23, 30, tzinfo=UTC)
@@ -17,13 +18,24 @@ T0 = datetime(2026, 5, 1, 23, 30, tzinfo=UTC)
 def called(flag="f", response="a", *, minutes=0, distinct_id="u", project_id=1, event_type="$feature_flag_called"):
     properties = json.dumps({"$feature_flag": flag, "$feature_flag_response": response})
     return StoredEvent(
-        "1", 0, project_id, event_type, distinct_id, T0 + timedelta(minutes=minutes), None, None, None, None, None, properties
+        "1",
+        0,
+        project_id,
+        event_type,
+        distinct_id,
+        T0 + timedelta(minutes=minutes),
+        None,
+        None,
+        None,
+        None,
+        None,
+        properties,
     )
 
 
 def test_the_variant_is_the_response_as_text():
     def variant(text):
-        return exposure_of(decode_properties(text))
+        return exposure_of(decode_json(text))
 
     assert variant('{"$feature_flag": "f", "$feature_flag_response": "blue"}') == ("f", "blue")
     assert variant('{"$feature_flag": "f", "$feature_flag_response": true}') == ("f", "true")
@@ -39,13 +51,11 @@ def test_the_variant_is_the_response_as_text():
 
 def test_without_a_non_empty_string_flag_key_there_is_no_exposure():
     for text in ('{"$feature_flag": ""}', '{"$feature_flag": 3}', '{"$feature_flag": null}', "{}", "[1]", None):
-        assert exposure_of(decode_properties(text)) is None, text
+        assert exposure_of(decode_json(text)) is None, text
 
 
 def test_compact_json_escapes_as_postgresql_does_and_keeps_numbers_exact():
-    assert (
-        compact_json(decode_properties('{"k": "a\\u0001\\tb/é", "n": 1e-7}')) == '{"k":"a\\u0001\\tb/é","n":0.0000001}'
-    )
+    assert compact_json(decode_json('{"k": "a\\u0001\\tb/é", "n": 1e-7}')) == '{"k":"a\\u0001\\tb/é","n":0.0000001}'
 
 
 def test_apply_keeps_the_earliest_exposure_every_variant_and_daily_counts():

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from people.properties import PropertyRow, compact_json, decode_json, person_properties, property_rows
+from contracts.json_text import compact_json, decode_json
+from people.properties import PropertyRow, person_properties, property_rows
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
