@@ -5,7 +5,7 @@ Exactly once, restartable at any instant. Never swallows a projection's error.
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -132,27 +132,55 @@ def run_batch(
 def _apply_next_batch(
     projection: Projection, name: str, tables: Mapping[str, str] | None, limit: int | None
 ) -> tuple[int, StoredEvent | None]:
+    return _apply_batch([Member(projection, name, tables or {table: table for table in projection.tables})], limit)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A projection in a batch: the checkpoint it follows and the tables it writes."""
+
+    projection: Projection
+    checkpoint: str
+    tables: Mapping[str, str]
+
+
+def _apply_batch(members: Sequence[Member], limit: int | None) -> tuple[int, StoredEvent | None]:
+    """One batch for every member, whose checkpoints must all be the same: one read of the events
+    (with the properties any of them asks for), each member's apply and write, and every
+    checkpoint moved, in one transaction. Raises CheckpointMoved when the checkpoints differ
+    or one moved meanwhile: nothing was applied."""
     limit = limit or settings.TIDELOG_PROJECTION_BATCH
+    names = sorted(member.checkpoint for member in members)
     with transaction.atomic(), raw_cursor() as cursor:
-        # One runner per checkpoint at a time; a replay's swap takes the same lock.
+        # One runner per checkpoint at a time; a replay's swap takes the same lock. Several
+        # checkpoints: their locks in name order, the order erasure takes them all in.
         timeout = f"{int(settings.TIDELOG_PROJECTION_STATEMENT_TIMEOUT_SECONDS * 1000)}ms"
-        cursor.execute(_SETUP, [*lock_key(name), timeout])
-        cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s", [name])
-        row = cursor.fetchone()
-        if row is None:
-            raise LookupError(f"checkpoint {name!r} does not exist (checkpoint_ensure creates it)")
-        start_xact, start_position = row
-        # Under the lock, from the checkpoint just read: a projection's inputs (experiments)
+        for name in names:
+            cursor.execute(_SETUP, [*lock_key(name), timeout])
+        cursor.execute(f"SELECT name, xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = ANY(%s)", [names])
+        found = {name: (xact_id, position) for name, xact_id, position in cursor.fetchall()}
+        if len(found) != len(names):
+            missing = sorted(set(names) - set(found))
+            raise LookupError(f"checkpoint {missing[0]!r} does not exist (checkpoint_ensure creates it)")
+        if len(set(found.values())) != 1:
+            raise CheckpointMoved(", ".join(names))
+        start_xact, start_position = found[names[0]]
+        # Under the locks, from the checkpoint just read: each projection's inputs (experiments)
         # and any rows it must first bring up to them for the events already applied.
-        tables = tables or {table: table for table in projection.tables}
-        inputs = projection.load(cursor, tables, (start_xact, start_position))
+        inputs = [member.projection.load(cursor, member.tables, (start_xact, start_position)) for member in members]
         # Its own statement, before the read: the read's snapshot must be newer than the scan
         # of the appenders (contracts/follow.py). READ COMMITTED gives each statement its own.
         cursor.execute(HORIZON)
         (horizon,) = cursor.fetchone() or (None,)  # always one row: an aggregate over one
+        # The union of what the members ask for: a projection may see properties it did not
+        # ask for (another member's), never lack one it did.
+        property_types = sorted(
+            {t for m, i in zip(members, inputs, strict=True) for t in m.projection.property_types(i)}
+        )
+        property_keys = sorted(
+            {k for m, i in zip(members, inputs, strict=True) for k in property_keys_of(m.projection, i)}
+        )
         # Binary results: Django registers a Python loader for text timestamptz (5 µs a row).
-        property_types = list(projection.property_types(inputs))
-        property_keys = list(property_keys_of(projection, inputs))
         if property_keys:
             cursor.execute(
                 _READ_EVENTS_WITH_PROPERTIES_OR_KEYS,
@@ -168,8 +196,8 @@ def _apply_next_batch(
         events = [StoredEvent(*r) for r in cursor.fetchall()]
         if not events:
             return 0, None
-        changes = projection.apply(events, inputs)
-        projection.write(cursor, changes, tables)
+        for member, member_inputs in zip(members, inputs, strict=True):
+            member.projection.write(cursor, member.projection.apply(events, member_inputs), member.tables)
         last = events[-1]
         # Conditional, claimed in SQL. The advisory lock keeps runners of this checkpoint apart,
         # but anything else that writes the row (a replay's handover, an operator resetting
@@ -180,11 +208,11 @@ def _apply_next_batch(
             f"""UPDATE {schema.CHECKPOINTS}
                 SET xact_id = %s::xid8, position = %s, events_applied = events_applied + %s,
                     updated_at = now()
-                WHERE name = %s AND xact_id = %s::xid8 AND position = %s""",
-            [last.xact_id, last.position, len(events), name, start_xact, start_position],
+                WHERE name = ANY(%s) AND xact_id = %s::xid8 AND position = %s""",
+            [last.xact_id, last.position, len(events), names, start_xact, start_position],
         )
-        if cursor.rowcount != 1:
-            raise CheckpointMoved(name)
+        if cursor.rowcount != len(names):
+            raise CheckpointMoved(", ".join(names))
     return len(events), last
 
 
@@ -244,6 +272,8 @@ def run_until_caught_up(names: Iterable[str] | None = None) -> dict[str, int]:
 
 def run_forever(names: Iterable[str] | None = None, *, should_stop: Callable[[], bool]) -> list[str]:
     """The `projections run` loop: one batch per projection a round, sleep when all idle.
+    Projections at the same checkpoint (all of them, once caught up together) share one batch:
+    one read of the events and one transaction for all (`_run_group_logged`).
 
     A projection whose batch fails for any but a transient reason is stopped (its error is
     logged; its read model stays exactly at its checkpoint) and the others go on. Returns the
@@ -254,26 +284,72 @@ def run_forever(names: Iterable[str] | None = None, *, should_stop: Callable[[],
         checkpoint_ensure(projection.name)
     while running and not should_stop():
         busy = False
-        for projection in list(running):
-            try:
-                applied = run_batch_logged(projection)
-            except Exception as exc:
-                if _is_transient(exc):
-                    # Nothing was committed: reconnect and retry after a pause.
-                    connection.close()
-                    time.sleep(1)
+        for group in _same_checkpoint_groups(running):
+            if len(group) > 1:
+                applied = _run_group_logged(group)
+                if applied is not None:
+                    busy = busy or applied >= settings.TIDELOG_PROJECTION_BATCH
                     continue
-                running.remove(projection)
-                stopped.append(projection.name)
-                log.error("%s: STOPPED until restarted; the others go on", projection.name)
-                continue
-            if applied >= settings.TIDELOG_PROJECTION_BATCH:
-                # A full batch: more is waiting, go again at once. A partial one means caught
-                # up: sleeping lets a trickle gather into one transaction instead of hundreds.
-                busy = True
+            # Alone, or the shared batch failed: each on its own, so only a failing one stops.
+            for projection in group:
+                try:
+                    applied = run_batch_logged(projection)
+                except Exception as exc:
+                    if _is_transient(exc):
+                        # Nothing was committed: reconnect and retry after a pause.
+                        connection.close()
+                        time.sleep(1)
+                        continue
+                    running.remove(projection)
+                    stopped.append(projection.name)
+                    log.error("%s: STOPPED until restarted; the others go on", projection.name)
+                    continue
+                if applied >= settings.TIDELOG_PROJECTION_BATCH:
+                    # A full batch: more is waiting, go again at once. A partial one means caught
+                    # up: sleeping lets a trickle gather into one transaction instead of hundreds.
+                    busy = True
         if not busy:
             time.sleep(settings.TIDELOG_PROJECTION_POLL_SECONDS)
     return stopped
+
+
+def _same_checkpoint_groups(projections: Sequence[Projection]) -> list[list[Projection]]:
+    """The projections grouped by their checkpoint (read without a lock: `_apply_batch` checks
+    again under its locks), in the order given."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT name, xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = ANY(%s)",
+            [[projection.name for projection in projections]],
+        )
+        at = {name: (xact_id, position) for name, xact_id, position in cursor.fetchall()}
+    groups: dict[tuple[str, int] | None, list[Projection]] = {}
+    for projection in projections:
+        groups.setdefault(at.get(projection.name), []).append(projection)
+    return list(groups.values())
+
+
+def _run_group_logged(group: Sequence[Projection]) -> int | None:
+    """One shared batch for projections at one checkpoint; how many events it applied, or None
+    when it applied nothing and each must run alone this round: the checkpoints parted (a
+    replay's handover), or a member failed (rolled back with the rest; alone, it is found and
+    stopped while the others go on)."""
+    names = ", ".join(projection.name for projection in group)
+    started = time.monotonic()
+    try:
+        applied, last = _apply_batch([Member(p, p.name, {table: table for table in p.tables}) for p in group], None)
+    except CheckpointMoved:
+        return None
+    except Exception as exc:
+        if not _is_transient(exc):
+            log.warning("%s: the shared batch failed and was rolled back; each runs alone now", names, exc_info=True)
+        return None
+    if last is not None:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        log.info(
+            "%s: applied %d events in %.0f ms (%.0f events/s), checkpoint now (%s, %d)",
+            names, applied, elapsed * 1000, applied / elapsed, last.xact_id, last.position,
+        )  # fmt: skip
+    return applied
 
 
 def _is_transient(exc: BaseException) -> bool:

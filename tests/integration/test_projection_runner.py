@@ -1,6 +1,7 @@
 """The projection runner against real PostgreSQL: exactly once, restartable, safe under
 concurrent writers, loud about errors."""
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -183,3 +184,57 @@ def test_status_counts_the_events_each_projection_has_yet_to_apply():
         "sessions": 3,
         "people": 3,
     }
+
+
+def spy_on_batches(monkeypatch):
+    """The checkpoints of each batch the runner applies, one list per batch (a shared batch names
+    several)."""
+    from projections import runner
+
+    batches: list[list[str]] = []
+    original = runner._apply_batch
+
+    def counting(members, limit):
+        batches.append(sorted(member.checkpoint for member in members))
+        return original(members, limit)
+
+    monkeypatch.setattr(runner, "_apply_batch", counting)
+    return batches
+
+
+def test_projections_at_one_checkpoint_share_one_batch_and_each_gets_the_properties_it_asked_for(monkeypatch):
+    from projections.registry import PROJECTIONS
+    from projections.verify import verify
+
+    insert_events([
+        {"timestamp": T0, "event_type": "$feature_flag_called", "properties": {"$feature_flag": "f", "$feature_flag_response": "b"}},
+        {"timestamp": T0 + timedelta(minutes=1), "event_type": "opened", "properties": {"$set": {"plan": "pro"}}},
+        {"timestamp": T0 + timedelta(minutes=2), "event_type": "$identify", "distinct_id": "user-1",
+         "properties": {"$anon_distinct_id": "u"}},
+    ])  # fmt: skip
+    batches = spy_on_batches(monkeypatch)
+    rounds = iter(range(2))
+    assert run_forever(should_stop=lambda: next(rounds, None) is None) == []
+    assert batches[0] == sorted(PROJECTIONS)  # one read, one transaction for all
+    for name, projection in PROJECTIONS.items():
+        assert checkpoint_get(name).events_applied == 3, name
+        assert verify(projection).differences == [], name
+    assert table_rows(schema.FLAG_EXPOSURES)[0][3] == "b"
+    # people read the $set of a plain event and the $identify's link: one person, both ids.
+    assert [json.loads(row[3]) for row in table_rows(schema.PERSONS)] == [{"plan": "pro"}]
+
+
+def test_a_projection_behind_the_others_runs_alone_until_it_catches_up(monkeypatch, settings):
+    settings.TIDELOG_PROJECTION_BATCH = 4
+    insert_events([{"timestamp": T0 + timedelta(minutes=i)} for i in range(10)])
+    for name in ("event_aggregates", "user_activity"):
+        checkpoint_ensure(name)
+    run_batch(projection_get("event_aggregates"))  # 4 events ahead of user_activity
+    batches = spy_on_batches(monkeypatch)
+    rounds = iter(range(4))
+    assert run_forever(["event_aggregates", "user_activity"], should_stop=lambda: next(rounds, None) is None) == []
+    assert batches[:2] == [["event_aggregates"], ["user_activity"]]
+    assert ["event_aggregates", "user_activity"] in batches  # once caught up to one checkpoint
+    assert checkpoint_get("event_aggregates").events_applied == 10
+    assert checkpoint_get("user_activity").events_applied == 10
+    assert event_counts() == {"e": 10}
