@@ -12,8 +12,8 @@ a mobile app's traffic, as it arrives rather than as it happened:
   - 5% of sessions were queued offline and arrive 2-12 hours late, after later traffic.
 
 Then, in the same run, each projection is replayed from zero (projections/replay.py, the path
-`manage.py projections replay` takes): event_aggregates, the projection every install has had
-since the start, is the baseline beside sessions and people. `verify` must find both new ones
+`manage.py projections replay` takes): event_aggregates and user_activity, the projections every
+install has had since the start, are the baseline beside sessions and people. `verify` must find both new ones
 clean. Last, the query API (granian, as `make run` serves it) answers each endpoint's request
 `--requests` times over the 30 days; active-users (shipped before) is the baseline there.
 """
@@ -49,7 +49,7 @@ def traffic(total: int, days: int, seed: int) -> list[tuple[float, tuple[Any, ..
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=13)
     start = end - timedelta(days=days)
     span = (end - start).total_seconds()
-    users = max(1, total // 50)
+    users = max(1, total // 85)  # about 85 events a user: 2 sessions of ~42
     out: list[tuple[float, tuple[Any, ...]]] = []
     for u in range(users):
         user = f"user-{u}"
@@ -85,7 +85,7 @@ def traffic(total: int, days: int, seed: int) -> list[tuple[float, tuple[Any, ..
                 when = start + timedelta(seconds=moment)
                 row = (
                     1, uuid.UUID(int=rng.getrandbits(128)), kind, who, when, when, when, when, 0,
-                    session_id, device_id, version, os_name, os_version, json.dumps(props),
+                    session_id, device_id, version, os_name, os_version, props,
                 )  # fmt: skip
                 out.append((moment + rng.uniform(0, 10) + late, row))
                 moment += rng.uniform(3, 120)
@@ -96,6 +96,7 @@ def traffic(total: int, days: int, seed: int) -> list[tuple[float, tuple[Any, ..
 def fill(rows: list[tuple[Any, ...]]) -> float:
     """COPY the rows in arrival order, CHUNK a transaction, as an appender; return rows/s."""
     from django.db import connection, transaction
+    from psycopg.types.json import Jsonb
 
     from command_side.event_store import partitions_ensure
     from contracts.follow import ANNOUNCE_APPENDER
@@ -111,7 +112,7 @@ def fill(rows: list[tuple[Any, ...]]) -> float:
             with cursor.copy(f"COPY {EVENTS} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types([column.type for column in APPENDED])
                 for row in rows[at : at + CHUNK]:
-                    copy.write_row(row)
+                    copy.write_row((*row[:-1], Jsonb(row[-1])))
         if at // CHUNK % 40 == 0:
             log(f"  stored {at + CHUNK:,} of {len(rows):,}")
     elapsed = time.perf_counter() - started
@@ -139,7 +140,7 @@ def timed_get(url: str, key: str, count: int) -> tuple[float, float, int]:
         started = time.perf_counter()
         with urllib.request.urlopen(request, timeout=30) as response:
             size = len(response.read())
-        latencies.append((time.perf_counter() - started) * 1000)
+        latencies.append(time.perf_counter() - started)  # seconds: pct() gives ms
     return pct(latencies, 50), pct(latencies, 95), size
 
 
@@ -177,7 +178,7 @@ def main() -> None:
     log(f"storing {total:,} events in arrival order ({CHUNK:,} a transaction)")
     copy_rate = fill(rows)
     del rows
-    rates = {name: replay_rate(name, total) for name in ("event_aggregates", "sessions", "people")}
+    rates = {name: replay_rate(name, total) for name in ("event_aggregates", "user_activity", "sessions", "people")}
     for name in ("sessions", "people"):
         report = verify(projection_get(name))
         log(f"  verify {name}: {len(report.differences)} differences over {report.checked_rows}")
@@ -223,7 +224,7 @@ def main() -> None:
     print(f"stored by binary COPY at {copy_rate:,.0f} events/s")
     print(f"{'replay from zero':<42} {'events/s':>10}")
     for name, rate in rates.items():
-        print(f"{name + (' (baseline)' if name == 'event_aggregates' else ''):<42} {rate:>10,.0f}")
+        print(f"{name + (' (baseline)' if name in ('event_aggregates', 'user_activity') else ''):<42} {rate:>10,.0f}")
     print(f"{'query API, ' + str(args.requests) + ' requests each':<42} {'p50 ms':>8} {'p95 ms':>8} {'bytes':>8}")
     for name, (p50, p95, size) in figures.items():
         print(f"{name:<42} {p50:>8.1f} {p95:>8.1f} {size:>8}")
