@@ -217,7 +217,7 @@ class People:
 
     def erase(
         self, cursor: Any, tables: Mapping[str, str], project_id: int, distinct_ids: Collection[str], upto: Any = None
-    ) -> None:
+    ) -> int:
         """Delete the rows of these distinct_ids: theirs in PERSON_DISTINCT_IDS and
         PERSON_PROPERTIES, the links they asked for, their persons once empty; recompute the
         components and persons that lose a link or an id. Call it under the runner's lock, in
@@ -226,10 +226,10 @@ class People:
         A link another id asked for, naming an erased id as its $anon_distinct_id or alias,
         stays: its event is not the erased ids' and stays too, and the read model must remain
         what the remaining events give (verify). Its component is recomputed without the
-        erased ids' links."""
+        erased ids' links. Returns the rows deleted (recomputed rows of others not counted)."""
         erased = sorted(set(distinct_ids))
         if not erased:
-            return
+            return 0
         ids = tables[schema.PERSON_DISTINCT_IDS.name]
         links = tables[schema.IDENTITY_LINKS.name]
         cursor.execute(
@@ -242,20 +242,24 @@ class People:
                 AND distinct_id = ANY(%s) RETURNING other_id""",
             [project_id, erased],
         )
+        deleted: int = cursor.rowcount
         neighbours = {other_id for (other_id,) in cursor.fetchall()}
         cursor.execute(
             f"SELECT distinct_id FROM {links} WHERE project_id = %s AND other_id = ANY(%s)", [project_id, erased]
         )
         neighbours.update(distinct_id for (distinct_id,) in cursor.fetchall())
         cursor.execute(f"DELETE FROM {ids} WHERE project_id = %s AND distinct_id = ANY(%s)", [project_id, erased])
+        deleted += cursor.rowcount
         cursor.execute(
             f"DELETE FROM {tables[schema.PERSON_PROPERTIES.name]} WHERE project_id = %s AND distinct_id = ANY(%s)",
             [project_id, erased],
         )
+        deleted += cursor.rowcount
         neighbours.difference_update(erased)
         if neighbours:
             touched |= recompute_components(cursor, tables, project_id, neighbours)
         recompute_persons(cursor, tables, touched)
+        return deleted
 
     def verify_queries(self) -> list[VerifyQuery]:
         # One verify asks three queries for the same columns: computed once, for its snapshot.

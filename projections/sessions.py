@@ -223,11 +223,11 @@ class Sessions(EventsOnly):
         project_id: int,
         distinct_ids: Iterable[str],
         upto: tuple[str, int],
-    ) -> None:
+    ) -> int:
         """Before a person's events are deleted, under the runner's lock, with `upto` this
         projection's checkpoint: drop their inferred sessions (all of their events go), and
         recompute each explicit session holding any of their events from the events that stay,
-        or drop it if none stay."""
+        or drop it if none stay. Returns the rows deleted or rewritten."""
         into = tables[schema.SESSIONS.name]
         params = {
             **_sql_constants(), "project_id": project_id, "erased": list(distinct_ids), "xact_id": upto[0],
@@ -238,6 +238,7 @@ class Sessions(EventsOnly):
                 WHERE project_id = %(project_id)s AND inferred AND distinct_id = ANY(%(erased)s::text[])""",
             params,
         )
+        changed = cursor.rowcount
         upto_sql = "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"
         cursor.execute(
             f"""SELECT DISTINCT e.session_id FROM {schema.EVENTS} e
@@ -247,7 +248,7 @@ class Sessions(EventsOnly):
         )
         touched = [row[0] for row in cursor.fetchall()]
         if not touched:
-            return
+            return changed
         params["touched"] = touched
         cursor.execute(
             f"DELETE FROM {into} WHERE project_id = %(project_id)s AND session_id = ANY(%(touched)s::text[])", params
@@ -257,6 +258,7 @@ class Sessions(EventsOnly):
             f" AND NOT (e.distinct_id = ANY(%(erased)s::text[])) AND {upto_sql}"
         )
         cursor.execute(f"INSERT INTO {into} ({_COLUMNS}) {_explicit_sessions_sql(remaining)}", params)
+        return changed + len(touched)
 
     def verify_queries(self) -> list[VerifyQuery]:
         inferred = f"""SELECT * FROM jsonb_to_recordset(%(inferred_sessions)s::jsonb) AS x(
