@@ -284,7 +284,16 @@ def run_forever(names: Iterable[str] | None = None, *, should_stop: Callable[[],
         checkpoint_ensure(projection.name)
     while running and not should_stop():
         busy = False
-        for group in _same_checkpoint_groups(running):
+        try:
+            groups = _same_checkpoint_groups(running)
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise
+            # PostgreSQL away: nothing to do but wait for it, as a failed batch does.
+            connection.close()
+            time.sleep(1)
+            continue
+        for group in groups:
             if len(group) > 1:
                 applied = _run_group_logged(group)
                 if applied is not None:
