@@ -6,6 +6,7 @@ never a personal API key, the project named with `?project_id=` as in the rest o
     GET  admin/erasures/    the project's erasure log, newest first (?limit, ?cursor)
 """
 
+import re
 import uuid
 
 import msgspec
@@ -26,6 +27,7 @@ from tenancy.api_errors import InvalidParameter
 from tenancy.auth import KeyUser
 
 MAX_LIMIT = 1000
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 class ErasureRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -45,12 +47,13 @@ class ErasureListView(APIView):
         project_id = staff_project_for(request)
         query = request.query_params
         raw_limit = query.get("limit") or "100"
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        # ASCII digits only: str.isdigit() takes "²", which int() refuses.
+        if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise InvalidParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(raw_limit)
         entries = ErasureLog.objects.filter(project_id=project_id).order_by("-id")
         if cursor := query.get("cursor"):
-            if not cursor.isdigit() or len(cursor) > 18:
+            if not _DIGITS.fullmatch(cursor):
                 raise InvalidParameter("cursor", "cursor is the `next` link's, a whole number")
             entries = entries.filter(id__lt=int(cursor))
         page = list(entries[: limit + 1])

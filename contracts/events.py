@@ -163,6 +163,8 @@ def check_event(event: EventIn, *, size: int) -> EventError | None:
             )
         if has_nul:
             return EventError(ErrorCode.INVALID_VALUE, "properties", "contains a NUL character (\\u0000)")
+    if event.properties and (refused := check_person_property_keys(event.properties)) is not None:
+        return refused
     if event.session_id is not None and event.session_id.startswith(INFERRED_SESSION_PREFIX):
         return EventError(
             ErrorCode.INVALID_VALUE, "session_id", f"session ids starting with {INFERRED_SESSION_PREFIX!r} are reserved"
@@ -170,6 +172,27 @@ def check_event(event: EventIn, *, size: int) -> EventError | None:
     # Two string compares for every other event: the identity checks cost nothing elsewhere.
     if event.event_type == IDENTIFY or event.event_type == CREATE_ALIAS:
         return check_identity(event)
+    return None
+
+
+PERSON_PROPERTY_OPS: Final = ("$set", "$set_once", "$unset")
+"""The event properties that set person properties (PostHog's convention): objects for the first
+two, a list of keys for `$unset`."""
+
+
+def check_person_property_keys(properties: dict[str, Any]) -> EventError | None:
+    """A person property's key is part of a read model's key: one over
+    limits.MAX_PERSON_PROPERTY_KEY_LENGTH is refused, naming the field that holds it."""
+    for op in PERSON_PROPERTY_OPS:
+        value = properties.get(op)
+        keys = value if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for key in keys:
+            if isinstance(key, str) and len(key) > limits.MAX_PERSON_PROPERTY_KEY_LENGTH:
+                return EventError(
+                    ErrorCode.VALUE_TOO_LONG,
+                    f"properties.{op}",
+                    f"a person property key of {len(key)} characters, over {limits.MAX_PERSON_PROPERTY_KEY_LENGTH}",
+                )
     return None
 
 

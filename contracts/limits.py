@@ -23,6 +23,9 @@ MAX_ID_LENGTH: Final = 200
 MAX_SHORT_TEXT_LENGTH: Final = 100
 """app_version, os_name and os_version."""
 
+MAX_PERSON_PROPERTY_KEY_LENGTH: Final = 200
+"""Characters in a key of `$set` / `$set_once` / `$unset`: a person property's key is part of a
+read model's primary key, and a btree entry holds at most ~2.7 kB."""
 MAX_PROPERTY_DEPTH: Final = 10
 """Nesting of objects and arrays inside `properties` (a flat object is depth 1)."""
 

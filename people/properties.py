@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from contracts.json_text import compact_json
+from contracts.limits import MAX_PERSON_PROPERTY_KEY_LENGTH
 
 SET: Final = "$set"
 SET_ONCE: Final = "$set_once"
@@ -54,21 +55,25 @@ class PropertyRow:
 
 def property_rows(properties: Any, at: datetime) -> Iterator[tuple[str, PropertyRow]]:
     """(key, row) for each person property an event's decoded properties set, set once or
-    unset. $set and $set_once must be objects, $unset a list of keys; anything else is ignored."""
+    unset. $set and $set_once must be objects, $unset a list of keys; anything else is ignored,
+    and so is a key longer than MAX_PERSON_PROPERTY_KEY_LENGTH (ingestion refuses those; one
+    stored before must not stop the projection)."""
     if not isinstance(properties, dict):
         return
     to_set = properties.get(SET)
     if isinstance(to_set, dict):
         for key, value in to_set.items():
-            yield key, PropertyRow(set_value=compact_json(value), set_at=at)
+            if len(key) <= MAX_PERSON_PROPERTY_KEY_LENGTH:
+                yield key, PropertyRow(set_value=compact_json(value), set_at=at)
     to_set_once = properties.get(SET_ONCE)
     if isinstance(to_set_once, dict):
         for key, value in to_set_once.items():
-            yield key, PropertyRow(once_value=compact_json(value), once_at=at)
+            if len(key) <= MAX_PERSON_PROPERTY_KEY_LENGTH:
+                yield key, PropertyRow(once_value=compact_json(value), once_at=at)
     to_unset = properties.get(UNSET)
     if isinstance(to_unset, list):
         for key in to_unset:
-            if isinstance(key, str):
+            if isinstance(key, str) and len(key) <= MAX_PERSON_PROPERTY_KEY_LENGTH:
                 yield key, PropertyRow(unset_at=at)
 
 

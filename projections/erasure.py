@@ -145,9 +145,11 @@ def erase_person(
         # TRICKY: a replay's shadow runner follows its own checkpoint, under its own lock: an
         # erasure could not keep the person out of shadow tables being filled. So no replay may
         # run, nor start, until this transaction ends: hold each replay's lock (try, never wait,
-        # so no lock order with the replay's own locks matters).
+        # so no lock order with the replay's own locks matters). Shared: a replay takes it
+        # exclusively, so either excludes the other, while two erasures both hold it and then
+        # queue on the runners' locks below instead of one calling the other a replay.
         for name in names:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", replay_lock_key(name))
+            cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s, hashtext(%s))", replay_lock_key(name))
             if cursor.fetchone() != (True,):
                 raise ReplayInProgress(f"a replay of {name!r} is running; erase when it has swapped in")
         # Every runner's lock, in one fixed (name) order so two erasures cannot deadlock; a runner

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from contracts import schema
 from contracts.events import CREATE_ALIAS, IDENTIFY
 from contracts.json_text import compact_json, decode_json
+from contracts.limits import MAX_PERSON_PROPERTY_KEY_LENGTH
 from people.identity import IDENTIFY_KIND, Link, Partition, link_of, merge, person_id_of
 from people.properties import (
     PERSON_PROPERTY_KEYS,
@@ -518,6 +519,7 @@ _PROPERTY_ROWS: Final = f"""
         FROM {schema.EVENTS} e, jsonb_array_elements(e.properties -> '$unset') u
         WHERE {{upto}} AND jsonb_typeof(e.properties -> '$unset') = 'array' AND jsonb_typeof(u.value) = 'string'
     ) x
+    WHERE length(key) <= {MAX_PERSON_PROPERTY_KEY_LENGTH}
     GROUP BY project_id, distinct_id, key
 """
 _EXPECTED_PROPERTIES: Final = f"SELECT * FROM ({_PROPERTY_ROWS}) p"

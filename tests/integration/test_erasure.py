@@ -386,3 +386,40 @@ def test_a_drifted_counter_refuses_the_erasure_and_nothing_is_erased(project):
     with pytest.raises(ReadModelDrift, match="rm_event_counts"):
         erase_person(project_id=p, distinct_ids=["alice"])
     assert stored("alice", p) == 6 and rows_of("alice", p)[schema.USER_DAYS.name] > 0
+
+
+def test_two_erasures_at_once_both_erase_one_after_the_other(project):
+    import threading
+    import time
+
+    from django.db import connection
+
+    p = project.project_id
+    insert_events(events_of("alice", 5, project_id=p) + events_of("bob", 5, project_id=p))
+    run_projections()
+    inside = threading.Event()
+    outcome: list[object] = []
+
+    def slow(message: str) -> None:
+        if message.endswith("bad events deleted"):
+            inside.set()
+            time.sleep(1.5)  # still inside the first erasure's transaction, holding every lock
+
+    def first() -> None:
+        try:
+            outcome.append(erase_person(project_id=p, distinct_ids=["alice"], progress=slow))
+        except Exception as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert inside.wait(10)
+        second = erase_person(project_id=p, distinct_ids=["bob"])  # waits for the first, never refused
+    finally:
+        thread.join()
+    assert second.events == 5 and outcome[0].events == 5
+    assert stored("alice", p) == 0 and stored("bob", p) == 0
+    assert_verify_clean()

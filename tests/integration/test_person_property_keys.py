@@ -1,0 +1,64 @@
+"""A person property's key is part of rm_person_properties' primary key: one longer than
+limits.MAX_PERSON_PROPERTY_KEY_LENGTH is refused at ingestion (`value_too_long` on the field
+holding it, alike on the three servers), and one stored before that rule is skipped by the
+people projection and its verify instead of stopping the projection for good."""
+
+import json
+import secrets
+
+import pytest
+
+from contracts import limits, schema
+from projections.registry import projection_get
+from projections.runner import checkpoint_ensure, run_batch
+from projections.verify import verify
+from tests.command_helpers import make_event
+from tests.integration.test_fast_path_parity import (  # noqa: F401 (fixtures)
+    Request,
+    call,
+    call_rsgi,
+    django_views,
+    fast_path,
+    rsgi_edge,
+)
+from tests.integration.test_projection_people import event
+from tests.projection_helpers import insert_events, table_rows
+
+pytestmark = pytest.mark.django_db(transaction=True)
+LONG = "k" * (limits.MAX_PERSON_PROPERTY_KEY_LENGTH + 1)
+EVENTS = [
+    make_event(properties={"$set": {LONG: 1}}),
+    make_event(properties={"$set_once": {"plan": "pro", LONG: 2}}),
+    make_event(properties={"$unset": ["plan", LONG]}),
+    make_event(properties={"$set": {"k" * limits.MAX_PERSON_PROPERTY_KEY_LENGTH: 1}}),  # at the limit: kept
+    make_event(properties={LONG: 1}),  # not a person property: no such limit
+]
+
+
+def test_the_three_servers_refuse_a_person_property_key_over_the_limit(rsgi_edge, fast_path, django_views, project):  # noqa: F811
+    request = Request("POST", "batch/", json.dumps({"events": EVENTS}).encode(),
+                      headers={"HTTP_AUTHORIZATION": f"Bearer {project.api_key}"})  # fmt: skip
+    answers = [
+        call_rsgi(rsgi_edge, request, project.api_key),
+        call(fast_path, request, project.api_key),
+        call(django_views, request, project.api_key),
+    ]
+    for status, _headers, body in answers:
+        assert status == 200
+        payload = json.loads(body)
+        assert payload["accepted"] == 2
+        assert [(r["index"], r["code"], r["field"]) for r in payload["rejected"]] == [
+            (0, "value_too_long", "properties.$set"),
+            (1, "value_too_long", "properties.$set_once"),
+            (2, "value_too_long", "properties.$unset"),
+        ]
+    assert answers[0][2] == answers[1][2] == answers[2][2]
+
+
+def test_a_long_key_stored_before_the_rule_is_skipped_and_the_projection_goes_on():
+    key = secrets.token_hex(3000)  # 6,000 characters that do not compress: over a btree entry's size
+    insert_events([event("u1", 0, **{"$set": {key: 1, "plan": "pro"}}), event("u1", 1, **{"$unset": [key]})])
+    checkpoint_ensure("people")
+    assert run_batch(projection_get("people")) == 2
+    assert [row[2] for row in table_rows(schema.PERSON_PROPERTIES)] == ["plan"]
+    assert verify(projection_get("people")).differences == []
