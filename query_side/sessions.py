@@ -10,6 +10,7 @@ from uuid import UUID
 
 from django.conf import settings
 
+from contracts.events import INFERRED_SESSION_PREFIX
 from contracts.schema import EVENTS, PERSON_DISTINCT_IDS, SESSIONS
 from query_side.selectors import EVENT_FIELDS, _json, _rows
 
@@ -129,22 +130,24 @@ def session_event_list(
     """A session's events (`session` as session_get reads it) oldest first, keyset-paginated on
     (timestamp, uuid); reads limit + 1.
 
-    Its events are those of its person's distinct_ids (and its own distinct_id) between its start
-    and end, along the index (project_id, distinct_id, "timestamp"): for an explicit session,
-    those carrying its session_id; for an inferred one, those without a session_id from its
-    device (an unknown device: events without a device_id)."""
-    clauses = [
-        "project_id = %(project_id)s",
-        f"distinct_id = ANY(ARRAY{_person_ids_sql('%(distinct_id)s')})",
-        '"timestamp" >= %(start)s AND "timestamp" <= %(end)s',
-    ]
+    Exactly the events the sessions projection counted in it, between its start and end: for an
+    inferred session, its (distinct_id, device_id)'s events without a session_id (or with one in
+    the reserved `inferred-` form, as the projection reads them), along the index (project_id,
+    distinct_id, "timestamp"); for an explicit one, every event carrying its session_id whatever
+    its distinct_id (an $identify mid-session, a merge refused or not projected yet), along
+    (project_id, "timestamp") over the session's time range."""
+    clauses = ["project_id = %(project_id)s", '"timestamp" >= %(start)s AND "timestamp" <= %(end)s']
     params: dict[str, Any] = {
-        "project_id": project_id, "distinct_id": session["distinct_id"], "start": session["start"],
-        "end": session["end"], "limit": limit + 1,
+        "project_id": project_id, "start": session["start"], "end": session["end"], "limit": limit + 1,
     }  # fmt: skip
     if session["inferred"]:
-        clauses.append("session_id IS NULL AND coalesce(device_id, '') = %(device_id)s")
-        params["device_id"] = session["device_id"] or ""
+        clauses.append(
+            "distinct_id = %(distinct_id)s AND coalesce(device_id, '') = %(device_id)s"
+            " AND (session_id IS NULL OR starts_with(session_id, %(prefix)s))"
+        )
+        params.update(
+            distinct_id=session["distinct_id"], device_id=session["device_id"] or "", prefix=INFERRED_SESSION_PREFIX
+        )
     else:
         clauses.append("session_id = %(session_id)s")
         params["session_id"] = session["session_id"]
