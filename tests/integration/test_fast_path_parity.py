@@ -103,8 +103,12 @@ def flags_to_evaluate(project, redis_client):
 
     pro = Condition(properties=(PropertyFilter("plan", "exact", "pro"),))
     variants = [Variant("control", 50), Variant("test", 50, payload={"n": 1})]
-    flag_create(project_id=project.project_id, fields=FlagCreate(key="pro-only", enabled=True, conditions=[pro]), actor="t")
-    flag_create(project_id=project.project_id, fields=FlagCreate(key="split", enabled=True, variants=variants), actor="t")
+    flag_create(
+        project_id=project.project_id, fields=FlagCreate(key="pro-only", enabled=True, conditions=[pro]), actor="t"
+    )
+    flag_create(
+        project_id=project.project_id, fields=FlagCreate(key="split", enabled=True, variants=variants), actor="t"
+    )
 
 
 @pytest.fixture
@@ -230,3 +234,22 @@ def test_the_requests_cover_every_route_the_fast_path_serves():
     served = {pattern.name for pattern in urlpatterns if pattern.callback.__module__ == "command_side.views"}
     assert sent == served
     assert all(fast_path.route(PREFIX + request.path) is not None for request in REQUESTS.values())
+
+
+def batch_on_three_servers(rsgi_edge, fast_path, django_views, project, events: list[dict]) -> dict:
+    """POST `events` as one batch/ to the RSGI edge, the WSGI fast path and the Django views;
+    assert all three answer 200 with the same bytes, and return that answer decoded."""
+    body = json.dumps({"events": events}).encode()
+    request = Request("POST", "batch/", body, headers={"HTTP_AUTHORIZATION": f"Bearer {project.api_key}"})
+    answers = [
+        call_rsgi(rsgi_edge, request, project.api_key),
+        call(fast_path, request, project.api_key),
+        call(django_views, request, project.api_key),
+    ]
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert answers[0][2] == answers[1][2] == answers[2][2]
+    return json.loads(answers[0][2])
+
+
+def rejected(answer: dict) -> list[tuple[int, str, str | None]]:
+    return [(r["index"], r["code"], r["field"]) for r in answer["rejected"]]

@@ -3,7 +3,6 @@ limits.MAX_PERSON_PROPERTY_KEY_LENGTH is refused at ingestion (`value_too_long` 
 holding it, alike on the three servers), and one stored before that rule is skipped by the
 people projection and its verify instead of stopping the projection for good."""
 
-import json
 import secrets
 
 import pytest
@@ -15,10 +14,11 @@ from projections.verify import verify
 from tests.command_helpers import make_event
 from tests.integration.test_fast_path_parity import (  # noqa: F401 (fixtures)
     Request,
+    batch_on_three_servers,
     call,
-    call_rsgi,
     django_views,
     fast_path,
+    rejected,
     rsgi_edge,
 )
 from tests.integration.test_projection_people import event
@@ -36,23 +36,13 @@ EVENTS = [
 
 
 def test_the_three_servers_refuse_a_person_property_key_over_the_limit(rsgi_edge, fast_path, django_views, project):  # noqa: F811
-    request = Request("POST", "batch/", json.dumps({"events": EVENTS}).encode(),
-                      headers={"HTTP_AUTHORIZATION": f"Bearer {project.api_key}"})  # fmt: skip
-    answers = [
-        call_rsgi(rsgi_edge, request, project.api_key),
-        call(fast_path, request, project.api_key),
-        call(django_views, request, project.api_key),
+    answer = batch_on_three_servers(rsgi_edge, fast_path, django_views, project, EVENTS)
+    assert answer["accepted"] == 2
+    assert rejected(answer) == [
+        (0, "value_too_long", "properties.$set"),
+        (1, "value_too_long", "properties.$set_once"),
+        (2, "value_too_long", "properties.$unset"),
     ]
-    for status, _headers, body in answers:
-        assert status == 200
-        payload = json.loads(body)
-        assert payload["accepted"] == 2
-        assert [(r["index"], r["code"], r["field"]) for r in payload["rejected"]] == [
-            (0, "value_too_long", "properties.$set"),
-            (1, "value_too_long", "properties.$set_once"),
-            (2, "value_too_long", "properties.$unset"),
-        ]
-    assert answers[0][2] == answers[1][2] == answers[2][2]
 
 
 def test_a_long_key_stored_before_the_rule_is_skipped_and_the_projection_goes_on():

@@ -9,10 +9,11 @@ import pytest
 from tests.command_helpers import drain_all, make_event, stored_count
 from tests.integration.test_fast_path_parity import (  # noqa: F401 (fixtures)
     Request,
+    batch_on_three_servers,
     call,
-    call_rsgi,
     django_views,
     fast_path,
+    rejected,
     rsgi_edge,
 )
 
@@ -39,18 +40,9 @@ def batch() -> bytes:
 
 
 def test_the_three_servers_refuse_illegal_ids_alike(rsgi_edge, fast_path, django_views, project):  # noqa: F811
-    request = Request("POST", "batch/", batch(), headers={"HTTP_AUTHORIZATION": f"Bearer {project.api_key}"})
-    answers = [
-        call_rsgi(rsgi_edge, request, project.api_key),
-        call(fast_path, request, project.api_key),
-        call(django_views, request, project.api_key),
-    ]
-    for status, _headers, body in answers:
-        assert status == 200
-        payload = json.loads(body)
-        assert payload["accepted"] == 2
-        assert [(r["index"], r["code"], r["field"]) for r in payload["rejected"]] == EXPECTED
-    assert answers[0][2] == answers[1][2] == answers[2][2]
+    answer = batch_on_three_servers(rsgi_edge, fast_path, django_views, project, ILLEGAL + LEGAL)
+    assert answer["accepted"] == 2
+    assert rejected(answer) == EXPECTED
 
 
 def test_a_refused_identify_is_in_the_bad_events_list_with_its_reason(client, fast_path, project):  # noqa: F811

@@ -9,10 +9,11 @@ import pytest
 from tests.command_helpers import make_event
 from tests.integration.test_fast_path_parity import (  # noqa: F401 (fixtures)
     Request,
+    batch_on_three_servers,
     call,
-    call_rsgi,
     django_views,
     fast_path,
+    rejected,
     rsgi_edge,
 )
 
@@ -27,22 +28,12 @@ EVENTS = [
 
 
 def test_the_three_servers_refuse_a_reserved_session_id_alike(rsgi_edge, fast_path, django_views, project):  # noqa: F811
-    request = Request("POST", "batch/", json.dumps({"events": EVENTS}).encode(),
-                      headers={"HTTP_AUTHORIZATION": f"Bearer {project.api_key}"})  # fmt: skip
-    answers = [
-        call_rsgi(rsgi_edge, request, project.api_key),
-        call(fast_path, request, project.api_key),
-        call(django_views, request, project.api_key),
+    answer = batch_on_three_servers(rsgi_edge, fast_path, django_views, project, EVENTS)
+    assert answer["accepted"] == 2
+    assert rejected(answer) == [
+        (0, "invalid_value", "session_id"),
+        (1, "invalid_value", "session_id"),
     ]
-    for status, _headers, body in answers:
-        assert status == 200
-        payload = json.loads(body)
-        assert payload["accepted"] == 2
-        assert [(r["index"], r["code"], r["field"]) for r in payload["rejected"]] == [
-            (0, "invalid_value", "session_id"),
-            (1, "invalid_value", "session_id"),
-        ]
-    assert answers[0][2] == answers[1][2] == answers[2][2]
 
 
 def test_session_start_refuses_a_reserved_session_id(fast_path, project):  # noqa: F811
