@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import BIN, ROOT, load, log, pct, psql, services_env, wait_port
+from bench_ingest import BIN, ROOT, fresh_database, load, log, pct, services_env, wait_port
 
 BENCH_DB = "tidelog_bench_flags"
 TIDELOG_PORT, BASELINE_PORT = 8100, 8101
@@ -97,14 +97,7 @@ def main() -> None:
     args = parser.parse_args()
 
     env = services_env()
-    env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BENCH_DB
-    log("fresh database " + BENCH_DB)
-    psql(env, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)", db="postgres")
-    psql(env, f"CREATE DATABASE {BENCH_DB}", db="postgres")
-    py = str(BIN / "python")
-    subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    project = json.loads(subprocess.run([py, "manage.py", "create_project", "bench", "--json"], cwd=ROOT, env=env,
-                                        check=True, stdout=subprocess.PIPE, text=True).stdout)  # fmt: skip
+    project = fresh_database(env, BENCH_DB)
     granian = [str(BIN / "granian"), "--host", "127.0.0.1", "--workers", str(args.workers), "--no-ws",
                "--backlog", "2048", "--log-level", "warning"]  # fmt: skip
     servers = {

@@ -76,6 +76,20 @@ def psql(env: dict[str, str], sql: str, db: str | None = None) -> str:
     return subprocess.run(["psql", url, "-tAqc", sql], check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
 
 
+def fresh_database(env: dict[str, str], name: str) -> dict:
+    """Drop and create database `name`, point env's DATABASE_URL at it, migrate it and make one
+    project, 'bench'; return create_project's JSON (project_id, api_key, personal_api_key)."""
+    env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + "/" + name
+    log("fresh database " + name)
+    psql(env, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", db="postgres")
+    psql(env, f"CREATE DATABASE {name}", db="postgres")
+    py = str(BIN / "python")
+    subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    created = subprocess.run([py, "manage.py", "create_project", "bench", "--json"], cwd=ROOT, env=env, check=True,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    return json.loads(created.stdout)
+
+
 def event_json(distinct_id: str, session_id: str, now: str) -> dict:
     return {
         "event_type": EVENT_TYPES[hash(distinct_id + session_id) % len(EVENT_TYPES)],
@@ -289,15 +303,8 @@ def main() -> None:
     args = parser.parse_args()
 
     env = services_env()
-    log("fresh database " + BENCH_DB)
-    psql(env, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)", db="postgres")
-    psql(env, f"CREATE DATABASE {BENCH_DB}", db="postgres")
+    project = fresh_database(env, BENCH_DB)
     py = str(BIN / "python")
-    subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    project = json.loads(
-        subprocess.run([py, "manage.py", "create_project", "bench", "--json"], cwd=ROOT, env=env, check=True,
-                       stdout=subprocess.PIPE, text=True).stdout
-    )  # fmt: skip
     procs = {
         # As bin/tidelog-run starts it (RSGI: bodies read on the event loop within their deadline).
         "command-api": [str(BIN / "granian"), "--interface", args.interface, "--host", "127.0.0.1", "--port", "8000",

@@ -19,7 +19,6 @@ clean. Last, the query API (granian, as `make run` serves it) answers each endpo
 """
 
 import argparse
-import json
 import os
 import random
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import BIN, ROOT, log, pct, psql, services_env, wait_port
+from bench_ingest import BIN, ROOT, fresh_database, log, pct, psql, services_env, wait_port
 
 BENCH_DB = "tidelog_bench_sp"
 QUERY_PORT = 8201
@@ -153,14 +152,7 @@ def main() -> None:
     args = parser.parse_args()
 
     env = services_env()
-    env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BENCH_DB
-    log("fresh database " + BENCH_DB)
-    psql(env, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)", db="postgres")
-    psql(env, f"CREATE DATABASE {BENCH_DB}", db="postgres")
-    py = str(BIN / "python")
-    subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    project = json.loads(subprocess.run([py, "manage.py", "create_project", "bench", "--json"], cwd=ROOT, env=env,
-                                        check=True, stdout=subprocess.PIPE, text=True).stdout)  # fmt: skip
+    project = fresh_database(env, BENCH_DB)
     assert project["project_id"] == 1, project
 
     os.environ.update(env)
