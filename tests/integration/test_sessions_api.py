@@ -221,7 +221,7 @@ def event(project, minute, distinct_id="u1", session_id=None, device_id=None, ev
     }  # fmt: skip
 
 
-def test_an_explicit_sessions_timeline_holds_its_events_of_every_id_of_its_person(client, project):
+def test_an_explicit_sessions_timeline_holds_every_event_with_its_session_id_whoever_sent_it(client, project):
     seed_person(project.project_id, P1, distinct_ids=("anon", "user"))
     seed_session(project.project_id, "s1", "anon", start=FIXED + timedelta(minutes=1), minutes=10)
     insert_session_events(
@@ -229,7 +229,7 @@ def test_an_explicit_sessions_timeline_holds_its_events_of_every_id_of_its_perso
             event(project, 0, "anon", "s1", event_type="before-the-start"),
             event(project, 1, "anon", "s1", event_type="$session_start"),
             event(project, 5, "user", "s1", event_type="$identify"),  # the same person, after login
-            event(project, 6, "stranger", "s1", event_type="another-persons"),
+            event(project, 6, "stranger", "s1", event_type="another-persons"),  # counted by the session too
             event(project, 7, "anon", "s2", event_type="another-session"),
             event(project, 8, "anon", None, event_type="no-session"),
             event(project, 11, "user", "s1", event_type="$session_end"),
@@ -238,7 +238,9 @@ def test_an_explicit_sessions_timeline_holds_its_events_of_every_id_of_its_perso
     )
     body = detail(client, project, "s1").json()
     assert (body["session_id"], body["person_id"], body["distinct_id"]) == ("s1", P1, "anon")
-    assert [row["event_type"] for row in body["events"]] == ["$session_start", "$identify", "$session_end"]
+    assert [row["event_type"] for row in body["events"]] == [
+        "$session_start", "$identify", "another-persons", "$session_end",
+    ]  # fmt: skip
     assert body["next"] is None
     assert body["events"][0]["timestamp"] == "2026-03-02T00:01:00Z"
 
