@@ -124,3 +124,57 @@ def test_a_runner_killed_mid_batch_leaves_read_model_and_checkpoint_unchanged(pr
         cursor.execute(f"SELECT distinct_id, event_count FROM {schema.USER_DAYS} ORDER BY 1")
         assert cursor.fetchall() == [("u0", 6), ("u1", 6), ("u2", 6), ("u3", 4), ("u4", 4)]
     assert verify(projection_get("user_activity")).differences == []
+
+
+def test_a_runner_killed_mid_shared_batch_leaves_every_projection_unchanged(processes):
+    """`projections run` of every projection shares one batch among those at one checkpoint:
+    killed after some members wrote their rows (uncommitted) and while another's upsert waits,
+    none of them has moved; the next run applies every event exactly once to each."""
+    from projections.registry import PROJECTIONS
+
+    tables = [table for projection in PROJECTIONS.values() for table in projection.tables]
+    insert_events([{"timestamp": T0 + timedelta(minutes=i), "distinct_id": f"u{i % 3}", "session_id": f"s{i % 2}"}
+                   for i in range(6)])  # fmt: skip
+    project()
+    rows_before = {table: table_rows(table) for table in tables}
+    checkpoints_before = {name: checkpoint_get(name) for name in PROJECTIONS}
+    assert {checkpoint.events_applied for checkpoint in checkpoints_before.values()} == {6}
+    insert_events([{"timestamp": T0 + timedelta(minutes=10 + i), "distinct_id": f"u{i % 5}", "session_id": f"s{i % 3}"}
+                   for i in range(20)])  # fmt: skip
+
+    app_name = f"tidelog-test-runner-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(conninfo()) as blocker:
+        # sessions writes after event_aggregates, user_activity, flag_exposures and
+        # experiment_conversions have written theirs in the same transaction.
+        blocker.execute(f"LOCK TABLE {schema.SESSIONS} IN ACCESS EXCLUSIVE MODE")
+        processes.start(
+            "victim",
+            [str(BIN / "python"), "manage.py", "projections", "run"],
+            process_env(PGAPPNAME=app_name, TIDELOG_LOG_LEVEL="INFO"),
+        )
+        backend = wait_for(
+            lambda: backend_waiting_on(app_name, blocker.info.backend_pid, f"INSERT INTO {schema.SESSIONS}"),
+            "the shared batch's sessions upsert to wait on our lock (pg_stat_activity)",
+            timeout=60,
+            processes=processes,
+        )
+        assert processes.signal("victim", signal.SIGKILL) == -signal.SIGKILL
+        blocker.rollback()
+    wait_for(lambda: backend_gone(backend), f"the killed runner's backend (pid {backend}) to end")
+
+    assert {table: table_rows(table) for table in tables} == rows_before
+    assert {name: checkpoint_get(name) for name in PROJECTIONS} == checkpoints_before
+
+    processes.start(
+        "survivor", [str(BIN / "python"), "manage.py", "projections", "run"], process_env(PGAPPNAME=app_name)
+    )
+    wait_for(
+        lambda: all(checkpoint_get(name).events_applied >= 26 for name in PROJECTIONS),
+        "every projection's checkpoint to count all 26 events",
+        timeout=60,
+        processes=processes,
+    )
+    assert processes.signal("survivor", signal.SIGTERM) == 0
+    for name, projection in PROJECTIONS.items():
+        assert checkpoint_get(name).events_applied == 26, name
+        assert verify(projection).differences == [], name
