@@ -178,6 +178,23 @@ def active_user_list(
     )
 
 
+def stickiness_list(*, project_id: int, after: datetime, before: datetime) -> list[dict[str, Any]]:
+    """Stickiness: how many users (persons: USER) were active on exactly N of the UTC days in
+    the range, for each N that has any; day-granular as active_user_list (a day counts when it
+    starts before `before` and is not before the day of `after`)."""
+    return _rows(
+        f"""SELECT active_days, count(*) AS users FROM (
+                SELECT {USER} AS who, count(DISTINCT u.day) AS active_days
+                FROM {schema.USER_DAYS} u {JOIN_PERSON}
+                WHERE u.project_id = %(project_id)s
+                  AND day >= (%(after)s::timestamptz AT TIME ZONE 'UTC')::date
+                  AND (day::timestamp AT TIME ZONE 'UTC') < %(before)s
+                GROUP BY 1) per_user
+            GROUP BY active_days ORDER BY active_days""",
+        {"project_id": project_id, "after": after, "before": before},
+    )
+
+
 def bad_event_list(*, project_id: int, limit: int, cursor: tuple[datetime, int] | None = None) -> list[dict[str, Any]]:
     """Rejected events newest first, keyset-paginated on (received_at, id); reads limit + 1."""
     where = "project_id = %s"

@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/events/event_counts/", views.EventCountView.as_view(), name="event-counts"),
     path("admin/event-aggregates/", views.EventAggregateView.as_view(), name="event-aggregates"),
     path("admin/active-users/", views.ActiveUserView.as_view(), name="active-users"),
+    path("admin/stickiness/", views.StickinessView.as_view(), name="stickiness"),
     path("admin/bad-events/", views.BadEventListView.as_view(), name="bad-events"),
     path("admin/sessions/", views.SessionListView.as_view(), name="session-list"),
     path("admin/sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="session-detail"),

@@ -94,6 +94,16 @@ class ActiveUserView(APIView):
         return Response({"interval": interval, "after": window.after, "before": window.before, "results": rows})
 
 
+class StickinessView(APIView):
+    """GET admin/stickiness/: users by how many days of the range they were active."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        window = params.parse_range(request.query_params)
+        rows = selectors.stickiness_list(project_id=project_id, after=window.after, before=window.before)
+        return Response({"after": window.after, "before": window.before, "results": rows})
+
+
 class BadEventListView(APIView):
     """GET admin/bad-events/: rejected events with their error, newest first, cursor-paginated."""
 
