@@ -6,7 +6,6 @@ never a personal API key, the project named with `?project_id=` as in the rest o
     GET  admin/erasures/    the project's erasure log, newest first (?limit, ?cursor)
 """
 
-import re
 import uuid
 
 import msgspec
@@ -17,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from command_side.erasure import erasure_body, person_erase
-from command_side.flags.api import BodyError, Conflict, actor_of, decode
+from command_side.flags.api import ASCII_DIGITS, BodyError, Conflict, actor_of, decode, list_page, parse_limit
 from command_side.models import ErasureLog
 from contracts import limits
 from contracts.errors import ErrorCode
@@ -25,9 +24,6 @@ from projections.erasure import ErasureRefused, PersonNotFound, ReplayInProgress
 from tenancy.access import project_for
 from tenancy.api_errors import InvalidParameter
 from tenancy.auth import KeyUser
-
-MAX_LIMIT = 1000
-_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 class ErasureRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -46,23 +42,13 @@ class ErasureListView(APIView):
     def get(self, request: Request) -> Response:
         project_id = staff_project_for(request)
         query = request.query_params
-        raw_limit = query.get("limit") or "100"
-        # ASCII digits only: str.isdigit() takes "²", which int() refuses.
-        if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise InvalidParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
-        limit = int(raw_limit)
+        limit = parse_limit(request)
         entries = ErasureLog.objects.filter(project_id=project_id).order_by("-id")
         if cursor := query.get("cursor"):
-            if not _DIGITS.fullmatch(cursor):
+            if not ASCII_DIGITS.fullmatch(cursor):
                 raise InvalidParameter("cursor", "cursor is the `next` link's, a whole number")
             entries = entries.filter(id__lt=int(cursor))
-        page = list(entries[: limit + 1])
-        next_url = None
-        if len(page) > limit:
-            page = page[:limit]
-            following = query.copy()
-            following["cursor"] = str(page[-1].pk)
-            next_url = request.build_absolute_uri(f"{request.path}?{following.urlencode()}")
+        page, next_url = list_page(request, list(entries[: limit + 1]), limit, lambda entry: str(entry.pk))
         return Response({"results": [erasure_body(entry) for entry in page], "next": next_url})
 
     def post(self, request: Request) -> Response:

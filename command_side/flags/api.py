@@ -13,6 +13,7 @@ then the whole definition is validated (flags.definition.validate): every refusa
 field in the error shape of docs/api.md.
 """
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,6 +36,27 @@ from tenancy.api_errors import InvalidParameter
 from tenancy.auth import KeyUser
 
 MAX_LIMIT = 1000
+ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def parse_limit(request: Request) -> int:
+    """An admin list's `?limit` (default 100): a whole number from 1 to MAX_LIMIT, in ASCII digits
+    (str.isdigit() takes "²", which int() refuses), else 400 naming `limit`."""
+    raw = request.query_params.get("limit") or "100"
+    if not ASCII_DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def list_page(request: Request, rows: list[Any], limit: int, cursor_of: Any) -> tuple[list[Any], str | None]:
+    """`rows` (up to limit + 1 read) cut to `limit`, and the link to the next page (the same
+    query, `cursor` set to `cursor_of` the last row kept), or None on the last page."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    following = request.query_params.copy()
+    following["cursor"] = cursor_of(rows[-1])
+    return rows, request.build_absolute_uri(f"{request.path}?{following.urlencode()}")
 
 
 class BodyError(APIException):
@@ -77,9 +99,7 @@ def refusal(exc: DefinitionError) -> BodyError:
     return BodyError(ErrorCode.INVALID_VALUE, exc.field, exc.message)
 
 
-def flag_body(
-    definition: FlagDefinition, *, name: str, description: str, meta: dict[str, Any]
-) -> dict[str, Any]:
+def flag_body(definition: FlagDefinition, *, name: str, description: str, meta: dict[str, Any]) -> dict[str, Any]:
     body = msgspec.to_builtins(definition)
     body.pop("version", None)
     return {"key": definition.key, "name": name, "description": description, "version": definition.version,
@@ -124,22 +144,13 @@ class FlagListView(APIView):
         archived = query.get("archived", "false")
         if archived not in ("true", "false", "all"):
             raise InvalidParameter("archived", "archived is true, false or all")
-        raw_limit = query.get("limit") or "100"
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise InvalidParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
-        limit = int(raw_limit)
+        limit = parse_limit(request)
         rows = FlagRow.objects.filter(project_id=project_id).order_by("key")
         if archived != "all":
             rows = rows.filter(archived=archived == "true")
         if cursor := query.get("cursor"):
             rows = rows.filter(key__gt=cursor)
-        page = list(rows[: limit + 1])
-        next_url = None
-        if len(page) > limit:
-            page = page[:limit]
-            following = query.copy()
-            following["cursor"] = page[-1].key
-            next_url = request.build_absolute_uri(f"{request.path}?{following.urlencode()}")
+        page, next_url = list_page(request, list(rows[: limit + 1]), limit, lambda row: row.key)
         return Response({"results": [row_body(row) for row in page], "next": next_url})
 
     def post(self, request: Request) -> Response:
