@@ -111,33 +111,37 @@ CHECKPOINTS: Final = Table(
     key=("name",),
 )
 
-EVENT_COUNTS: Final = Table(
-    "rm_event_counts",
-    _columns("project_id int8, event_type text, bucket timestamptz, app_version text, os_name text, event_count int8"),
-    key=("project_id", "event_type", "bucket", "app_version", "os_name"),
+USER_NUMBERS: Final = Table(
+    "tidelog_user_numbers",
+    _columns("project_id int8, distinct_id text, number int4"),
+    key=("project_id", "distinct_id"),
 )
-"""(project, event type, bucket = UTC hour, app_version, os_name) -> event_count. Unknown
-app_version / os_name are stored as ''."""
+"""The user directory: a dense number for each distinct_id ever projected, drawn once from one
+sequence and never changed (projections/user_numbers.py), so that sets of users are compressed
+bitmaps of numbers (contracts/user_sets.py). Not a read model: no replay rebuilds it (a rebuilt
+read model must keep the numbers the others use); only an erasure deletes rows of it."""
 
-EVENT_USERS: Final = Table(
-    "rm_event_users",
+EVENT_ROLLUPS: Final = Table(
+    "rm_event_rollups",
     _columns(
-        "project_id int8, event_type text, bucket timestamptz, distinct_id text, app_version text, os_name text,"
-        " event_count int8"
+        "project_id int8, grain text, bucket timestamptz, event_type text, app_version text, os_name text,"
+        " event_count int8, user_count int4, users bytea"
     ),
-    key=("project_id", "event_type", "bucket", "distinct_id", "app_version", "os_name"),
+    key=("project_id", "grain", "bucket", "event_type", "app_version", "os_name"),
 )
-"""One row per user, event type, UTC hour, version and OS: unique users over any range of hours
-= count(DISTINCT distinct_id)."""
+"""(project, grain 'hour' or 'day', bucket = the UTC hour or day, event type, app_version,
+os_name) -> the events and the set of their users (USER_NUMBERS, a contracts.user_sets bitmap;
+user_count is its size). Unknown app_version / os_name are stored as ''. Ranges read whole days
+where they can and hours at their edges; unique users of any range, week, breakdown or filter
+are the union of the sets, exact."""
 
-USER_DAYS: Final = Table(
-    "rm_user_days",
-    _columns(
-        "project_id int8, day date, distinct_id text, event_count int8, first_seen timestamptz, last_seen timestamptz"
-    ),
-    key=("project_id", "day", "distinct_id"),
+ACTIVE_DAYS: Final = Table(
+    "rm_active_days",
+    _columns("project_id int8, day date, event_count int8, user_count int4, users bytea"),
+    key=("project_id", "day"),
 )
-"""(project, UTC day, distinct_id) -> event_count, first_seen, last_seen: DAU/WAU/MAU."""
+"""(project, UTC day) -> its events and the set of users active that day (a contracts.user_sets
+bitmap): DAU/WAU/MAU, stickiness and retention's returns."""
 
 FLAG_EXPOSURES: Final = Table(
     "rm_flag_exposures",
@@ -206,11 +210,21 @@ PERSONS: Final = Table(
     "rm_persons",
     _columns(
         "project_id int8, person_id uuid, is_identified bool, properties jsonb, first_seen timestamptz,"
-        " last_seen timestamptz, event_count int8, distinct_id_count int8"
+        " last_seen timestamptz, event_count int8, distinct_id_count int8, number int4"
     ),
     key=("project_id", "person_id"),
 )
-"""One row per person: merged properties, and first/last seen and events over its distinct_ids."""
+"""One row per person: merged properties, and first/last seen and events over its distinct_ids;
+`number` is the person's in sets of users: the smallest USER_NUMBERS number of its ids."""
+
+PERSON_ALIASES: Final = Table(
+    "rm_person_aliases",
+    _columns("project_id int8, number int4, canonical int4"),
+    key=("project_id", "number"),
+)
+"""For each distinct_id whose person has another id with a smaller number: its number and the
+person's (PERSONS.number). A set of users' numbers maps to its set of persons through these
+rows alone (query_side/user_sets.py): a merge recounts every past set at once."""
 
 PERSON_PROPERTIES: Final = Table(
     "rm_person_properties",
@@ -232,7 +246,23 @@ IDENTITY_LINKS: Final = Table(
 when first asked, and what came of it ('merged', 'same', 'refused_both_identified')."""
 
 SHARED: Final = (
-    EVENTS, EVENT_IDS, BAD_EVENTS, FLAG_DEFINITIONS, EXPERIMENTS, CHECKPOINTS, EVENT_COUNTS, EVENT_USERS,
-    USER_DAYS, FLAG_EXPOSURES, FLAG_EXPOSURE_DAYS, EXPERIMENT_CONVERSIONS, EXPERIMENT_BACKFILLS,
-    SESSIONS, PERSON_DISTINCT_IDS, PERSONS, PERSON_PROPERTIES, IDENTITY_LINKS,
+    EVENTS,
+    EVENT_IDS,
+    BAD_EVENTS,
+    FLAG_DEFINITIONS,
+    EXPERIMENTS,
+    CHECKPOINTS,
+    USER_NUMBERS,
+    EVENT_ROLLUPS,
+    ACTIVE_DAYS,
+    FLAG_EXPOSURES,
+    FLAG_EXPOSURE_DAYS,
+    EXPERIMENT_CONVERSIONS,
+    EXPERIMENT_BACKFILLS,
+    SESSIONS,
+    PERSON_DISTINCT_IDS,
+    PERSONS,
+    PERSON_PROPERTIES,
+    IDENTITY_LINKS,
+    PERSON_ALIASES,
 )

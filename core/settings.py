@@ -237,6 +237,11 @@ TIDELOG_SESSION_MAX_HOURS = env_int("TIDELOG_SESSION_MAX_HOURS", 24)
 if TIDELOG_SESSION_INACTIVITY_MINUTES < 1 or TIDELOG_SESSION_MAX_HOURS < 1:
     raise ImproperlyConfigured("TIDELOG_SESSION_INACTIVITY_MINUTES and TIDELOG_SESSION_MAX_HOURS must be at least 1")
 
+# Analytics (query_side/analytics.py): a question the rollups cannot answer (a filter or breakdown
+# on an event property, the median of events per user) scans raw events; one that would read more
+# than this many is refused with a 400 range_too_large rather than run for seconds.
+TIDELOG_RAW_SCAN_MAX_EVENTS = env_int("TIDELOG_RAW_SCAN_MAX_EVENTS", 1_000_000)
+
 # --- Dramatiq --------------------------------------------------------------------------------
 # Messages each worker process reads ahead (command_side.actors applies it at worker boot).
 # Dramatiq's default (2 a thread) gives ~530 messages/s a worker; ~100 gives ~5,300 (measured,

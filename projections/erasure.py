@@ -174,6 +174,12 @@ def erase_person(
             changed = erase(cursor, {table: table for table in projection.tables}, project_id, ids, upto)
             rows_by_projection[name] = int(changed or 0)
             progress(f"{name}: {rows_by_projection[name]} read-model rows deleted or lowered")
+        # Last: every projection's erase() above found the ids' numbers in the directory. An id
+        # seen again later draws a new number (its old one is in no set any more).
+        cursor.execute(
+            f"DELETE FROM {schema.USER_NUMBERS} WHERE project_id = %s AND distinct_id = ANY(%s)",
+            [project_id, list(ids)],
+        )
         cursor.execute(
             f"DELETE FROM {schema.EVENTS} WHERE project_id = %s AND distinct_id = ANY(%s)", [project_id, list(ids)]
         )

@@ -1,27 +1,22 @@
-"""Event counts and unique users per project, event type and UTC hour, by app version and OS.
-
-Counts go to schema.EVENT_COUNTS; one row per (user, event type, hour, version, OS) goes to
-schema.EVENT_USERS, from which any range's unique users are counted exactly.
+"""Event rollups per project, event type, app version and OS, by UTC hour and by UTC day: the
+events and the set of their users (schema.EVENT_ROLLUPS). Counts over a range sum the rows;
+unique users over a range, a week or a breakdown union their sets, exactly.
 """
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from contracts import schema
-from projections.projection import EventsOnly, ReadModelDrift, StoredEvent, VerifyQuery
-from projections.upsert import upsert
+from contracts.user_sets import BitMap
+from projections.projection import EventsOnly, StoredEvent, VerifyQuery
+from projections.user_numbers import numbers_known, numbers_of
+from projections.user_sets import Key, add_to_sets, remove_from_sets, sets_verify_query
 
-CountKey = tuple[int, str, datetime, str, str]
-UserKey = tuple[int, str, datetime, str, str, str]
-
-
-@dataclass
-class Changes:
-    counts: Counter[CountKey] = field(default_factory=Counter)
-    users: Counter[UserKey] = field(default_factory=Counter)
+GRAINS = ("hour", "day")
+# (project, event type, hour, distinct_id, app_version, os_name)
+UserHour = tuple[int, str, datetime, str, str, str]
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -31,39 +26,41 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def rollup_keys(project_id: int, event_type: str, hour: datetime, version: str, os_name: str) -> tuple[Key, Key]:
+    """The hour's and the day's row keys of an event in `hour`."""
+    day = hour.replace(hour=0)
+    return (
+        (project_id, "hour", hour, event_type, version, os_name),
+        (project_id, "day", day, event_type, version, os_name),
+    )
+
+
 class EventAggregates(EventsOnly):
     name: str = "event_aggregates"
-    tables: Sequence[str] = (schema.EVENT_COUNTS.name, schema.EVENT_USERS.name)
+    tables: Sequence[str] = (schema.EVENT_ROLLUPS.name,)
 
-    def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Changes:
-        # One counter update per event (C-speed Counter over a generator), then the counts
-        # summed from the per-user rows: half the hashing of updating both per event.
-        users: Counter[UserKey] = Counter(
+    def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Counter[UserHour]:
+        # One C-speed Counter update per event; the rows are built from its (fewer) keys.
+        return Counter(
             (e.project_id, e.event_type, hour_of(e.timestamp), e.distinct_id, e.app_version or "", e.os_name or "")
             for e in events
         )
-        counts: Counter[CountKey] = Counter()
-        for (project_id, event_type, bucket, _, version, os_name), n in users.items():
-            counts[(project_id, event_type, bucket, version, os_name)] += n
-        return Changes(counts, users)
 
-    def write(self, cursor: Any, changes: Changes, tables: Mapping[str, str]) -> None:
-        if changes.counts:
-            upsert(
-                cursor,
-                table=schema.EVENT_COUNTS,
-                into=tables[schema.EVENT_COUNTS.name],
-                update="event_count = t.event_count + EXCLUDED.event_count",
-                rows=((*key, n) for key, n in changes.counts.items()),
-            )
-        if changes.users:
-            upsert(
-                cursor,
-                table=schema.EVENT_USERS,
-                into=tables[schema.EVENT_USERS.name],
-                update="event_count = t.event_count + EXCLUDED.event_count",
-                rows=((*key, n) for key, n in changes.users.items()),
-            )
+    def write(self, cursor: Any, changes: Counter[UserHour], tables: Mapping[str, str]) -> None:
+        if not changes:
+            return
+        numbers = numbers_of(cursor, {(key[0], key[3]) for key in changes})
+        rows: dict[Key, tuple[int, BitMap]] = {}
+        for (project_id, event_type, hour, distinct_id, version, os_name), n in changes.items():
+            number = numbers[(project_id, distinct_id)]
+            for key in rollup_keys(project_id, event_type, hour, version, os_name):
+                row = rows.get(key)
+                if row is None:
+                    rows[key] = (n, BitMap([number]))
+                else:
+                    row[1].add(number)
+                    rows[key] = (row[0] + n, row[1])
+        add_to_sets(cursor, table=schema.EVENT_ROLLUPS, into=tables[schema.EVENT_ROLLUPS.name], changes=rows)
 
     def erase(
         self,
@@ -73,55 +70,36 @@ class EventAggregates(EventsOnly):
         distinct_ids: Sequence[str],
         upto: tuple[str, int],
     ) -> int:
-        """Delete the ids' per-user rows and subtract their sums from the counts. The per-user
-        rows hold exactly what these ids' events at or before the checkpoint added to each
-        count (write() adds the same per-user sums to both tables), so `upto` is not needed."""
-        users, counts = tables[schema.EVENT_USERS.name], tables[schema.EVENT_COUNTS.name]
-        same_key = (
-            "(c.event_type, c.bucket, c.app_version, c.os_name) = (s.event_type, s.bucket, s.app_version, s.os_name)"
-        )
-        # TRICKY: one statement, so every part sees the same snapshot; a count row is either
-        # deleted (its whole count was these ids') or lowered, never both.
+        """Take the ids' users out of every row their events reached, and those events out of
+        the counts; the rows are the buckets of their events at or before the checkpoint,
+        still in the event store (an erasure calls this before it deletes them)."""
         cursor.execute(
-            f"""WITH gone AS (
-                    DELETE FROM {users} WHERE project_id = %(project_id)s AND distinct_id = ANY(%(distinct_ids)s)
-                    RETURNING event_type, bucket, app_version, os_name, event_count),
-                share AS (
-                    SELECT event_type, bucket, app_version, os_name, sum(event_count)::int8 AS n
-                    FROM gone GROUP BY 1, 2, 3, 4),
-                emptied AS (
-                    DELETE FROM {counts} c USING share s
-                    WHERE c.project_id = %(project_id)s AND {same_key} AND c.event_count = s.n
-                    RETURNING 1),
-                lowered AS (
-                    UPDATE {counts} c SET event_count = c.event_count - s.n FROM share s
-                    WHERE c.project_id = %(project_id)s AND {same_key} AND c.event_count <> s.n
-                    RETURNING c.event_count)
-                SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM share), (SELECT count(*) FROM emptied),
-                       (SELECT count(*) FROM lowered), (SELECT count(*) FROM lowered WHERE event_count < 0)""",
-            {"project_id": project_id, "distinct_ids": list(distinct_ids)},
+            f"""SELECT event_type, date_trunc('hour', "timestamp", 'UTC'), coalesce(app_version, ''),
+                       coalesce(os_name, ''), count(*)
+                FROM {schema.EVENTS} e
+                WHERE project_id = %s AND distinct_id = ANY(%s) AND (e.xact_id, e.position) <= (%s::xid8, %s)
+                GROUP BY 1, 2, 3, 4""",
+            [project_id, list(distinct_ids), *upto],
         )
-        gone, shares, emptied, lowered, negative = cursor.fetchone()
-        if emptied + lowered != shares or negative:
-            raise ReadModelDrift(
-                f"{counts}: {shares - emptied - lowered} counts missing and {negative} smaller than the per-user"
-                f" rows of {users} that make them up; verify and replay {self.name}"
-            )
-        return int(gone + emptied + lowered)
+        shares: Counter[Key] = Counter()
+        for event_type, hour, version, os_name, n in cursor.fetchall():
+            for key in rollup_keys(project_id, event_type, hour, version, os_name):
+                shares[key] += n
+        if not shares:
+            return 0
+        users = BitMap(numbers_known(cursor, project_id, distinct_ids))
+        table = tables[schema.EVENT_ROLLUPS.name]
+        return remove_from_sets(cursor, table=schema.EVENT_ROLLUPS, into=table, changes=shares, users=users)
 
     def verify_queries(self) -> list[VerifyQuery]:
-        hour = "date_trunc('hour', e.\"timestamp\", 'UTC')"
         return [
-            VerifyQuery(
-                schema.EVENT_COUNTS,
-                f"""SELECT e.project_id, e.event_type, {hour}, coalesce(e.app_version, ''),
-                           coalesce(e.os_name, ''), count(*)
-                    FROM {schema.EVENTS} e WHERE {{upto}} GROUP BY 1, 2, 3, 4, 5""",
-            ),
-            VerifyQuery(
-                schema.EVENT_USERS,
-                f"""SELECT e.project_id, e.event_type, {hour}, e.distinct_id,
-                           coalesce(e.app_version, ''), coalesce(e.os_name, ''), count(*)
-                    FROM {schema.EVENTS} e WHERE {{upto}} GROUP BY 1, 2, 3, 4, 5, 6""",
-            ),
+            sets_verify_query(
+                schema.EVENT_ROLLUPS,
+                f"""SELECT e.project_id, g.grain, date_trunc(g.grain, e."timestamp", 'UTC'), e.event_type,
+                           coalesce(e.app_version, ''), coalesce(e.os_name, ''), n.number, count(*)
+                    FROM {schema.EVENTS} e
+                    JOIN {schema.USER_NUMBERS} n ON n.project_id = e.project_id AND n.distinct_id = e.distinct_id
+                    CROSS JOIN (VALUES ('hour'), ('day')) g(grain)
+                    WHERE {{upto}} GROUP BY 1, 2, 3, 4, 5, 6, 7""",
+            )
         ]

@@ -71,6 +71,7 @@ class People:
         schema.PERSON_DISTINCT_IDS.name,
         schema.PERSONS.name,
         schema.PERSON_PROPERTIES.name,
+        schema.PERSON_ALIASES.name,
         schema.IDENTITY_LINKS.name,
     )
 
@@ -256,6 +257,13 @@ class People:
             [project_id, erased],
         )
         deleted += cursor.rowcount
+        cursor.execute(
+            f"""DELETE FROM {tables[schema.PERSON_ALIASES.name]} a USING {schema.USER_NUMBERS} n
+                WHERE a.project_id = %s AND n.project_id = a.project_id AND n.number = a.number
+                  AND n.distinct_id = ANY(%s)""",
+            [project_id, erased],
+        )
+        deleted += cursor.rowcount
         neighbours.difference_update(erased)
         if neighbours:
             touched |= recompute_components(cursor, tables, project_id, neighbours)
@@ -285,6 +293,7 @@ class People:
                 params=verify_identity,
             ),
             VerifyQuery(schema.PERSONS, _EXPECTED_PERSONS, params=verify_identity),
+            VerifyQuery(schema.PERSON_ALIASES, _EXPECTED_ALIASES, params=verify_identity),
         ]
 
 
@@ -394,29 +403,66 @@ def recompute_persons(
         )
     merged = {person: json_object(person_properties(person_rows)) for person, person_rows in rows.items()}
     with_properties = sorted(merged)
+    numbers = schema.USER_NUMBERS
+    # Every id of these persons numbered in the user directory (projections/user_numbers.py: only
+    # ids new to it reach the INSERT, in one order), so each person has its number, the smallest.
+    cursor.execute(
+        f"""INSERT INTO {numbers} (project_id, distinct_id)
+            SELECT d.project_id, d.distinct_id
+            FROM unnest(%s::int8[], %s::uuid[]) k(project_id, person_id)
+            JOIN {ids} d ON d.project_id = k.project_id AND d.person_id = k.person_id
+            WHERE NOT EXISTS (SELECT 1 FROM {numbers} o
+                              WHERE o.project_id = d.project_id AND o.distinct_id = d.distinct_id)
+            ORDER BY 1, 2
+            ON CONFLICT DO NOTHING""",
+        keys,
+    )
     cursor.execute(
         f"""INSERT INTO {tables[schema.PERSONS.name]} AS t ({schema.PERSONS.column_list()})
             SELECT d.project_id, d.person_id,
-                   bool_or(EXISTS (SELECT 1 FROM {tables[schema.IDENTITY_LINKS.name]} l
-                                   WHERE l.project_id = d.project_id AND l.kind = '{IDENTIFY_KIND}'
-                                     AND l.distinct_id = d.distinct_id)),
+                   bool_or(x.identified),
                    coalesce(min(v.properties::text)::jsonb, '{{}}'::jsonb),
-                   min(d.first_seen), max(d.last_seen), sum(d.event_count)::int8, count(*)
+                   min(d.first_seen), max(d.last_seen), sum(d.event_count)::int8, count(*),
+                   (array_agg(n.number ORDER BY x.identified DESC, n.number))[1]
             FROM unnest(%s::int8[], %s::uuid[]) k(project_id, person_id)
             JOIN {ids} d ON d.project_id = k.project_id AND d.person_id = k.person_id
+            JOIN {numbers} n ON n.project_id = d.project_id AND n.distinct_id = d.distinct_id
+            CROSS JOIN LATERAL (SELECT EXISTS (
+                SELECT 1 FROM {tables[schema.IDENTITY_LINKS.name]} l
+                WHERE l.project_id = d.project_id AND l.kind = '{IDENTIFY_KIND}' AND l.distinct_id = d.distinct_id
+            ) AS identified) x
             LEFT JOIN unnest(%s::int8[], %s::uuid[], %s::text[]) v(project_id, person_id, properties)
               ON v.project_id = d.project_id AND v.person_id = d.person_id
             GROUP BY d.project_id, d.person_id
             ON CONFLICT (project_id, person_id) DO UPDATE SET
                 is_identified = EXCLUDED.is_identified, properties = EXCLUDED.properties,
                 first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
-                event_count = EXCLUDED.event_count, distinct_id_count = EXCLUDED.distinct_id_count""",
+                event_count = EXCLUDED.event_count, distinct_id_count = EXCLUDED.distinct_id_count,
+                number = EXCLUDED.number""",
         [
             *keys,
             [project_id for project_id, _ in with_properties],
             [person_id for _, person_id in with_properties],
             [merged[person] for person in with_properties],
         ],
+    )
+    # The aliases of these persons' ids: each id but the person's own number maps to it.
+    aliases = tables[schema.PERSON_ALIASES.name]
+    cursor.execute(
+        f"""WITH members AS (
+                SELECT d.project_id, n.number, p.number AS canonical
+                FROM unnest(%s::int8[], %s::uuid[]) k(project_id, person_id)
+                JOIN {ids} d ON d.project_id = k.project_id AND d.person_id = k.person_id
+                JOIN {numbers} n ON n.project_id = d.project_id AND n.distinct_id = d.distinct_id
+                JOIN {tables[schema.PERSONS.name]} p ON p.project_id = d.project_id AND p.person_id = d.person_id),
+            unaliased AS (
+                DELETE FROM {aliases} a USING members m
+                WHERE a.project_id = m.project_id AND a.number = m.number AND m.number = m.canonical)
+            INSERT INTO {aliases} AS a (project_id, number, canonical)
+            SELECT project_id, number, canonical FROM members WHERE number <> canonical
+            ON CONFLICT (project_id, number) DO UPDATE SET canonical = EXCLUDED.canonical
+            WHERE a.canonical <> EXCLUDED.canonical""",
+        keys,
     )
     gone = sorted(touched if emptied is None else emptied)
     if gone:
@@ -486,6 +532,14 @@ def identity_columns(cursor: Any, upto: Mapping[str, Any]) -> dict[str, list[Any
 
 _UPTO: Final = "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"
 
+# The ids that asked for an `$identify`, from verify's link columns (identity_columns).
+_IDENTIFIED_IDS: Final = f"""
+    SELECT DISTINCT project_id, distinct_id
+    FROM unnest(%(link_project)s::int8[], %(link_kind)s::text[], %(link_distinct_id)s::text[])
+         l(project_id, kind, distinct_id)
+    WHERE kind = '{IDENTIFY_KIND}'
+"""
+
 _EXPECTED_DISTINCT_IDS: Final = f"""
     SELECT e.project_id, e.distinct_id, m.person_id, min(e."timestamp"), max(e."timestamp"), count(*)
     FROM {schema.EVENTS} e
@@ -528,6 +582,7 @@ _EXPECTED_PROPERTIES: Final = f"SELECT * FROM ({_PROPERTY_ROWS}) p"
 # ids, the latest $set if after the latest $unset, else the earliest $set_once if after it.
 _EXPECTED_PERSONS: Final = f"""
     WITH ids AS ({_EXPECTED_DISTINCT_IDS}),
+    identified_ids AS ({_IDENTIFIED_IDS}),
     rows AS ({_PROPERTY_ROWS}),
     keys AS (
         SELECT i.project_id, i.person_id, r.key,
@@ -554,10 +609,26 @@ _EXPECTED_PERSONS: Final = f"""
     SELECT i.project_id, i.person_id,
            coalesce(bool_or(x.person_id IS NOT NULL), false),
            coalesce(min(p.properties::text)::jsonb, '{{}}'::jsonb),
-           min(i.first_seen), max(i.last_seen), sum(i.event_count)::int8, count(*)
+           min(i.first_seen), max(i.last_seen), sum(i.event_count)::int8, count(*),
+           (array_agg(n.number ORDER BY (i.project_id, i.distinct_id) IN (SELECT * FROM identified_ids) DESC,
+                                        n.number))[1]
     FROM ids i(project_id, distinct_id, person_id, first_seen, last_seen, event_count)
+    JOIN {schema.USER_NUMBERS} n ON n.project_id = i.project_id AND n.distinct_id = i.distinct_id
     LEFT JOIN unnest(%(identified_project)s::int8[], %(identified_person)s::uuid[]) x(project_id, person_id)
       ON x.project_id = i.project_id AND x.person_id = i.person_id
     LEFT JOIN properties p ON p.project_id = i.project_id AND p.person_id = i.person_id
     GROUP BY i.project_id, i.person_id
+"""
+
+_EXPECTED_ALIASES: Final = f"""
+    WITH identified_ids AS ({_IDENTIFIED_IDS})
+    SELECT project_id, number, canonical FROM (
+        SELECT i.project_id, n.number,
+               first_value(n.number) OVER (
+                   PARTITION BY i.project_id, i.person_id
+                   ORDER BY (i.project_id, i.distinct_id) IN (SELECT * FROM identified_ids) DESC, n.number
+               ) AS canonical
+        FROM ({_EXPECTED_DISTINCT_IDS}) i(project_id, distinct_id, person_id)
+        JOIN {schema.USER_NUMBERS} n ON n.project_id = i.project_id AND n.distinct_id = i.distinct_id) m
+    WHERE number <> canonical
 """

@@ -76,6 +76,9 @@ class VerifyQuery:
     """For what SQL cannot recompute alone (a goal filter's Python matching): called with the
     verify's cursor (its snapshot) and the checkpoint's parameters ({xact_id, position}), it
     returns more named parameters for `expected`."""
+    actual: str | None = None
+    """What the table holds as `expected` selects it, when not its columns as stored (a set of
+    users, which SQL cannot read, compared by its size and fingerprint); may use `params`."""
 
 
 class ReadModelDrift(Exception):

@@ -48,6 +48,9 @@ def stage_rows(cursor: psycopg.Cursor, *, table: Table, into: str, rows: Iterabl
         f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(f'{c.sql} {c.type}' for c in table.columns)})"
         " ON COMMIT DELETE ROWS"
     )
+    # Emptied at commit, but a transaction may stage for the same table twice (a test's, an
+    # erasure's): what the last call staged must not be staged again.
+    cursor.execute(f"DELETE FROM {stage}")
     with cursor.copy(f"COPY {stage} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([_copy_type(column.type) for column in table.columns])
         for row in rows:

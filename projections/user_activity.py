@@ -1,49 +1,38 @@
-"""User-day activity: one row per project, UTC day and user (events, first and last seen).
-Powers DAU/WAU/MAU and retention."""
+"""Active days: per project and UTC day, the events and the set of users active that day
+(schema.ACTIVE_DAYS). Powers DAU/WAU/MAU, stickiness and retention's returns."""
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from typing import Any
 
 from contracts import schema
+from contracts.user_sets import BitMap
 from projections.projection import EventsOnly, StoredEvent, VerifyQuery
-from projections.upsert import upsert
+from projections.user_numbers import numbers_known, numbers_of
+from projections.user_sets import Key, add_to_sets, remove_from_sets, sets_verify_query
 
-DayKey = tuple[int, date, str]
+UserDay = tuple[int, date, str]
 
 
 class UserActivity(EventsOnly):
     name: str = "user_activity"
-    tables: Sequence[str] = (schema.USER_DAYS.name,)
+    tables: Sequence[str] = (schema.ACTIVE_DAYS.name,)
 
-    def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> dict[DayKey, list[Any]]:
-        days: dict[DayKey, list[Any]] = {}
-        for event in events:
-            moment: datetime = event.timestamp
-            key = (event.project_id, moment.astimezone(UTC).date(), event.distinct_id)
-            seen = days.get(key)
-            if seen is None:
-                days[key] = [1, moment, moment]
-            else:
-                seen[0] += 1
-                if moment < seen[1]:
-                    seen[1] = moment
-                if moment > seen[2]:
-                    seen[2] = moment
-        return days
+    def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Counter[UserDay]:
+        return Counter((e.project_id, e.timestamp.astimezone(UTC).date(), e.distinct_id) for e in events)
 
-    def write(self, cursor: Any, changes: dict[DayKey, list[Any]], tables: Mapping[str, str]) -> None:
+    def write(self, cursor: Any, changes: Counter[UserDay], tables: Mapping[str, str]) -> None:
         if not changes:
             return
-        upsert(
-            cursor,
-            table=schema.USER_DAYS,
-            into=tables[schema.USER_DAYS.name],
-            update="""event_count = t.event_count + EXCLUDED.event_count,
-                first_seen = least(t.first_seen, EXCLUDED.first_seen),
-                last_seen = greatest(t.last_seen, EXCLUDED.last_seen)""",
-            rows=((*key, *seen) for key, seen in changes.items()),
-        )
+        numbers = numbers_of(cursor, {(project_id, distinct_id) for project_id, _, distinct_id in changes})
+        rows: dict[Key, tuple[int, BitMap]] = {}
+        for (project_id, day, distinct_id), n in changes.items():
+            key = (project_id, day)
+            count, users = rows.get(key) or (0, BitMap())
+            users.add(numbers[(project_id, distinct_id)])
+            rows[key] = (count + n, users)
+        add_to_sets(cursor, table=schema.ACTIVE_DAYS, into=tables[schema.ACTIVE_DAYS.name], changes=rows)
 
     def erase(
         self,
@@ -53,19 +42,28 @@ class UserActivity(EventsOnly):
         distinct_ids: Sequence[str],
         upto: tuple[str, int],
     ) -> int:
-        """Every row is one user's: delete the ids' rows."""
+        """Take the ids' users and events out of the days of their events at or before the
+        checkpoint (still in the event store: an erasure calls this before it deletes them)."""
         cursor.execute(
-            f"DELETE FROM {tables[schema.USER_DAYS.name]} WHERE project_id = %s AND distinct_id = ANY(%s)",
-            [project_id, list(distinct_ids)],
+            f"""SELECT ("timestamp" AT TIME ZONE 'UTC')::date, count(*) FROM {schema.EVENTS} e
+                WHERE project_id = %s AND distinct_id = ANY(%s) AND (e.xact_id, e.position) <= (%s::xid8, %s)
+                GROUP BY 1""",
+            [project_id, list(distinct_ids), *upto],
         )
-        return int(cursor.rowcount)
+        shares: dict[Key, int] = {(project_id, day): n for day, n in cursor.fetchall()}
+        if not shares:
+            return 0
+        users = BitMap(numbers_known(cursor, project_id, distinct_ids))
+        table = tables[schema.ACTIVE_DAYS.name]
+        return remove_from_sets(cursor, table=schema.ACTIVE_DAYS, into=table, changes=shares, users=users)
 
     def verify_queries(self) -> list[VerifyQuery]:
         return [
-            VerifyQuery(
-                schema.USER_DAYS,
-                f"""SELECT e.project_id, (e."timestamp" AT TIME ZONE 'UTC')::date, e.distinct_id,
-                          count(*), min(e."timestamp"), max(e."timestamp")
-                   FROM {schema.EVENTS} e WHERE {{upto}} GROUP BY 1, 2, 3""",
+            sets_verify_query(
+                schema.ACTIVE_DAYS,
+                f"""SELECT e.project_id, (e."timestamp" AT TIME ZONE 'UTC')::date, n.number, count(*)
+                    FROM {schema.EVENTS} e
+                    JOIN {schema.USER_NUMBERS} n ON n.project_id = e.project_id AND n.distinct_id = e.distinct_id
+                    WHERE {{upto}} GROUP BY 1, 2, 3""",
             )
         ]

@@ -49,11 +49,11 @@ def verify(projection: Projection, *, limit: int = 100) -> VerifyReport:
         upto = "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"
         upto_params: dict[str, Any] = {"xact_id": report.checkpoint[0], "position": report.checkpoint[1]}
         for query in projection.verify_queries():
-            columns = query.table.column_list()
+            actual = query.actual or f"SELECT {query.table.column_list()} FROM {query.table}"
             expected = query.expected.replace("{upto}", upto)
             params = {**upto_params, **(query.params(cursor, upto_params) if query.params else {})}
             cursor.execute(
-                f"""WITH expected AS ({expected}), actual AS (SELECT {columns} FROM {query.table})
+                f"""WITH expected AS ({expected}), actual AS ({actual})
                     (SELECT 'missing', * FROM (SELECT * FROM expected EXCEPT ALL SELECT * FROM actual) m)
                     UNION ALL
                     (SELECT 'unexpected', * FROM (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected) u)

@@ -96,13 +96,18 @@ def parse_id(params: QueryDict, name: str) -> int | None:
     return int(raw)
 
 
-def parse_limit(params: QueryDict, default: int = 100) -> int:
-    raw = params.get("limit")
+def parse_whole(params: QueryDict, name: str, *, default: int, low: int, high: int) -> int:
+    """A whole number low..high (ASCII digits only), or `default` when absent."""
+    raw = params.get(name)
     if raw is None or raw == "":
         return default
-    if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    if not _WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
+        raise InvalidParameter(name, f"{name} must be a whole number from {low} to {high}")
     return int(raw)
+
+
+def parse_limit(params: QueryDict, default: int = 100) -> int:
+    return parse_whole(params, "limit", default=default, low=1, high=MAX_LIMIT)
 
 
 def parse_text(params: QueryDict, name: str, max_length: int = MAX_TEXT) -> str | None:

@@ -4,8 +4,9 @@ ever return another project's rows.
 """
 
 import json
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -23,8 +24,10 @@ from contracts.schema import (
     FLAG_EXPOSURE_DAYS,
     FLAG_EXPOSURES,
 )
+from contracts.user_sets import BitMap
 from flags.definition import FlagDefinition
 from flags.stats import VariantCounts, assignment_weights
+from query_side import user_sets
 
 
 def _rows(sql: str, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
@@ -84,29 +87,17 @@ def event_list(
 
 
 def event_count_by_type(*, project_id: int, after: datetime, before: datetime) -> list[dict[str, Any]]:
-    """Events per type, most first. Hour-granular: an hour bucket counts when it starts at or
-    after the hour of `after` and before `before` (so the range is [floor_hour(after),
-    ceil_hour(before)))."""
-    return _rows(
-        f"""SELECT event_type, sum(event_count)::bigint AS count
-            FROM {schema.EVENT_COUNTS}
-            WHERE project_id = %s AND bucket >= date_trunc('hour', %s::timestamptz, 'UTC') AND bucket < %s
-            GROUP BY event_type ORDER BY count DESC, event_type""",
-        [project_id, after, before],
-    )
+    """Events per type, most first. Hour-granular: an hour counts when it starts at or after the
+    hour of `after` and before `before` (so the range is [floor_hour(after), ceil_hour(before))),
+    read from day rollups where whole days fit and hour rollups at the edges."""
+    counts: Counter[str] = Counter()
+    for row in user_sets.rollups(project_id=project_id, after=after, before=before, with_users=False):
+        counts[row.event_type] += row.event_count
+    return [
+        {"event_type": event_type, "count": count}
+        for event_type, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
 
-
-# A user is a person: distinct_ids merged into one person count once, whenever they merged, and
-# a distinct_id the people projection has not reached yet counts as itself. Resolved here, at
-# query time, so a merge recounts the past at once (docs/api.md, "Unique users and merged
-# people"). JOIN_PERSON is a LEFT JOIN on the mapping's primary key; `u` is the counted table.
-# TRICKY: an unmapped id counts as the uuid of its md5, not as text beside the persons' ids as
-# text: count(DISTINCT) then sorts 16-byte uuids, and beats even the old count of distinct_ids
-# (loadtest/explain_unique_users.py; docs/api.md). md5 runs for unmapped ids only.
-USER = "coalesce(pd.person_id, md5(u.distinct_id)::uuid)"
-JOIN_PERSON = (
-    f"LEFT JOIN {schema.PERSON_DISTINCT_IDS} pd ON pd.project_id = u.project_id AND pd.distinct_id = u.distinct_id"
-)
 
 Interval = Literal["hour", "day"]
 Breakdown = Literal["app_version", "os_name"]
@@ -114,6 +105,24 @@ ActiveInterval = Literal["day", "week", "month"]
 INTERVALS: tuple[Interval, ...] = ("hour", "day")
 BREAKDOWNS: tuple[Breakdown, ...] = ("app_version", "os_name")
 ACTIVE_INTERVALS: tuple[ActiveInterval, ...] = ("day", "week", "month")
+
+
+def bucket_start(moment: datetime | date, interval: str) -> datetime:
+    """The UTC bucket of `interval` (hour, day, week from Monday, month) holding `moment`."""
+    if isinstance(moment, datetime):
+        moment = moment.astimezone(UTC)
+        if interval == "hour":
+            return moment.replace(minute=0, second=0, microsecond=0)
+        moment = moment.date()
+    elif interval == "hour":
+        raise ValueError("a day has no hour bucket")
+    if interval == "week":
+        moment -= timedelta(days=moment.weekday())
+    elif interval == "month":
+        moment = moment.replace(day=1)
+    elif interval != "day":
+        raise ValueError(f"unknown interval {interval!r}")
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
 
 
 def event_aggregate_list(
@@ -125,74 +134,91 @@ def event_aggregate_list(
     event_type: str | None = None,
     breakdown: Breakdown | None = None,
 ) -> list[dict[str, Any]]:
-    """Counts and exact unique users (persons: USER) per interval bucket (UTC) and event type, and
-    per breakdown value when asked (an unknown value, stored as '', comes out as None).
-    Hour-granular like event_count_by_type: the first bucket may be partial."""
+    """Counts and exact unique users (persons: query_side/user_sets.py) per interval bucket (UTC)
+    and event type, and per breakdown value when asked (an unknown value, stored as '', comes out
+    as None). Hour-granular like event_count_by_type: the first bucket may be partial."""
     if interval not in INTERVALS or (breakdown is not None and breakdown not in BREAKDOWNS):
-        # The breakdown is spliced into the SQL as a column name: only known names pass.
         raise ValueError(f"unknown interval {interval!r} or breakdown {breakdown!r}")
-    extra = f", {breakdown}" if breakdown else ""
-    group = "1, 2, 3" if breakdown else "1, 2"
-    where = (
-        "u.project_id = %(project_id)s AND bucket < %(before)s"
-        " AND bucket >= date_trunc('hour', %(after)s::timestamptz, 'UTC')"
-    )
-    params: dict[str, Any] = {"project_id": project_id, "after": after, "before": before, "interval": interval}
-    if event_type is not None:
-        where += " AND event_type = %(event_type)s"
-        params["event_type"] = event_type
-    bucket = "date_trunc(%(interval)s, bucket, 'UTC')"
-    shown = f", nullif({breakdown}, '') AS {breakdown}" if breakdown else ""
-    return _rows(
-        f"""WITH counts AS (
-                SELECT {bucket} AS bucket, event_type{extra}, sum(event_count)::bigint AS count
-                FROM {schema.EVENT_COUNTS} u WHERE {where} GROUP BY {group}
-            ), users AS (
-                SELECT {bucket} AS bucket, event_type{extra}, count(DISTINCT {USER}) AS unique_users
-                FROM {schema.EVENT_USERS} u {JOIN_PERSON} WHERE {where} GROUP BY {group}
-            )
-            SELECT bucket, event_type{shown}, count, coalesce(unique_users, 0) AS unique_users
-            FROM counts LEFT JOIN users USING (bucket, event_type{extra})
-            ORDER BY bucket, event_type{extra}""",
-        params,
-    )
+    rows = user_sets.rollups(
+        project_id=project_id, after=after, before=before, hourly=interval == "hour",
+        event_types=None if event_type is None else [event_type],
+    )  # fmt: skip
+    groups: dict[tuple[datetime, str, str], tuple[int, list[BitMap]]] = {}
+    for row in rows:
+        value = getattr(row, breakdown) if breakdown else ""
+        key = (bucket_start(row.bucket, interval), row.event_type, value)
+        count, sets = groups.get(key) or (0, [])
+        assert row.users is not None
+        sets.append(row.users)
+        groups[key] = (count + row.event_count, sets)
+    persons = user_sets.persons_of(project_id)
+    answer = []
+    for (bucket, type_, value), (count, sets) in sorted(groups.items()):
+        item: dict[str, Any] = {"bucket": bucket, "event_type": type_}
+        if breakdown:
+            item[breakdown] = value or None
+        item["count"] = count
+        item["unique_users"] = persons.count(user_sets.union(sets))
+        answer.append(item)
+    return answer
+
+
+def day_range(after: datetime, before: datetime) -> tuple[date, date] | None:
+    """The UTC days from the day of `after` to the last day starting before `before`."""
+    first = after.astimezone(UTC).date()
+    end = before.astimezone(UTC)
+    last = end.date() if end.time() != time(0) else end.date() - timedelta(days=1)
+    return (first, last) if first <= last else None
 
 
 def active_user_list(
     *, project_id: int, interval: ActiveInterval, after: datetime, before: datetime
 ) -> list[dict[str, Any]]:
-    """Distinct active users (persons: USER) per UTC day, week (ISO, from Monday) or calendar
-    month: DAU / WAU / MAU. Day-granular: a day counts when it starts before `before` and is not before the day of
-    `after`, so the first and last week or month may be partial."""
+    """Distinct active users (persons) per UTC day, week (ISO, from Monday) or calendar month:
+    DAU / WAU / MAU. Day-granular: a day counts when it starts before `before` and is not before
+    the day of `after`, so the first and last week or month may be partial."""
     if interval not in ACTIVE_INTERVALS:
         raise ValueError(f"unknown interval {interval!r}")
-    return _rows(
-        f"""SELECT date_trunc(%(interval)s, day::timestamp) AT TIME ZONE 'UTC' AS bucket,
-                   count(DISTINCT {USER}) AS active_users
-            FROM {schema.USER_DAYS} u {JOIN_PERSON}
-            WHERE u.project_id = %(project_id)s
-              AND day >= (%(after)s::timestamptz AT TIME ZONE 'UTC')::date
-              AND (day::timestamp AT TIME ZONE 'UTC') < %(before)s
-            GROUP BY 1 ORDER BY 1""",
-        {"interval": interval, "project_id": project_id, "after": after, "before": before},
-    )
+    days = day_range(after, before)
+    if days is None:
+        return []
+    sets: dict[datetime, list[BitMap]] = {}
+    for day, users in user_sets.active_days(project_id=project_id, first=days[0], last=days[1]).items():
+        sets.setdefault(bucket_start(day, interval), []).append(users)
+    persons = user_sets.persons_of(project_id)
+    return [{"bucket": bucket, "active_users": persons.count(user_sets.union(sets[bucket]))} for bucket in sorted(sets)]
 
 
 def stickiness_list(*, project_id: int, after: datetime, before: datetime) -> list[dict[str, Any]]:
-    """Stickiness: how many users (persons: USER) were active on exactly N of the UTC days in
-    the range, for each N that has any; day-granular as active_user_list (a day counts when it
-    starts before `before` and is not before the day of `after`)."""
-    return _rows(
-        f"""SELECT active_days, count(*) AS users FROM (
-                SELECT {USER} AS who, count(DISTINCT u.day) AS active_days
-                FROM {schema.USER_DAYS} u {JOIN_PERSON}
-                WHERE u.project_id = %(project_id)s
-                  AND day >= (%(after)s::timestamptz AT TIME ZONE 'UTC')::date
-                  AND (day::timestamp AT TIME ZONE 'UTC') < %(before)s
-                GROUP BY 1) per_user
-            GROUP BY active_days ORDER BY active_days""",
-        {"project_id": project_id, "after": after, "before": before},
-    )
+    """Stickiness: how many users (persons) were active on exactly N of the UTC days in the
+    range, for each N that has any; day-granular as active_user_list."""
+    days = day_range(after, before)
+    if days is None:
+        return []
+    persons = user_sets.persons_of(project_id)
+    daily = user_sets.active_days(project_id=project_id, first=days[0], last=days[1]).values()
+    # TRICKY: at_least[k] = the persons active on at least k + 1 of the days so far, kept with
+    # set operations only (a bit-sliced counter): each day raises, top level first, the persons
+    # of every level it meets to the level above. Days x levels set operations, no loop per person.
+    at_least: list[BitMap] = []
+    for users in (persons.of(day) for day in daily):
+        for level in range(len(at_least), 0, -1):
+            raised = at_least[level - 1] & users
+            if level == len(at_least):
+                if raised:
+                    at_least.append(raised)
+            else:
+                at_least[level] |= raised
+        if at_least:
+            at_least[0] |= users
+        else:
+            at_least.append(BitMap(users))
+    counts = [len(level) for level in at_least] + [0]
+    return [
+        {"active_days": n, "users": counts[n - 1] - counts[n]}
+        for n in range(1, len(at_least) + 1)
+        if counts[n - 1] > counts[n]
+    ]
 
 
 def bad_event_list(*, project_id: int, limit: int, cursor: tuple[datetime, int] | None = None) -> list[dict[str, Any]]:

@@ -14,8 +14,9 @@ from rest_framework.views import APIView
 
 from flags import stats
 from flags.definition import KEY_PATTERN
-from query_side import params, people, selectors, sessions
+from query_side import analytics, params, people, selectors, sessions
 from tenancy.access import project_for
+from tenancy.api_errors import InvalidParameter
 
 EXPOSURE_RANGE = timedelta(days=30)
 
@@ -293,3 +294,72 @@ class PersonDetailView(APIView):
         if person is None:
             raise NotFound(f"no person {person_id!r} in this project")
         return Response(person)
+
+
+class TrendsView(APIView):
+    """GET admin/trends/: series of events over time: totals, unique users, events per user."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        names = query.getlist("series") or [analytics.ALL_EVENTS]
+        if len(names) > analytics.MAX_SERIES:
+            raise InvalidParameter("series", f"at most {analytics.MAX_SERIES} series")
+        for name in names:
+            if not name or len(name) > params.MAX_TEXT or "\x00" in name:
+                raise InvalidParameter("series", f"a series is an event type of 1 to {params.MAX_TEXT} characters")
+        maths = query.getlist("math")
+        if len(maths) not in (0, 1, len(names)) or any(math not in analytics.MATHS for math in maths):
+            raise InvalidParameter(
+                "math", f"math is one of {', '.join(analytics.MATHS)}, given once for all series or once for each"
+            )
+        chosen = maths if len(maths) == len(names) else [maths[0] if maths else "total"] * len(names)
+        breakdown = params.parse_text(query, "breakdown")
+        if (
+            breakdown is not None
+            and breakdown not in selectors.BREAKDOWNS
+            and not (
+                breakdown.startswith(analytics.PROPERTY_BREAKDOWN)
+                and len(breakdown) > len(analytics.PROPERTY_BREAKDOWN)
+            )
+        ):
+            raise InvalidParameter("breakdown", "breakdown is app_version, os_name or property:<key>")
+        window = params.parse_range(query)
+        trend = analytics.TrendQuery(
+            project_id=project_id,
+            series=tuple(analytics.Series(name, math) for name, math in zip(names, chosen, strict=True)),  # type: ignore[arg-type]
+            interval=params.parse_choice(query, "interval", analytics.TREND_INTERVALS, "day"),
+            after=window.after,
+            before=window.before,
+            app_version=params.parse_text(query, "app_version"),
+            os_name=params.parse_text(query, "os_name"),
+            properties=params.parse_properties(query),
+            breakdown=breakdown,
+            breakdown_limit=params.parse_whole(
+                query, "breakdown_limit", default=10, low=1, high=analytics.MAX_BREAKDOWN_LIMIT
+            ),
+            compare=params.parse_optional_choice(query, "compare", ("previous",)) is not None,
+        )
+        answer = analytics.trends(trend)
+        return Response({"interval": trend.interval, "after": window.after, "before": window.before, **answer})
+
+
+class RetentionView(APIView):
+    """GET admin/retention/: cohorts by first seen (or first `cohort_event`) and their returns."""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        query = request.query_params
+        period = params.parse_choice(query, "period", analytics.PERIODS, "day")
+        periods = params.parse_whole(
+            query, "periods", default=14 if period == "day" else 8, low=1, high=analytics.MAX_RETENTION_PERIODS
+        )
+        window = params.parse_range(query, default=timedelta(days=(1 if period == "day" else 7) * periods))
+        cohorts = analytics.retention(
+            project_id=project_id, period=period, after=window.after, before=window.before, periods=periods,
+            cohort_event=params.parse_text(query, "cohort_event"),
+            return_event=params.parse_text(query, "return_event"),
+        )  # fmt: skip
+        return Response(
+            {"period": period, "periods": periods, "after": window.after, "before": window.before, "cohorts": cohorts}
+        )

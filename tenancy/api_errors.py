@@ -24,6 +24,18 @@ class InvalidParameter(exceptions.APIException):
         self.field = field
 
 
+class RangeTooLarge(exceptions.APIException):
+    """A question whose answer would read or return more than its documented bound: narrow the
+    range, the interval or the breakdown. `field` names the parameter to change."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = ErrorCode.RANGE_TOO_LARGE
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(detail=message)
+        self.field = field
+
+
 _CODES = {
     status.HTTP_401_UNAUTHORIZED: ErrorCode.NOT_AUTHENTICATED,
     status.HTTP_403_FORBIDDEN: ErrorCode.PERMISSION_DENIED,

@@ -13,8 +13,10 @@ from psycopg.conninfo import make_conninfo
 
 from contracts import schema
 from contracts.follow import ANNOUNCE_APPENDER
+from contracts.user_sets import decode
+from projections.projection import StoredEvent
 from projections.registry import PROJECTIONS, projection_get
-from projections.runner import checkpoint_ensure, run_batch
+from projections.runner import checkpoint_ensure, raw_cursor, run_batch
 from projections.status import open_appenders
 
 
@@ -54,12 +56,77 @@ def table_rows(table: str) -> list[tuple[Any, ...]]:
 
 
 def event_counts(project_id: int = 1) -> dict[str, int]:
-    """rm_event_counts summed per event type."""
+    """The hour rollups' events summed per event type."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT event_type, sum(event_count) FROM rm_event_counts WHERE project_id = %s GROUP BY 1", [project_id]
+            "SELECT event_type, sum(event_count) FROM rm_event_rollups WHERE project_id = %s AND grain = 'hour'"
+            " GROUP BY 1",
+            [project_id],
         )
         return {name: int(total) for name, total in cursor.fetchall()}
+
+
+def members(users: bytes) -> list[str]:
+    """The distinct_ids of a stored set of users (contracts.user_sets), sorted."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT distinct_id FROM {schema.USER_NUMBERS} WHERE number = ANY(%s) ORDER BY 1",
+            [list(decode(users))],
+        )
+        return [distinct_id for (distinct_id,) in cursor.fetchall()]
+
+
+def set_rows(table: str) -> list[tuple[Any, ...]]:
+    """table_rows of a table of sets (projections/user_sets.py), each set as its distinct_ids and
+    without its size (the number of those)."""
+    rows = []
+    for row in table_rows(table):
+        *rest, user_count, users = row
+        assert user_count == len(members(users))
+        rows.append((*rest, members(users)))
+    return sorted(rows)
+
+
+def rows_holding(table: str, project_id: int, distinct_id: str) -> int:
+    """Rows of a table of sets whose set holds the id's user (0 where the directory has no
+    number for it, as after its erasure)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT number FROM {schema.USER_NUMBERS} WHERE project_id = %s AND distinct_id = %s",
+            [project_id, distinct_id],
+        )
+        found = cursor.fetchone()
+        if found is None:
+            return 0
+        cursor.execute(f"SELECT users FROM {table} WHERE project_id = %s", [project_id])
+        return sum(1 for (users,) in cursor.fetchall() if found[0] in decode(users))
+
+
+def days_of(distinct_id: str, project_id: int = 1) -> int:
+    """The UTC days on which the event store holds events of the id."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT count(DISTINCT ("timestamp" AT TIME ZONE 'UTC')::date) FROM tidelog_events
+               WHERE project_id = %s AND distinct_id = %s""",
+            [project_id, distinct_id],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def write_as_projected(rows: list[dict[str, Any]]) -> None:
+    """What the event_aggregates and user_activity projections write for these events (keys as
+    insert_events takes them), without storing the events: for tests of the readers."""
+    events = [
+        StoredEvent(
+            "0", 0, row.get("project_id", 1), row.get("event_type", "e"), row.get("distinct_id", "u"),
+            row["timestamp"], row.get("session_id"), row.get("app_version"), row.get("os_name"), None, None,
+        )
+        for row in rows
+    ]  # fmt: skip
+    with transaction.atomic(), raw_cursor() as cursor:
+        for name in ("event_aggregates", "user_activity"):
+            projection = PROJECTIONS[name]
+            projection.write(cursor, projection.apply(events, None), {t: t for t in projection.tables})
 
 
 def conninfo(dbname: str | None = None) -> str:

@@ -29,14 +29,21 @@ from projections.replay import replay_lock_key, shadow_checkpoint, shadow_tables
 from projections.runner import checkpoint_ensure, checkpoint_get, run_batch, run_forever
 from projections.verify import verify
 from tests.erasure_helpers import person_of, same_person
-from tests.projection_helpers import conninfo, event_counts, has_passed, insert_events, last_written
+from tests.projection_helpers import (
+    conninfo,
+    days_of,
+    event_counts,
+    has_passed,
+    insert_events,
+    last_written,
+    rows_holding,
+)
 from tests.projection_helpers import project as run_projections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
-PERSONAL_TABLES = [
-    schema.EVENT_USERS.name, schema.USER_DAYS.name, schema.FLAG_EXPOSURES.name, schema.EXPERIMENT_CONVERSIONS.name,
-]  # fmt: skip
+SET_TABLES = [schema.EVENT_ROLLUPS.name, schema.ACTIVE_DAYS.name]
+PERSONAL_TABLES = [*SET_TABLES, schema.FLAG_EXPOSURES.name, schema.EXPERIMENT_CONVERSIONS.name]
 
 
 def events_of(distinct_id: str, count: int, *, project_id: int, start: int = 0) -> list[dict[str, Any]]:
@@ -75,9 +82,10 @@ def experiment(project):
 
 
 def rows_of(distinct_id: str, project_id: int) -> dict[str, int]:
-    counts = {}
+    """Rows holding the id: rows keyed by it, and rows whose set of users holds it."""
+    counts = {table: rows_holding(table, project_id, distinct_id) for table in SET_TABLES}
     with connection.cursor() as cursor:
-        for table in PERSONAL_TABLES:
+        for table in PERSONAL_TABLES[len(SET_TABLES) :]:
             cursor.execute(
                 f"SELECT count(*) FROM {table} WHERE project_id = %s AND distinct_id = %s", [project_id, distinct_id]
             )
@@ -101,7 +109,7 @@ def assert_verify_clean() -> None:
 
 def assert_no_zero_counters() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM rm_event_counts WHERE event_count <= 0")
+        cursor.execute("SELECT count(*) FROM rm_event_rollups WHERE event_count <= 0 OR user_count <= 0")
         assert cursor.fetchone()[0] == 0
         cursor.execute("SELECT count(*) FROM rm_flag_exposure_days WHERE exposure_count <= 0")
         assert cursor.fetchone()[0] == 0
@@ -131,7 +139,7 @@ def test_erasure_removes_events_and_read_model_rows_and_leaves_the_others_exact(
     assert erased.person_ids == tuple(filter(None, [person_of_alice]))
     assert stored("alice", p) == 0 and stored("bob", p) == 45 and stored("alice", q) == 30
     assert rows_of("alice", p) == dict.fromkeys(PERSONAL_TABLES, 0)
-    assert rows_of("alice", q) == hers_elsewhere and hers_elsewhere[schema.USER_DAYS.name] > 0
+    assert rows_of("alice", q) == hers_elsewhere and hers_elsewhere[schema.ACTIVE_DAYS.name] > 0
     # Counters lowered by exactly her share; a counter that was hers alone is gone, not zero.
     expected = {name: n for name, n in bob_counts.items() if name != "only_alice"}
     for event_type, n in {"screen": 20, "buy": 20, "$feature_flag_called": 20}.items():
@@ -141,9 +149,7 @@ def test_erasure_removes_events_and_read_model_rows_and_leaves_the_others_exact(
     # Each projection says what it removed: her user days, her sessions, her people rows.
     for name in ("user_activity", "sessions", "people"):
         assert erased.rows_by_projection[name] > 0, name
-    assert erased.read_model_rows == sum(
-        erased.rows_by_projection.values()
-    )
+    assert erased.read_model_rows == sum(erased.rows_by_projection.values())
     assert_no_zero_counters()
     assert_verify_clean()
     # Nothing is waiting to be applied that could bring her back.
@@ -160,7 +166,7 @@ def test_events_before_and_after_each_checkpoint_are_all_erased(project, experim
         checkpoint_ensure(name)
         assert run_batch(projection_get(name), limit=70) == 70
     insert_events(events_of("alice", 20, project_id=p, start=90))  # a later transaction too
-    assert rows_of("alice", p)[schema.USER_DAYS.name] > 0
+    assert rows_of("alice", p)[schema.ACTIVE_DAYS.name] > 0
 
     erased = erase_person(project_id=p, distinct_ids=["alice"])
 
@@ -234,9 +240,8 @@ def test_erasure_while_runners_and_writers_go_on_leaves_every_projection_verifia
     assert_no_zero_counters()
     assert_verify_clean()
     # What is left of her is exactly what came after: the read model agrees with her events.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT sum(event_count) FROM rm_user_days WHERE project_id = %s AND distinct_id = 'alice'", [p])
-        assert cursor.fetchone()[0] == stored("alice", p) > 0
+    assert stored("alice", p) > 0
+    assert rows_of("alice", p)[schema.ACTIVE_DAYS.name] == days_of("alice", p)
 
 
 def test_later_events_for_the_ids_re_create_the_person(project, experiment):
@@ -246,7 +251,7 @@ def test_later_events_for_the_ids_re_create_the_person(project, experiment):
     erase_person(project_id=p, distinct_ids=["alice"])
     insert_events([{"project_id": p, "distinct_id": "alice", "event_type": "back", "timestamp": T0}])
     run_projections()
-    assert rows_of("alice", p)[schema.USER_DAYS.name] == 1
+    assert rows_of("alice", p)[schema.ACTIVE_DAYS.name] == 1
     assert event_counts(p) == {"back": 1}
     assert_verify_clean()
 
@@ -382,10 +387,10 @@ def test_a_drifted_counter_refuses_the_erasure_and_nothing_is_erased(project):
     insert_events(both(6, project_id=p))
     run_projections()
     with connection.cursor() as cursor:  # a read model that no longer matches its events
-        cursor.execute("UPDATE rm_event_counts SET event_count = 0 WHERE project_id = %s", [p])
-    with pytest.raises(ReadModelDrift, match="rm_event_counts"):
+        cursor.execute("UPDATE rm_event_rollups SET event_count = 0 WHERE project_id = %s", [p])
+    with pytest.raises(ReadModelDrift, match="rm_event_rollups"):
         erase_person(project_id=p, distinct_ids=["alice"])
-    assert stored("alice", p) == 6 and rows_of("alice", p)[schema.USER_DAYS.name] > 0
+    assert stored("alice", p) == 6 and rows_of("alice", p)[schema.ACTIVE_DAYS.name] > 0
 
 
 def test_two_erasures_at_once_both_erase_one_after_the_other(project):

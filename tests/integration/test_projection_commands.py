@@ -48,11 +48,11 @@ def test_verify_exits_non_zero_and_lists_the_rows_that_differ():
     projections("run", "--once")
     assert "event_aggregates: OK" in projections("verify")
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE rm_event_counts SET event_count = 5")
+        cursor.execute("UPDATE rm_event_rollups SET event_count = 5")
     out = StringIO()
     with pytest.raises(CommandError, match="event_aggregates"):
         call_command("projections", "verify", stdout=out)
-    assert "rm_event_counts unexpected" in out.getvalue() and "user_activity: OK" in out.getvalue()
+    assert "rm_event_rollups unexpected" in out.getvalue() and "user_activity: OK" in out.getvalue()
 
 
 @pytest.mark.parametrize("action", [["run", "--once"], ["replay"], ["verify"]])

@@ -15,7 +15,7 @@ from projections.registry import projection_get
 from projections.runner import checkpoint_get
 from projections.verify import verify
 from tests.process_helpers import BIN, Processes, process_env, wait_for
-from tests.projection_helpers import conninfo, insert_events, project, table_rows
+from tests.projection_helpers import conninfo, insert_events, project, set_rows, table_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -41,10 +41,10 @@ def start_runner(processes: Processes, name: str, app_name: str) -> None:
 # Where the batch is held, in its transaction, nothing committed: (a lock the test takes, the
 # statement of the batch that waits for it).
 HOLD_POINTS = {
-    # Events read and staged; the upsert into the read model waits.
-    "at the read-model upsert": (
-        f"LOCK TABLE {schema.USER_DAYS} IN ACCESS EXCLUSIVE MODE",
-        f"INSERT INTO {schema.USER_DAYS}",
+    # Events read, their users numbered; the read of the rows to merge them into waits.
+    "at the read-model write": (
+        f"LOCK TABLE {schema.ACTIVE_DAYS} IN ACCESS EXCLUSIVE MODE",
+        "SELECT t.project_id, t.day",
     ),
     # The read model is written (uncommitted); the checkpoint's update waits.
     "at the checkpoint update, after the read-model upsert": (
@@ -79,7 +79,7 @@ def test_a_runner_killed_mid_batch_leaves_read_model_and_checkpoint_unchanged(pr
     # A read model that already holds something, so "unchanged" is not just "empty".
     insert_events([{"timestamp": T0 + timedelta(minutes=i), "distinct_id": f"u{i % 3}"} for i in range(6)])
     project(["user_activity"])
-    rows_before = table_rows(schema.USER_DAYS)
+    rows_before = table_rows(schema.ACTIVE_DAYS.name)
     checkpoint_before = checkpoint_get("user_activity")
     assert checkpoint_before.events_applied == 6
     # The next batch adds to those rows (u0..u2) and makes new ones (u3, u4).
@@ -104,7 +104,7 @@ def test_a_runner_killed_mid_batch_leaves_read_model_and_checkpoint_unchanged(pr
     # rolled it back and released its locks, so what we read next is final.
     wait_for(lambda: backend_gone(backend), f"the killed runner's backend (pid {backend}) to end")
 
-    assert table_rows(schema.USER_DAYS) == rows_before
+    assert table_rows(schema.ACTIVE_DAYS.name) == rows_before
     assert checkpoint_get("user_activity") == checkpoint_before
 
     start_runner(processes, "survivor", app_name)
@@ -121,8 +121,8 @@ def test_a_runner_killed_mid_batch_leaves_read_model_and_checkpoint_unchanged(pr
     with connection.cursor() as cursor:
         cursor.execute("SELECT max(position) FROM tidelog_events")
         assert checkpoint.position == cursor.fetchone()[0]
-        cursor.execute(f"SELECT distinct_id, event_count FROM {schema.USER_DAYS} ORDER BY 1")
-        assert cursor.fetchall() == [("u0", 6), ("u1", 6), ("u2", 6), ("u3", 4), ("u4", 4)]
+    # One day: its 26 events, once each, and its five users.
+    assert [(row[2], row[3]) for row in set_rows(schema.ACTIVE_DAYS.name)] == [(26, ["u0", "u1", "u2", "u3", "u4"])]
     assert verify(projection_get("user_activity")).differences == []
 
 

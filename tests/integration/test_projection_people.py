@@ -51,8 +51,20 @@ def person_of() -> dict[str, uuid.UUID]:
 
 
 def persons() -> dict[uuid.UUID, tuple]:
-    """person_id -> (is_identified, properties decoded, first_seen, last_seen, events, ids)."""
-    return {row[1]: (row[2], json.loads(row[3]), *row[4:]) for row in table_rows(schema.PERSONS.name)}
+    """person_id -> (is_identified, properties decoded, first_seen, last_seen, events, ids); its
+    number in sets of users is numbers()'s."""
+    return {row[1]: (row[2], json.loads(row[3]), *row[4:-1]) for row in table_rows(schema.PERSONS.name)}
+
+
+def numbers() -> tuple[dict[str, int], dict[uuid.UUID, int], dict[int, int]]:
+    """Each id's number in the user directory, each person's, and the aliases (number -> person's)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT distinct_id, number FROM tidelog_user_numbers")
+        directory = dict(cursor.fetchall())
+        cursor.execute("SELECT person_id, number FROM rm_persons")
+        person_numbers = dict(cursor.fetchall())
+        cursor.execute("SELECT number, canonical FROM rm_person_aliases")
+        return directory, person_numbers, dict(cursor.fetchall())
 
 
 def assert_verified():
@@ -78,6 +90,13 @@ def test_an_anonymous_device_that_identifies_becomes_one_identified_person_with_
     assert [row[1:] for row in table_rows(schema.IDENTITY_LINKS.name)] == [
         ("identify", "user-1", "anon", T0 + timedelta(minutes=10), MERGED)
     ]
+    # In sets of users the person is the identified id's number, though "anon" was numbered
+    # first: only the anonymous days' sets hold an alias to swap (query_side/user_sets.py).
+    directory, person_numbers, aliases = numbers()
+    assert directory["anon"] < directory["user-1"]
+    assert person_numbers[ids["user-1"]] == directory["user-1"]
+    assert person_numbers[ids["stranger"]] == directory["stranger"]
+    assert aliases == {directory["anon"]: directory["user-1"]}
     assert_verified()
 
 

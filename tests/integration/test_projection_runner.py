@@ -20,7 +20,7 @@ from projections.runner import (
     run_forever,
     run_until_caught_up,
 )
-from tests.projection_helpers import conninfo, event_counts, insert_events, project, table_rows
+from tests.projection_helpers import conninfo, event_counts, insert_events, project, set_rows, table_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -57,10 +57,12 @@ def test_events_arriving_later_are_added_to_the_same_buckets():
     project()
     insert_events([{"timestamp": T0 + timedelta(minutes=5), "distinct_id": "u2"}])
     project()
-    assert table_rows(schema.EVENT_COUNTS) == [(1, "e", T0, "", "", 2)]
-    assert len(table_rows(schema.EVENT_USERS)) == 2
-    [(_, _, _, count, first_seen, last_seen)] = [r for r in table_rows(schema.USER_DAYS) if r[2] == "u2"]
-    assert (count, first_seen, last_seen) == (1, T0 + timedelta(minutes=5), T0 + timedelta(minutes=5))
+    day = T0.replace(hour=0)
+    assert set_rows(schema.EVENT_ROLLUPS.name) == [
+        (1, "day", day, "e", "", "", 2, ["u1", "u2"]),
+        (1, "hour", T0, "e", "", "", 2, ["u1", "u2"]),
+    ]
+    assert set_rows(schema.ACTIVE_DAYS.name) == [(1, day.date(), 2, ["u1", "u2"])]
 
 
 def test_small_batches_give_the_same_read_model_as_one_big_one(settings):
@@ -70,12 +72,13 @@ def test_small_batches_give_the_same_read_model_as_one_big_one(settings):
     ]
     insert_events(events)
     project()
-    whole = [table_rows(t) for t in (schema.EVENT_COUNTS, schema.EVENT_USERS, schema.USER_DAYS)]
+    whole = [table_rows(t) for t in (schema.EVENT_ROLLUPS.name, schema.ACTIVE_DAYS.name)]
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE projection_checkpoints, rm_event_counts, rm_event_users, rm_user_days")
+        cursor.execute("TRUNCATE projection_checkpoints, rm_event_rollups, rm_active_days")
     settings.TIDELOG_PROJECTION_BATCH = 7
     project()
-    assert [table_rows(t) for t in (schema.EVENT_COUNTS, schema.EVENT_USERS, schema.USER_DAYS)] == whole
+    # Byte for byte, sets included: the users keep their numbers (the directory is not truncated).
+    assert [table_rows(t) for t in (schema.EVENT_ROLLUPS.name, schema.ACTIVE_DAYS.name)] == whole
 
 
 def test_a_lower_position_committing_last_is_not_skipped():
@@ -120,7 +123,7 @@ def test_a_batch_is_rolled_back_when_its_checkpoint_moves_underneath(monkeypatch
     monkeypatch.setattr(type(projection), "write", write_while_another_moves_the_checkpoint)
     with pytest.raises(CheckpointMoved):
         run_batch(projection)
-    assert table_rows(schema.EVENT_COUNTS) == []
+    assert table_rows(schema.EVENT_ROLLUPS.name) == []
     assert checkpoint_get("event_aggregates").position == 1
 
 
@@ -160,7 +163,7 @@ def test_a_failing_projection_is_stopped_loudly_and_the_others_go_on(monkeypatch
     assert stopped == ["event_aggregates"]
     assert "a bug in apply" in caplog.text and "event_aggregates: STOPPED" in caplog.text
     assert checkpoint_get("event_aggregates").position == 0
-    assert table_rows(schema.USER_DAYS)[0][3] == 4
+    assert table_rows(schema.ACTIVE_DAYS.name)[0][2] == 4
 
 
 def test_run_forever_stops_when_asked_after_the_batch_in_hand():

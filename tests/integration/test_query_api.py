@@ -14,8 +14,9 @@ from django.db import connection
 from django.urls import URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
 
+from projections.user_numbers import numbers_of
 from tenancy.models import PersonalAPIKey
-from tests.projection_helpers import insert_events
+from tests.projection_helpers import insert_events, write_as_projected
 
 pytestmark = pytest.mark.django_db
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
@@ -69,6 +70,8 @@ ENDPOINTS = [path.removeprefix(BASE) for path in ROUTES.values()]
 ANSWERED_ROWS = {
     "flag-exposures": lambda body: body["days"] + body["users"],
     "experiment-results": lambda body: [v for v in (body["control"], *body["tests"]) if v["exposed"]],
+    "trends": lambda body: [result for result in body["results"] if result["total"]],
+    "retention": lambda body: [cohort for cohort in body["cohorts"] if cohort["size"]],
 }
 # Routes of one object a project may lack (not a definition seed_definitions makes): that
 # project's key is answered 404, which shows none of another project's rows either.
@@ -89,24 +92,13 @@ def seed(project_id, event_type="app_opened", users=("u1", "u2"), hours=(0,), ap
     """Read-model rows for `users` in each hour after `start` (default: five hours ago), two
     events each, as the projections write them."""
     start = start or HOUR
-    with connection.cursor() as cursor:
-        for hour in hours:
-            for user in users:
-                cursor.execute(
-                    "INSERT INTO rm_event_counts VALUES (%s, %s, %s, %s, 'iOS', 2)"
-                    " ON CONFLICT (project_id, event_type, bucket, app_version, os_name)"
-                    " DO UPDATE SET event_count = rm_event_counts.event_count + 2",
-                    [project_id, event_type, start + timedelta(hours=hour), app_version],
-                )
-                cursor.execute(
-                    "INSERT INTO rm_event_users VALUES (%s, %s, %s, %s, %s, 'iOS', 2)",
-                    [project_id, event_type, start + timedelta(hours=hour), user, app_version],
-                )
-                cursor.execute(
-                    "INSERT INTO rm_user_days VALUES (%s, (%s AT TIME ZONE 'UTC')::date, %s, 2, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    [project_id, start + timedelta(hours=hour), user, start, start],
-                )
+    write_as_projected(
+        [
+            {"project_id": project_id, "event_type": event_type, "distinct_id": user,
+             "timestamp": start + timedelta(hours=hour), "app_version": app_version, "os_name": "iOS"}
+            for hour in hours for user in users for _ in range(2)
+        ]
+    )  # fmt: skip
 
 
 def seed_bad(project_id, count):
@@ -227,6 +219,15 @@ def seed_person(project_id, person_id=SAMPLE_PERSON, distinct_ids=("u1",), prope
                 " event_count) VALUES (%s, %s, %s, %s, %s, 1)",
                 [project_id, distinct_id, person_id, first_seen + timedelta(minutes=index), last_seen],
             )
+        # Its number and its ids' aliases, as recompute_persons writes them (no id identified: the
+        # smallest number is the person's).
+        numbers = sorted(numbers_of(cursor, [(project_id, distinct_id) for distinct_id in distinct_ids]).values())
+        cursor.execute(
+            "UPDATE rm_persons SET number = %s WHERE project_id = %s AND person_id = %s",
+            [numbers[0], project_id, person_id],
+        )
+        for number in numbers[1:]:
+            cursor.execute("INSERT INTO rm_person_aliases VALUES (%s, %s, %s)", [project_id, number, numbers[0]])
 
 
 def insert_session_events(rows):

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from contracts.follow import ANNOUNCE_APPENDER
 from query_side import selectors
 from query_side.selectors import EventFilter
-from tests.projection_helpers import insert_events
+from tests.projection_helpers import insert_events, write_as_projected
 
 pytestmark = pytest.mark.django_db
 # A Monday (2026-03-02), far enough back that nothing else a test writes lands near it.
@@ -23,30 +23,20 @@ def at(day: int = 0, hour: int = 0, minute: int = 0) -> datetime:
 
 
 def add_hour(project_id, event_type, bucket, users, app_version="", os_name="", per_user=1):
-    """One hour bucket of the event aggregates, as the projection writes it: counts + users."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO rm_event_counts (project_id, event_type, bucket, app_version, os_name, event_count)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            [project_id, event_type, bucket, app_version, os_name, per_user * len(users)],
-        )
-        for user in users:
-            cursor.execute(
-                "INSERT INTO rm_event_users (project_id, event_type, bucket, distinct_id, app_version, os_name, event_count)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [project_id, event_type, bucket, user, app_version, os_name, per_user],
-            )
+    """One hour bucket of the event aggregates (and the users' active day), as the projections
+    write it: `per_user` events of each user."""
+    write_as_projected(
+        [
+            {"project_id": project_id, "event_type": event_type, "distinct_id": user, "timestamp": bucket,
+             "app_version": app_version or None, "os_name": os_name or None}
+            for user in users for _ in range(per_user)
+        ]
+    )  # fmt: skip
 
 
 def add_user_days(project_id, day: date, users):
-    with connection.cursor() as cursor:
-        for user in users:
-            moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-            cursor.execute(
-                "INSERT INTO rm_user_days (project_id, day, distinct_id, event_count, first_seen, last_seen)"
-                " VALUES (%s, %s, %s, 1, %s, %s)",
-                [project_id, day, user, moment, moment],
-            )
+    moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    write_as_projected([{"project_id": project_id, "distinct_id": user, "timestamp": moment} for user in users])
 
 
 def add_bad_events(project_id, received_at, count):
@@ -349,7 +339,7 @@ def test_no_selector_returns_another_projects_rows(project, other_project):
     other = other_project.project_id
     insert_events([{"project_id": other, "timestamp": at(hour=10), "event_type": "open", "distinct_id": "u1"}])
     add_hour(other, "open", at(hour=10), ["u1"], app_version="1.0", os_name="iOS")
-    add_user_days(other, at().date(), ["u1"])
+    add_user_days(other, at().date(), ["u1", "u2", "u3"])
     add_bad_events(other, at(hour=10), 1)
     # The same user and event type in `project` too, an hour later: only these may come back.
     add_hour(project.project_id, "open", at(hour=11), ["u1"])
@@ -360,9 +350,13 @@ def test_no_selector_returns_another_projects_rows(project, other_project):
     for breakdown in (None, "app_version"):
         rows = selectors.event_aggregate_list(project_id=mine, interval="day", breakdown=breakdown, **window)
         assert [(r["count"], r["unique_users"]) for r in rows] == [(1, 1)]
-    assert selectors.active_user_list(project_id=mine, interval="day", **window) == []
+    # Only `project`'s own active day (its u1, from add_hour): not the other's three users.
+    assert selectors.active_user_list(project_id=mine, interval="day", **window) == [
+        {"bucket": at(), "active_users": 1}
+    ]
+    assert selectors.stickiness_list(project_id=mine, **window) == [{"active_days": 1, "users": 1}]
     assert selectors.bad_event_list(project_id=mine, limit=100) == []
     # ... and the other project's own reads do see them.
     assert len(selectors.event_list(project_id=other, filters=EventFilter(), limit=100)) == 1
     assert len(selectors.bad_event_list(project_id=other, limit=100)) == 1
-    assert selectors.active_user_list(project_id=other, interval="day", **window)[0]["active_users"] == 1
+    assert selectors.active_user_list(project_id=other, interval="day", **window)[0]["active_users"] == 3

@@ -24,42 +24,36 @@ def test_counts_and_users_are_bucketed_by_utc_hour_and_breakdown():
         [event(1), event(59), event(61), event(2, distinct_id="v", app_version="2.0", os_name="iOS")]
     )
     hour = T0
-    assert changes.counts == Counter(
-        {(1, "e", hour, "", ""): 2, (1, "e", hour + timedelta(hours=1), "", ""): 1, (1, "e", hour, "2.0", "iOS"): 1}
+    assert changes == Counter(
+        {
+            (1, "e", hour, "u", "", ""): 2,
+            (1, "e", hour + timedelta(hours=1), "u", "", ""): 1,
+            (1, "e", hour, "v", "2.0", "iOS"): 1,
+        }
     )
-    assert changes.users[(1, "e", hour, "u", "", "")] == 2
-    assert changes.users[(1, "e", hour, "v", "2.0", "iOS")] == 1
 
 
 def test_buckets_are_utc_hours_and_days_whatever_offset_the_timestamp_carries():
     india = timezone(timedelta(hours=5, minutes=30))
     moment = datetime(2026, 5, 2, 4, 10, tzinfo=india)  # 2026-05-01 22:40 UTC
-    [(key, _)] = EventAggregates().apply([event()._replace(timestamp=moment)]).counts.items()
+    [key] = EventAggregates().apply([event()._replace(timestamp=moment)])
     assert key[2] == datetime(2026, 5, 1, 22, 0, tzinfo=UTC) and key[2].utcoffset() == timedelta(0)
     [day_key] = UserActivity().apply([event()._replace(timestamp=moment)])
     assert day_key[1] == date(2026, 5, 1)
 
 
-def test_user_days_keep_count_and_first_and_last_seen():
+def test_active_days_count_each_users_events_per_utc_day():
     days = UserActivity().apply([event(30), event(-30), event(5, distinct_id="v"), event(24 * 60)])
-    assert days[(1, T0.date(), "u")] == [2, T0 - timedelta(minutes=30), T0 + timedelta(minutes=30)]
-    assert days[(1, T0.date(), "v")][0] == 1
-    assert days[(1, (T0 + timedelta(days=1)).date(), "u")][0] == 1
+    assert days == Counter(
+        {(1, T0.date(), "u"): 2, (1, T0.date(), "v"): 1, (1, (T0 + timedelta(days=1)).date(), "u"): 1}
+    )
 
 
 def fold(projection, batches):
     """What the runner does across batches: apply each, add the deltas."""
     total: Counter = Counter()
     for batch in batches:
-        changes = projection.apply(batch)
-        if isinstance(changes, dict):  # user activity: count, first, last
-            for key, (count, first, last) in changes.items():
-                total[(key, "count")] += count
-                total[(key, "first")] = min(total.get((key, "first"), first), first)
-                total[(key, "last")] = max(total.get((key, "last"), last), last)
-        else:
-            total.update({("c", *k): v for k, v in changes.counts.items()})
-            total.update({("u", *k): v for k, v in changes.users.items()})
+        total.update(projection.apply(batch))
     return total
 
 

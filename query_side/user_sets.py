@@ -1,0 +1,174 @@
+"""Unique users from sets (contracts/user_sets.py): read the rollup rows a range needs, union
+their sets, map the union to persons, count. Exact: nothing here estimates.
+
+Persons: the read models' sets hold each distinct_id's number (schema.USER_NUMBERS). An id
+merged into a person with other ids is an alias (schema.PERSON_ALIASES) of the person's number,
+so a set maps to its persons by swapping its aliases for their persons' numbers, at query time:
+a merge recounts every past range at once. The person's number is an identified id's where it
+has one (projections/people.py), so an app's usual merge (anonymous device id, then a login)
+leaves only the anonymous days' numbers to swap.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from django.conf import settings
+from django.db import connections
+
+from contracts import schema
+from contracts.user_sets import BitMap, decode
+
+Grain = Literal["hour", "day"]
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def _cursor() -> Any:
+    return connections[settings.QUERY_DB_ALIAS].cursor()
+
+
+@dataclass(frozen=True)
+class Persons:
+    """A project's aliases: `numbers` holds every alias, `canonical` its person's number."""
+
+    numbers: BitMap
+    canonical: dict[int, int]
+
+    def of(self, users: BitMap) -> BitMap:
+        """The persons' numbers of a set of users' numbers."""
+        merged = users & self.numbers
+        if not merged:
+            return users
+        canonical = self.canonical
+        return (users - self.numbers) | BitMap([canonical[number] for number in merged])
+
+    def count(self, users: BitMap) -> int:
+        return len(self.of(users))
+
+
+def persons_of(project_id: int) -> Persons:
+    """The project's aliases, in one row (two int4 arrays: psycopg parses them in C)."""
+    with _cursor() as cursor:
+        cursor.execute(
+            f"""SELECT coalesce(array_agg(number ORDER BY number), '{{}}'),
+                       coalesce(array_agg(canonical ORDER BY number), '{{}}')
+                FROM {schema.PERSON_ALIASES} WHERE project_id = %s""",
+            [project_id],
+        )
+        numbers, canonical = cursor.fetchone()
+    return Persons(BitMap(numbers), dict(zip(numbers, canonical, strict=True)))
+
+
+# --- Ranges over the rollups -------------------------------------------------------------------
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+@dataclass(frozen=True)
+class Span:
+    """The rollup rows of one grain with start <= bucket < end."""
+
+    grain: Grain
+    start: datetime
+    end: datetime
+
+
+def spans(after: datetime, before: datetime, *, hourly: bool) -> list[Span]:
+    """The rows covering [floor_hour(after), ceil_hour(before)): whole days from the day rows,
+    the hours at the edges from the hour rows (or hours throughout, for hourly buckets). The
+    range is hour-granular: an hour counts when it starts before `before`."""
+    start, end = floor_hour(after), ceil_hour(before)
+    if start >= end:
+        return []
+    first_day = start.replace(hour=0)
+    if first_day < start:
+        first_day += DAY
+    last_day = end.replace(hour=0)
+    if hourly or first_day >= last_day:
+        return [Span("hour", start, end)]
+    parts = [Span("day", first_day, last_day)]
+    if start < first_day:
+        parts.insert(0, Span("hour", start, first_day))
+    if last_day < end:
+        parts.append(Span("hour", last_day, end))
+    return parts
+
+
+@dataclass(frozen=True)
+class Rollup:
+    bucket: datetime
+    event_type: str
+    app_version: str
+    os_name: str
+    event_count: int
+    users: BitMap | None
+    """None unless asked for."""
+
+
+def rollups(
+    *,
+    project_id: int,
+    after: datetime,
+    before: datetime,
+    hourly: bool = False,
+    event_types: Sequence[str] | None = None,
+    app_version: str | None = None,
+    os_name: str | None = None,
+    with_users: bool = True,
+) -> list[Rollup]:
+    """The rollup rows covering the range (see spans), filtered; with their sets of users when
+    asked (a count alone never reads them). An unknown version or OS is ''."""
+    parts = spans(after, before, hourly=hourly)
+    if not parts:
+        return []
+    params: list[Any] = [project_id]
+    ranges = []
+    for part in parts:
+        ranges.append("(grain = %s AND bucket >= %s AND bucket < %s)")
+        params.extend((part.grain, part.start, part.end))
+    where = f"project_id = %s AND ({' OR '.join(ranges)})"
+    if event_types is not None:
+        where += " AND event_type = ANY(%s)"
+        params.append(list(event_types))
+    if app_version is not None:
+        where += " AND app_version = %s"
+        params.append(app_version)
+    if os_name is not None:
+        where += " AND os_name = %s"
+        params.append(os_name)
+    users = "users" if with_users else "NULL"
+    with _cursor() as cursor:
+        cursor.execute(
+            f"""SELECT bucket, event_type, app_version, os_name, event_count, {users}
+                FROM {schema.EVENT_ROLLUPS} WHERE {where}""",
+            params,
+        )
+        return [
+            Rollup(bucket, event_type, version, os, count, None if blob is None else decode(blob))
+            for bucket, event_type, version, os, count, blob in cursor.fetchall()
+        ]
+
+
+def active_days(*, project_id: int, first: date, last: date) -> dict[date, BitMap]:
+    """The set of users active on each UTC day first <= day <= last that has any."""
+    with _cursor() as cursor:
+        cursor.execute(
+            f"SELECT day, users FROM {schema.ACTIVE_DAYS} WHERE project_id = %s AND day >= %s AND day <= %s",
+            [project_id, first, last],
+        )
+        return {day: decode(blob) for day, blob in cursor.fetchall()}
+
+
+def union(sets: Iterable[BitMap]) -> BitMap:
+    """One set of many (Roaring's multi-way union: one pass, not pairwise)."""
+    listed = list(sets)
+    return BitMap.union(*listed) if listed else BitMap()
