@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from command_side.erasure import erasure_body, person_erase
 from command_side.flags.api import ASCII_DIGITS, BodyError, Conflict, actor_of, decode, list_page, parse_limit
 from command_side.models import ErasureLog
-from command_side.openapi import CURSOR, ERASURE, LIMIT, admin_operation, page_of
+from command_side.openapi import ERASURE, ERASURE_CURSOR, LIMIT, admin_operation, page_of
 from contracts import limits
 from contracts.errors import ErrorCode
 from projections.erasure import ErasureRefused, PersonNotFound, ReplayInProgress
@@ -40,7 +40,9 @@ def staff_project_for(request: Request) -> int:
 
 
 class ErasureListView(APIView):
-    @admin_operation("The project's erasure log, newest first", page_of(ERASURE), LIMIT, CURSOR, staff_only=True)
+    @admin_operation(
+        "The project's erasure log, newest first", page_of(ERASURE), LIMIT, ERASURE_CURSOR, staff_only=True
+    )
     def get(self, request: Request) -> Response:
         project_id = staff_project_for(request)
         query = request.query_params

@@ -17,7 +17,7 @@ from contracts.errors import ErrorCode
 from contracts.events import BatchIn, CaptureIn, EventIn, SessionEndIn, SessionStartIn
 from flags.definition import FlagDefinition, PropertyFilter
 from flags.evaluate import Evaluation, Reason
-from tenancy.openapi import AUTH_ERRORS, PERSONAL_KEY, PROJECT_ID, SESSION, error, error_schema, struct_ref
+from tenancy.openapi import AUTH_ERRORS, PERSONAL_KEY, PROJECT_ID, RETRY_AFTER, SESSION, error, error_schema, struct_ref
 
 F = TypeVar("F", bound=Callable[..., Any])
 Schema = dict[str, Any]
@@ -48,7 +48,7 @@ EVENT_CODES = (
 )  # fmt: skip
 """What endpoints.capture and the session endpoints answer 400 with (contracts.events' checks)."""
 
-RETRY_AFTER = {
+RETRY_AFTER_HEADER = {
     "Retry-After": {
         "description": "Seconds to wait before retrying (TIDELOG_RETRY_AFTER_SECONDS)",
         "schema": {"type": "integer"},
@@ -79,7 +79,7 @@ UNAVAILABLE = answer(
     "the buffer is full or Redis is down (`buffer_full`, `buffer_unavailable`), or PostgreSQL is unreachable"
     " for a key this server has not seen (`database_unavailable`): nothing was stored, retry",
     error_schema(ErrorCode.BUFFER_FULL, ErrorCode.BUFFER_UNAVAILABLE, ErrorCode.DATABASE_UNAVAILABLE),
-    RETRY_AFTER,
+    RETRY_AFTER_HEADER,
 )
 BODY_ERRORS: dict[str, Schema] = {
     "408": failure(
@@ -300,7 +300,7 @@ def admin_operation(
         )
     return extend_schema(
         summary=summary,
-        parameters=[*parameters, PROJECT_ID],
+        parameters=[*parameters, PROJECT_ID, RETRY_AFTER],
         request={JSON: struct_ref(body)} if body is not None else None,
         responses=responses,
         auth=[{SESSION: []}] if staff_only else [{PERSONAL_KEY: []}, {SESSION: []}],
@@ -363,4 +363,12 @@ LIMIT = OpenApiParameter(
     OpenApiParameter.QUERY,
     description="Rows per page.",
 )
-CURSOR = OpenApiParameter("cursor", TEXT, OpenApiParameter.QUERY, description="The next page (opaque: follow `next`).")
+CURSOR = OpenApiParameter(
+    "cursor", TEXT, OpenApiParameter.QUERY, description="The page after the one whose `next` link gave it."
+)
+ERASURE_CURSOR = OpenApiParameter(
+    "cursor",
+    {"type": "string", "pattern": "^[0-9]+$"},
+    OpenApiParameter.QUERY,
+    description="The page after the one whose `next` link gave it.",
+)

@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 
 from contracts.errors import ErrorCode
 from query_side import params, sessions
-from tenancy.openapi import AUTH_ERRORS, PROJECT_ID, error
+from tenancy.openapi import AUTH_ERRORS, PROJECT_ID, RETRY_AFTER, error
 
 F = TypeVar("F", bound=Callable[..., Any])
 Schema = dict[str, Any]
@@ -75,7 +75,11 @@ LIMIT = query(
     {"type": "integer", "minimum": 1, "maximum": params.MAX_LIMIT, "default": 100},
     "Rows per page.",
 )
-CURSOR = query("cursor", TEXT, "The page after the one whose `next` link gave it (opaque: follow `next`).")
+CURSOR = query(
+    "cursor",
+    {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+    "The page after the one whose `next` link gave it (opaque: follow `next`).",
+)
 LIST_AFTER = query("after", TIME, "Only rows at or after this time (ISO 8601; no offset means UTC). No default.")
 LIST_BEFORE = query("before", TIME, "Only rows before this time. No default.")
 PAGE = (LIMIT, CURSOR)
@@ -137,7 +141,7 @@ def operation(summary: str, answer: Schema, *parameters: OpenApiParameter, descr
     return extend_schema(
         summary=summary,
         description=description or None,
-        parameters=[*parameters, PROJECT_ID],
+        parameters=[*parameters, PROJECT_ID, RETRY_AFTER],
         responses={
             200: OpenApiResponse(answer, description="OK"),
             400: error("a bad parameter; `field` names it", ErrorCode.INVALID_PARAMETER),

@@ -26,6 +26,15 @@ PROJECT_ID = OpenApiParameter(
     " A personal API key's project is its own, whatever this says.",
 )
 
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    description="Seconds to wait before retrying (TIDELOG_RETRY_AFTER_SECONDS).",
+    response=[503],
+)
+"""A header of every 503 (tenancy.api_errors.retry_after): each operation lists it."""
+
 
 def error_schema(*codes: ErrorCode) -> dict[str, Any]:
     """contracts.errors.error_body's shape, its `code` one of `codes`."""
