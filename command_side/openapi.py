@@ -128,18 +128,18 @@ SESSION_ANSWER = {
     "properties": {"session_id": {"type": "string"}, "uuid": {"type": "string", "format": "uuid"}},
     "required": ["session_id", "uuid"],
 }
-REJECTED_EVENT = {
+REJECTED_EVENT: Schema = {
     **error_schema(*EVENT_CODES),
     "properties": {**error_schema(*EVENT_CODES)["properties"], "index": {"type": "integer", "minimum": 0}},
     "required": ["index", "code", "field", "message"],
 }
-BATCH_ANSWER = {
+BATCH_ANSWER: Schema = {
     "type": "object",
     "properties": {"accepted": {"type": "integer"}, "rejected": {"type": "array", "items": REJECTED_EVENT}},
     "required": ["accepted", "rejected"],
 }
 _batch_refused = error_schema(ErrorCode.NO_EVENTS, ErrorCode.ALL_EVENTS_INVALID, *EVENT_CODES)
-BATCH_REFUSED = {
+BATCH_REFUSED: Schema = {
     **_batch_refused,
     "properties": {**_batch_refused["properties"], **BATCH_ANSWER["properties"]},
     "description": "`all_events_invalid` also carries `accepted` (0) and `rejected`, as a 200 would.",
@@ -303,7 +303,9 @@ def admin_operation(
         parameters=[*parameters, PROJECT_ID, RETRY_AFTER],
         request={JSON: struct_ref(body)} if body is not None else None,
         responses=responses,
-        auth=[{SESSION: []}] if staff_only else [{PERSONAL_KEY: []}, {SESSION: []}],
+        # TRICKY: `auth` is the operation's security list as is (requirement objects), whatever
+        # drf-spectacular's annotation (Sequence[str]) says.
+        auth=[{SESSION: []}] if staff_only else [{PERSONAL_KEY: []}, {SESSION: []}],  # type: ignore[list-item]
     )
 
 

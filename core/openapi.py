@@ -60,7 +60,7 @@ class SchemaGenerator(generators.SchemaGenerator):
         paths: dict[str, dict[str, Any]] = {}
         for host in URL_ROOTS:
             self.patterns, self.endpoints = url_patterns(host), None
-            for route, operations in super().parse(input_request, public).items():
+            for route, operations in super().parse(input_request, public).items():  # type: ignore[no-untyped-call]
                 for method, operation in operations.items():
                     add_operation(paths, route, method, operation, host)
         for fast in fast_path.ROUTES:
@@ -71,7 +71,7 @@ class SchemaGenerator(generators.SchemaGenerator):
         return paths
 
     def get_schema(self, request: Request | None = None, public: bool = False) -> dict[str, Any]:
-        schema: dict[str, Any] = super().get_schema(request, public)
+        schema: dict[str, Any] = super().get_schema(request, public)  # type: ignore[no-untyped-call]
         components = schema.setdefault("components", {})
         structs = shared_openapi.struct_components()
         command_openapi.refine(structs)

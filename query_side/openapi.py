@@ -35,18 +35,16 @@ def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
-def obj(optional: Sequence[str] = (), **properties: Schema) -> Schema:
-    """An object with these properties, all required but the `optional` ones."""
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name in properties if name not in optional],
-    }
+def obj(**properties: Schema) -> Schema:
+    """An object with these properties, all required."""
+    return {"type": "object", "properties": properties, "required": list(properties)}
 
 
 def breakdown_row(choices: Sequence[str], **properties: Schema) -> Schema:
     """A result row that carries the breakdown's value (null: unknown) when one is asked for."""
-    return obj(optional=tuple(choices), **properties, **{name: nullable(TEXT) for name in choices})
+    row = obj(**properties)
+    row["properties"] |= {name: nullable(TEXT) for name in choices}
+    return row
 
 
 # --- Parameters ------------------------------------------------------------------------------------

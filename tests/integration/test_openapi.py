@@ -321,3 +321,16 @@ def test_swagger_ui_loads_only_this_hosts_static_files(client):
         response = client.get(file)
         assert response.status_code == 200, file
         assert b"".join(response.streaming_content if response.streaming else [response.content])
+
+
+def test_docs_api_md_lists_every_parameter_the_schema_names(schema):
+    """The prose and the schema agree (docs/api.md's table of the query API; `project_id` is
+    described once for all, under Authentication)."""
+    from tests.integration.test_fuzz_query import documented_parameters
+
+    parameters = documented_parameters()
+    assert parameters
+    for documented_path, names in parameters.items():
+        operation = schema["paths"][documented_path.partition("?")[0]]["get"]
+        named = {parameter["name"] for parameter in operation["parameters"] if parameter["in"] == "query"}
+        assert named - {"project_id"} <= names, documented_path
