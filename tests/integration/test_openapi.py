@@ -6,6 +6,7 @@ nothing from another host."""
 
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -334,3 +335,25 @@ def test_docs_api_md_lists_every_parameter_the_schema_names(schema):
         operation = schema["paths"][documented_path.partition("?")[0]]["get"]
         named = {parameter["name"] for parameter in operation["parameters"] if parameter["in"] == "query"}
         assert named - {"project_id"} <= names, documented_path
+
+
+def test_swagger_ui_shows_every_operation_in_a_browser_asking_no_other_host(live_server, schema):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's Chromium is absent (apt-get install chromium): Swagger UI not rendered")
+    from playwright.sync_api import sync_playwright
+
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        try:
+            page = browser.new_page()
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(live_server.url + SCHEMA_URL + "swagger/")
+            page.wait_for_selector(".opblock")
+            shown = page.locator(".opblock").count()
+            errors = page.locator(".errors-wrapper").count()
+        finally:
+            browser.close()
+    assert shown == len(list(operations(schema))) and errors == 0
+    assert requested and all(url.startswith(live_server.url + "/") for url in requested), requested
