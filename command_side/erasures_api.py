@@ -18,13 +18,14 @@ from rest_framework.views import APIView
 from command_side.erasure import erasure_body, person_erase
 from command_side.flags.api import ASCII_DIGITS, BodyError, Conflict, actor_of, decode, list_page, parse_limit
 from command_side.models import ErasureLog
-from command_side.openapi import ERASURE, ERASURE_CURSOR, LIMIT, admin_operation, page_of
+from command_side.openapi import ERASURE, ERASURE_CURSOR, LIMIT, admin_operation
 from contracts import limits
 from contracts.errors import ErrorCode
 from projections.erasure import ErasureRefused, PersonNotFound, ReplayInProgress
 from tenancy.access import project_for
 from tenancy.api_errors import InvalidParameter
 from tenancy.auth import KeyUser
+from tenancy.openapi import page_of
 
 
 class ErasureRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -26,12 +26,13 @@ from rest_framework.views import APIView
 
 from command_side.flags.api import BodyError, Conflict, actor_of, decode
 from command_side.models import Experiment, FlagRow
-from command_side.openapi import EXPERIMENT, admin_operation, archived_filter, page_of
+from command_side.openapi import EXPERIMENT, admin_operation, archived_filter
 from contracts.errors import ErrorCode
 from flags.definition import KEY_PATTERN, FlagDefinition, PropertyFilter
 from flags.matching import check_filter
 from tenancy.access import project_for
 from tenancy.api_errors import InvalidParameter
+from tenancy.openapi import page_of
 
 
 class ExperimentFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

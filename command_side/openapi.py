@@ -17,10 +17,24 @@ from contracts.errors import ErrorCode
 from contracts.events import BatchIn, CaptureIn, EventIn, SessionEndIn, SessionStartIn
 from flags.definition import FlagDefinition, PropertyFilter
 from flags.evaluate import Evaluation, Reason
-from tenancy.openapi import AUTH_ERRORS, PERSONAL_KEY, PROJECT_ID, RETRY_AFTER, SESSION, error, error_schema, struct_ref
+from tenancy.openapi import (
+    AUTH_ERRORS,
+    PERSONAL_KEY,
+    PROJECT_ID,
+    REF,
+    RETRY_AFTER,
+    SESSION,
+    TEXT,
+    TIME,
+    Schema,
+    error,
+    error_schema,
+    nullable,
+    obj,
+    struct_ref,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
-Schema = dict[str, Any]
 
 PROJECT_KEY = "projectApiKey"
 PROJECT_KEY_IN_QUERY = "projectApiKeyInQuery"
@@ -108,6 +122,7 @@ def ingestion(summary: str, body: type, status: str, success: Schema, *, bad_req
     """An ingestion operation: a JSON body (maybe gzip), the project key, its refusals."""
     return {
         "summary": summary,
+        # `{}`: no header, the key in the body instead (`api_key`), which OpenAPI cannot say.
         "security": [{PROJECT_KEY: []}, {}],
         "parameters": [GZIP],
         "requestBody": {"required": True, "content": {JSON: {"schema": struct_ref(body)}}},
@@ -122,7 +137,6 @@ def ingestion(summary: str, body: type, status: str, success: Schema, *, bad_req
     }
 
 
-OBJECT = {"type": "object"}
 SESSION_ANSWER = {
     "type": "object",
     "properties": {"session_id": {"type": "string"}, "uuid": {"type": "string", "format": "uuid"}},
@@ -249,22 +263,6 @@ FAST_PATH: dict[tuple[str, str], Schema] = {
 """One operation per (fast_path.ROUTES template, method): core/openapi.py puts them under PREFIX."""
 
 
-EVENT_IN = struct_ref(EventIn)
-
-
-def refine(components: dict[str, Schema]) -> None:
-    """What msgspec cannot say of the structs: a batch's events are decoded one by one (raw in
-    BatchIn, so each fails alone) as EventIn; an evaluation's reason is a Reason."""
-    if "BatchIn" in components:
-        components["BatchIn"]["properties"]["events"] = {
-            "type": "array",
-            "items": EVENT_IN,
-            "maxItems": limits.MAX_BATCH_EVENTS,
-        }
-    if "Evaluation" in components:
-        components["Evaluation"]["properties"]["reason"] = {"type": "string", "enum": [str(r) for r in Reason]}
-
-
 # --- The administration's DRF views -------------------------------------------------------------------
 
 ADMIN_BODY_CODES = (
@@ -309,30 +307,9 @@ def admin_operation(
     )
 
 
-TIME: Schema = {"type": "string", "format": "date-time"}
-TEXT: Schema = {"type": "string"}
-
-
-def nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def obj(**properties: Schema) -> Schema:
-    return {"type": "object", "properties": properties, "required": list(properties)}
-
-
-def page_of(item: Schema) -> Schema:
-    return obj(results={"type": "array", "items": item}, next=nullable(TEXT))
-
-
-FLAG = {
-    "allOf": [
-        struct_ref(FlagDefinition),
-        obj(
-            name=TEXT, description=TEXT, created_by=TEXT, created_at=TIME, updated_by=TEXT, updated_at=TIME,
-        ),
-    ]
-}  # fmt: skip
+FLAG_META = obj(name=TEXT, description=TEXT, created_by=TEXT, created_at=TIME, updated_by=TEXT, updated_at=TIME)
+FLAG_DEFINITION = struct_ref(FlagDefinition)
+FLAG = {"$ref": REF.format(name="Flag")}
 """api.flag_body: the definition, its name and description, and who changed it when."""
 FLAG_HISTORY = obj(key=TEXT, results={"type": "array", "items": struct_ref(HistoryEntry)})
 EXPERIMENT = obj(
@@ -374,3 +351,29 @@ ERASURE_CURSOR = OpenApiParameter(
     OpenApiParameter.QUERY,
     description="The page after the one whose `next` link gave it.",
 )
+
+
+EVENT_IN = struct_ref(EventIn)
+
+
+def refine(components: dict[str, Schema]) -> None:
+    """What msgspec cannot say of the structs: a batch's events are decoded one by one (raw in
+    BatchIn, so each fails alone) as EventIn; an evaluation's reason is a Reason."""
+    if "BatchIn" in components:
+        components["BatchIn"]["properties"]["events"] = {
+            "type": "array",
+            "items": EVENT_IN,
+            "maxItems": limits.MAX_BATCH_EVENTS,
+        }
+    if "Evaluation" in components:
+        components["Evaluation"]["properties"]["reason"] = {"type": "string", "enum": [str(r) for r in Reason]}
+    # A flag as the administration answers it: its definition (which refuses unknown fields as a
+    # body, hence built here rather than extended) and FLAG_META.
+    definition = components[FLAG_DEFINITION["$ref"].rpartition("/")[2]]
+    components["Flag"] = {
+        "title": "Flag",
+        "description": "A flag's definition, its name and description, and who changed it when (api.flag_body).",
+        "type": "object",
+        "properties": {**definition["properties"], **FLAG_META["properties"]},
+        "required": sorted({"key", "version", *definition["required"], *FLAG_META["required"]}),
+    }

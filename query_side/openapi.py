@@ -11,33 +11,25 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 
 from contracts.errors import ErrorCode
 from query_side import params, sessions
-from tenancy.openapi import AUTH_ERRORS, PROJECT_ID, RETRY_AFTER, error
+from tenancy.openapi import (
+    AUTH_ERRORS,
+    BOOLEAN,
+    INTEGER,
+    JSON_OBJECT,
+    NUMBER,
+    PROJECT_ID,
+    RETRY_AFTER,
+    TEXT,
+    TIME,
+    UUID_TEXT,
+    Schema,
+    array,
+    error,
+    nullable,
+    obj,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
-Schema = dict[str, Any]
-
-# --- JSON Schema shorthands (OpenAPI 3.1: JSON Schema 2020-12) ------------------------------------
-
-TIME: Schema = {"type": "string", "format": "date-time"}
-TEXT: Schema = {"type": "string"}
-INTEGER: Schema = {"type": "integer"}
-NUMBER: Schema = {"type": "number"}
-BOOLEAN: Schema = {"type": "boolean"}
-UUID_TEXT: Schema = {"type": "string", "format": "uuid"}
-JSON_OBJECT: Schema = {"type": "object", "additionalProperties": True}
-
-
-def nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def array(items: Schema) -> Schema:
-    return {"type": "array", "items": items}
-
-
-def obj(**properties: Schema) -> Schema:
-    """An object with these properties, all required."""
-    return {"type": "object", "properties": properties, "required": list(properties)}
 
 
 def breakdown_row(choices: Sequence[str], **properties: Schema) -> Schema:
@@ -95,10 +87,6 @@ RANGE = time_range(params.DEFAULT_RANGE.days)
 
 
 # --- Answers ---------------------------------------------------------------------------------------
-
-
-def page_of(item: Schema) -> Schema:
-    return obj(results=array(item), next=nullable({"type": "string", "format": "uri"}))
 
 
 EVENT = obj(

@@ -16,34 +16,25 @@ from flags import stats
 from flags.definition import KEY_PATTERN
 from query_side import params, people, selectors, sessions
 from query_side.openapi import (
-    BOOLEAN,
     EVENT,
     IDENTITY_LINK,
-    INTEGER,
-    JSON_OBJECT,
     LIST_AFTER,
     LIST_BEFORE,
-    NUMBER,
     PAGE,
     PERSON_FIELDS,
     RANGE,
     SESSION,
-    TEXT,
-    TIME,
     VARIANT_RESULT,
-    array,
     breakdown_row,
     choice,
-    nullable,
-    obj,
     operation,
-    page_of,
     query,
     ranged,
     text_filter,
     time_range,
 )
 from tenancy.access import project_for
+from tenancy.openapi import BOOLEAN, INTEGER, JSON_OBJECT, NUMBER, TEXT, TIME, array, nullable, obj, page_of
 
 EXPOSURE_RANGE = timedelta(days=30)
 

@@ -13,6 +13,36 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from contracts.errors import ErrorCode
 
+Schema = dict[str, Any]
+
+# JSON Schema shorthands (OpenAPI 3.1's schemas are JSON Schema 2020-12), for both hosts' answers.
+TIME: Schema = {"type": "string", "format": "date-time"}
+TEXT: Schema = {"type": "string"}
+INTEGER: Schema = {"type": "integer"}
+NUMBER: Schema = {"type": "number"}
+BOOLEAN: Schema = {"type": "boolean"}
+UUID_TEXT: Schema = {"type": "string", "format": "uuid"}
+JSON_OBJECT: Schema = {"type": "object", "additionalProperties": True}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def obj(**properties: Schema) -> Schema:
+    """An object with these properties, all required (and maybe more: answers may grow)."""
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def page_of(item: Schema) -> Schema:
+    """A cursor-paginated list: `next` is the following page's URL, null on the last."""
+    return obj(results=array(item), next=nullable({"type": "string", "format": "uri"}))
+
+
 PERSONAL_KEY = "personalApiKey"
 SESSION = "cookieAuth"
 """drf-spectacular's own name for DRF's SessionAuthentication."""

@@ -29,13 +29,14 @@ from rest_framework.views import APIView
 from command_side.flags import service
 from command_side.flags.aggregate import Flag
 from command_side.models import FlagRow
-from command_side.openapi import CURSOR, FLAG, FLAG_HISTORY, LIMIT, admin_operation, archived_filter, page_of
+from command_side.openapi import CURSOR, FLAG, FLAG_HISTORY, LIMIT, admin_operation, archived_filter
 from contracts.errors import ErrorCode
 from contracts.events import error_from_validation
 from flags.definition import DefinitionError, FlagDefinition
 from tenancy.access import project_for
 from tenancy.api_errors import InvalidParameter
 from tenancy.auth import KeyUser
+from tenancy.openapi import page_of
 
 MAX_LIMIT = 1000
 ASCII_DIGITS = re.compile(r"[0-9]{1,18}")

@@ -357,3 +357,64 @@ def test_swagger_ui_shows_every_operation_in_a_browser_asking_no_other_host(live
             browser.close()
     assert shown == len(list(operations(schema))) and errors == 0
     assert requested and all(url.startswith(live_server.url + "/") for url in requested), requested
+
+
+def test_the_command_hosts_answers_fit_their_documented_shapes(schema, project, redis_client):
+    """Ingestion, flag evaluation and the administration, answering and refusing, as SDKs and
+    admins call them (through the Django views of the same endpoints; the fast path's parity with
+    them is test_fast_path_parity.py's)."""
+    staff = get_user_model().objects.create_user("staff", password="x", is_staff=True)
+    sdk = {"HTTP_AUTHORIZATION": f"Bearer {project.api_key}"}
+    admin = {"HTTP_AUTHORIZATION": f"Bearer {project.personal_api_key}"}
+    flag = {"key": "checkout", "enabled": True, "variants": [{"key": "control", "rollout_percentage": 50},
+                                                                {"key": "test", "rollout_percentage": 50}]}  # fmt: skip
+    experiment = {"key": "exp", "flag_key": "checkout", "goal_event": "purchase"}
+    event = {"event_type": "app_opened", "distinct_id": "u1"}
+    calls = [
+        ("POST", "capture/", event, sdk, 200),
+        ("POST", "capture/", {"distinct_id": "u1"}, sdk, 400),
+        ("POST", "capture/", event, {}, 401),
+        ("POST", "batch/", {"events": [event, {"event_type": ""}]}, sdk, 200),
+        ("POST", "batch/", {"events": []}, sdk, 400),
+        ("POST", "batch/", {"events": [{"event_type": ""}]}, sdk, 400),
+        ("POST", "session/start/", {"distinct_id": "u1", "session_id": "s1"}, sdk, 201),
+        ("PUT", "session/s1/end/", {"distinct_id": "u1"}, sdk, 200),
+        ("POST", "admin/feature-flags/", flag, admin, 201),
+        ("POST", "admin/feature-flags/", flag, admin, 409),
+        ("GET", "admin/feature-flags/", None, admin, 200),
+        ("PATCH", "admin/feature-flags/checkout/", {"version": 1, "name": "Checkout"}, admin, 200),
+        ("PATCH", "admin/feature-flags/checkout/", {"version": 1, "name": "Stale"}, admin, 409),
+        ("GET", "admin/feature-flags/checkout/history/", None, admin, 200),
+        ("GET", "public/feature-flags/", None, sdk, 200),
+        ("GET", "public/feature-flags/for_user/?distinct_id=u1", None, sdk, 200),
+        (
+            "POST",
+            "public/feature-flags/for_user/",
+            {"distinct_id": "u1", "person_properties": {"plan": "pro"}},
+            sdk,
+            200,
+        ),
+        ("GET", "public/feature-flags/for_user/", None, sdk, 400),
+        ("POST", "admin/experiments/", experiment, admin, 201),
+        ("GET", "admin/experiments/", None, admin, 200),
+        ("GET", "admin/experiments/exp/", None, admin, 200),
+        ("DELETE", "admin/experiments/exp/", None, admin, 200),
+        ("PATCH", "admin/experiments/exp/", {"name": "late"}, admin, 409),
+        ("DELETE", "admin/feature-flags/checkout/", None, admin, 200),
+        ("GET", f"admin/erasures/?project_id={project.project_id}", None, "staff", 200),
+        ("POST", f"admin/erasures/?project_id={project.project_id}", {"distinct_id": "u1"}, "staff", 200),
+        ("POST", f"admin/erasures/?project_id={project.project_id}", {}, "staff", 400),
+    ]
+    templates = {re.sub(_TEMPLATE_PART, "[^/]+", path) + "$": path for path in schema["paths"]}
+    with override_settings(ROOT_URLCONF=URL_ROOTS["command"]):
+        for method, path, body, headers, status in calls:
+            client = Client()
+            if headers == "staff":
+                client.force_login(staff)
+                headers = {}
+            url = fast_path.PREFIX + path
+            payload = json.dumps(body) if body is not None else ""
+            response = client.generic(method, url, payload, "application/json", **headers)
+            assert response.status_code == status, (method, path, response.content[:300])
+            documented_path = next(v for k, v in templates.items() if re.match(k, url.partition("?")[0]))
+            assert_fits(response, schema["paths"][documented_path][method.lower()], schema)
