@@ -164,7 +164,6 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "OAS_VERSION": "3.1.0",
     "SCHEMA_PATH_PREFIX": "/api/v1/analytics/",
-    "DEFAULT_GENERATOR_CLASS": "core.openapi.SchemaGenerator",
     "PREPROCESSING_HOOKS": ["core.openapi.api_routes_only"],
     "SERVE_PUBLIC": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

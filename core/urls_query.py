@@ -2,13 +2,15 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
+
+from core.openapi import SchemaView
 
 # The OpenAPI document of both hosts (core/openapi.py) and Swagger UI over it, served from local
 # static files (drf-spectacular-sidecar). Public, as PostHog's /api/schema/: it says what
 # docs/api.md says, and no project's data.
 schema_urlpatterns = [
-    path("", SpectacularAPIView.as_view(), name="schema"),
+    path("", SchemaView.as_view(), name="schema"),
     path("swagger/", SpectacularSwaggerView.as_view(url_name="schema:schema"), name="swagger-ui"),
 ]
 
