@@ -16,9 +16,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from command_side.erasure import erasure_body, person_erase
-from command_side.flags.api import ASCII_DIGITS, BodyError, Conflict, actor_of, decode, list_page, parse_limit
+from command_side.flags.api import (
+    ASCII_DIGITS,
+    LIMIT,
+    BodyError,
+    Conflict,
+    actor_of,
+    decode,
+    list_page,
+    parse_limit,
+)
 from command_side.models import ErasureLog
-from command_side.openapi import ERASURE, ERASURE_CURSOR, LIMIT, admin_operation
+from command_side.openapi import ERASURE, ERASURE_CURSOR, admin_operation
 from contracts import limits
 from contracts.errors import ErrorCode
 from projections.erasure import ErasureRefused, PersonNotFound, ReplayInProgress

@@ -336,12 +336,6 @@ def archived_filter() -> OpenApiParameter:
     )
 
 
-LIMIT = OpenApiParameter(
-    "limit",
-    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-    OpenApiParameter.QUERY,
-    description="Rows per page.",
-)
 CURSOR = OpenApiParameter(
     "cursor", TEXT, OpenApiParameter.QUERY, description="The page after the one whose `next` link gave it."
 )

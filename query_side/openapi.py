@@ -121,12 +121,12 @@ def ranged(**properties: Schema) -> Schema:
 # --- The decorator ---------------------------------------------------------------------------------
 
 
-def operation(summary: str, answer: Schema, *parameters: OpenApiParameter, description: str = "") -> Callable[[F], F]:
+def operation(summary: str, answer: Schema, *parameters: OpenApiParameter) -> Callable[[F], F]:
     """A query API GET: its parameters (with `project_id`, which every one reads), its answer,
-    and the errors every one may give (a bad parameter is a 400 naming it in `field`)."""
+    and the errors every one may give (a bad parameter is a 400 naming it in `field`). The
+    view's docstring is the operation's description."""
     return extend_schema(
         summary=summary,
-        description=description or None,
         parameters=[*parameters, PROJECT_ID, RETRY_AFTER],
         responses={
             200: OpenApiResponse(answer, description="OK"),

@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 from command_side.flags import service
 from command_side.flags.aggregate import Flag
 from command_side.models import FlagRow
-from command_side.openapi import CURSOR, FLAG, FLAG_HISTORY, LIMIT, admin_operation, archived_filter
+from command_side.openapi import CURSOR, FLAG, FLAG_HISTORY, admin_operation, archived_filter
 from contracts.errors import ErrorCode
 from contracts.events import error_from_validation
 from flags.definition import DefinitionError, FlagDefinition
@@ -49,6 +49,15 @@ def parse_limit(request: Request) -> int:
     if not ASCII_DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
+
+
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+    OpenApiParameter.QUERY,
+    description="Rows per page.",
+)
+"""parse_limit's parameter, as the OpenAPI document names it."""
 
 
 def list_page(request: Request, rows: list[Any], limit: int, cursor_of: Any) -> tuple[list[Any], str | None]:
