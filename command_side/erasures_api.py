@@ -16,14 +16,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from command_side.erasure import erasure_body, person_erase
-from command_side.flags.api import ASCII_DIGITS, BodyError, Conflict, actor_of, decode, list_page, parse_limit
+from command_side.flags.api import (
+    ASCII_DIGITS,
+    LIMIT,
+    BodyError,
+    Conflict,
+    actor_of,
+    decode,
+    list_page,
+    parse_limit,
+)
 from command_side.models import ErasureLog
+from command_side.openapi import ERASURE, ERASURE_CURSOR, admin_operation
 from contracts import limits
 from contracts.errors import ErrorCode
 from projections.erasure import ErasureRefused, PersonNotFound, ReplayInProgress
 from tenancy.access import project_for
 from tenancy.api_errors import InvalidParameter
 from tenancy.auth import KeyUser
+from tenancy.openapi import page_of
 
 
 class ErasureRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -39,6 +50,9 @@ def staff_project_for(request: Request) -> int:
 
 
 class ErasureListView(APIView):
+    @admin_operation(
+        "The project's erasure log, newest first", page_of(ERASURE), LIMIT, ERASURE_CURSOR, staff_only=True
+    )
     def get(self, request: Request) -> Response:
         project_id = staff_project_for(request)
         query = request.query_params
@@ -51,6 +65,13 @@ class ErasureListView(APIView):
         page, next_url = list_page(request, list(entries[: limit + 1]), limit, lambda entry: str(entry.pk))
         return Response({"results": [erasure_body(entry) for entry in page], "next": next_url})
 
+    @admin_operation(
+        "Erase a person now: every event and read-model row of all their distinct_ids",
+        ERASURE,
+        body=ErasureRequest,
+        conflicts=(ErrorCode.REPLAY_RUNNING,),
+        staff_only=True,
+    )
     def post(self, request: Request) -> Response:
         project_id = staff_project_for(request)
         body = decode(request, ErasureRequest)

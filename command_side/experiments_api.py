@@ -26,11 +26,13 @@ from rest_framework.views import APIView
 
 from command_side.flags.api import BodyError, Conflict, actor_of, decode
 from command_side.models import Experiment, FlagRow
+from command_side.openapi import EXPERIMENT, admin_operation, archived_filter
 from contracts.errors import ErrorCode
 from flags.definition import KEY_PATTERN, FlagDefinition, PropertyFilter
 from flags.matching import check_filter
 from tenancy.access import project_for
 from tenancy.api_errors import InvalidParameter
+from tenancy.openapi import page_of
 
 
 class ExperimentFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -113,6 +115,7 @@ def _get(project_id: int, key: str) -> Experiment:
 
 
 class ExperimentListView(APIView):
+    @admin_operation("List the experiments (one page: `next` is null)", page_of(EXPERIMENT), archived_filter())
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         archived = request.query_params.get("archived", "false")
@@ -123,6 +126,9 @@ class ExperimentListView(APIView):
             rows = rows.filter(archived=archived == "true")
         return Response({"results": [experiment_body(e) for e in rows], "next": None})
 
+    @admin_operation(
+        "Create an experiment", EXPERIMENT, body=ExperimentCreate, status=201, conflicts=(ErrorCode.DUPLICATE_KEY,)
+    )
     def post(self, request: Request) -> Response:
         project_id = project_for(request)
         fields = decode(request, ExperimentCreate)
@@ -141,9 +147,11 @@ class ExperimentListView(APIView):
 
 
 class ExperimentDetailView(APIView):
+    @admin_operation("An experiment", EXPERIMENT)
     def get(self, request: Request, key: str) -> Response:
         return Response(experiment_body(_get(project_for(request), key)))
 
+    @admin_operation("Edit an experiment", EXPERIMENT, body=ExperimentFields, conflicts=(ErrorCode.ARCHIVED,))
     def patch(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
         found = _get(project_id, key)  # an unknown experiment is a 404 whatever the body
@@ -157,6 +165,7 @@ class ExperimentDetailView(APIView):
             experiment.save()
         return Response(experiment_body(experiment))
 
+    @admin_operation("Archive an experiment (its results keep its exposures)", EXPERIMENT)
     def delete(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
         experiment = _get(project_id, key)

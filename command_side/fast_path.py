@@ -20,14 +20,38 @@ from contracts import limits
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/analytics/"
-_EXACT: dict[str, tuple[Callable[..., endpoints.IngestResponse], tuple[str, ...]]] = {
-    PREFIX + "capture/": (endpoints.capture, ("POST",)),
-    PREFIX + "batch/": (endpoints.batch, ("POST",)),
-    PREFIX + "session/start/": (endpoints.session_start, ("POST",)),
-    PREFIX + "public/feature-flags/": (public.active_flags, ("GET",)),
-    PREFIX + "public/feature-flags/for_user/": (public.for_user, ("GET", "POST")),
-}
-_SESSION_END = re.compile(r"^/api/v1/analytics/session/(?P<session_id>[^/]+)/end/$")
+
+
+@dataclass(frozen=True, slots=True)
+class FastRoute:
+    """One route the fast path answers: a path template under PREFIX (`{name}` is one path part,
+    passed to the endpoint as a keyword), its endpoint and methods. The OpenAPI schema documents
+    exactly these (core/openapi.py)."""
+
+    template: str
+    endpoint: Callable[..., endpoints.IngestResponse]
+    methods: tuple[str, ...]
+
+
+ROUTES: tuple[FastRoute, ...] = (
+    FastRoute("capture/", endpoints.capture, ("POST",)),
+    FastRoute("batch/", endpoints.batch, ("POST",)),
+    FastRoute("session/start/", endpoints.session_start, ("POST",)),
+    # POST too: for HTTP clients that cannot send a PUT.
+    FastRoute("session/{session_id}/end/", endpoints.session_end, ("PUT", "POST")),
+    FastRoute("public/feature-flags/", public.active_flags, ("GET",)),
+    FastRoute("public/feature-flags/for_user/", public.for_user, ("GET", "POST")),
+)
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A template's whole path as a regex: each `{name}` is one path part, named."""
+    parts = re.split(r"\{(\w+)\}", PREFIX + template)  # literal, name, literal, ...
+    return re.compile("^" + "".join(f"(?P<{p}>[^/]+)" if i % 2 else re.escape(p) for i, p in enumerate(parts)) + "$")
+
+
+_EXACT = {PREFIX + r.template: (r.endpoint, r.methods) for r in ROUTES if "{" not in r.template}
+_TEMPLATED = tuple((_pattern(r.template), r) for r in ROUTES if "{" in r.template)
 _STATUS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 StartResponse = Callable[..., Any]
@@ -59,10 +83,12 @@ def route(path: str, *, path_text: Callable[[str], str] = str) -> Route | None:
     found = _EXACT.get(path)
     if found is not None:
         return Route(found[0], found[1], {})
-    match = _SESSION_END.match(path)
-    if match is None:
-        return None
-    return Route(endpoints.session_end, ("PUT", "POST"), {"session_id": path_text(match["session_id"])})
+    for pattern, templated in _TEMPLATED:
+        match = pattern.match(path)
+        if match is not None:
+            kwargs = {name: path_text(value) for name, value in match.groupdict().items()}
+            return Route(templated.endpoint, templated.methods, kwargs)
+    return None
 
 
 def answer(found: Route, request: endpoints.IngestRequest) -> endpoints.IngestResponse:

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "tenancy",
     "command_side",
     "projections",
@@ -147,6 +149,31 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "tenancy.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "tenancy.openapi.AutoSchema",
+}
+
+# The OpenAPI document of both hosts, served by the query host at /api/v1/schema/ (core/openapi.py,
+# docs/api.md "OpenAPI"). OpenAPI 3.1: its schemas are JSON Schema, as msgspec writes them for the
+# command API's bodies. Public, like PostHog's; Swagger UI's files are local (the sidecar), never a CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tidelog",
+    "DESCRIPTION": "Product analytics for mobile apps: the command API (ingestion, flag evaluation and "
+    "administration; tag `command`) and the query API (tag `query`). Behind nginx both are one origin; under "
+    "`make run` the command host is :8000 and the query host :8001. Every error is "
+    '`{"code", "field", "message"}`; codes are never renamed. Prose: docs/api.md.',
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SCHEMA_PATH_PREFIX": "/api/v1/analytics/",
+    "PREPROCESSING_HOOKS": ["core.openapi.api_routes_only"],
+    "SERVE_PUBLIC": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # validatorUrl: Swagger UI would otherwise fetch a badge from validator.swagger.io on every load.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Ingestion -------------------------------------------------------------------------------

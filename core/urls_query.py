@@ -2,10 +2,22 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularSwaggerView
+
+from core.openapi import SchemaView
+
+# The OpenAPI document of both hosts (core/openapi.py) and Swagger UI over it, served from local
+# static files (drf-spectacular-sidecar). Public, as PostHog's /api/schema/: it says what
+# docs/api.md says, and no project's data.
+schema_urlpatterns = [
+    path("", SchemaView.as_view(), name="schema"),
+    path("swagger/", SpectacularSwaggerView.as_view(url_name="schema:schema"), name="swagger-ui"),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/analytics/", include("query_side.urls")),
+    path("api/v1/schema/", include((schema_urlpatterns, "schema"))),
 ]
 
 # Errors outside DRF's views (an unknown path, a bug) in the same JSON shape as theirs.

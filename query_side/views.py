@@ -15,8 +15,27 @@ from rest_framework.views import APIView
 from flags import stats
 from flags.definition import KEY_PATTERN
 from query_side import analytics, params, people, selectors, sessions
+from query_side.openapi import (
+    EVENT,
+    IDENTITY_LINK,
+    LIST_AFTER,
+    LIST_BEFORE,
+    PAGE,
+    PERSON_FIELDS,
+    RANGE,
+    SESSION,
+    VARIANT_RESULT,
+    breakdown_row,
+    choice,
+    operation,
+    query,
+    ranged,
+    text_filter,
+    time_range,
+)
 from tenancy.access import project_for
 from tenancy.api_errors import InvalidParameter
+from tenancy.openapi import BOOLEAN, INTEGER, JSON_OBJECT, NUMBER, TEXT, TIME, array, nullable, obj, page_of
 
 EXPOSURE_RANGE = timedelta(days=30)
 
@@ -38,6 +57,16 @@ def page(
 class EventListView(APIView):
     """GET admin/events/: raw events, newest first, cursor-paginated."""
 
+    @operation(
+        "Raw events, newest first",
+        page_of(EVENT),
+        text_filter("event_type", "Only events of this type."),
+        text_filter("distinct_id", "Only this distinct_id's events."),
+        text_filter("session_id", "Only this session's events."),
+        LIST_AFTER,
+        LIST_BEFORE,
+        *PAGE,
+    )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -58,6 +87,11 @@ class EventListView(APIView):
 class EventCountView(APIView):
     """GET admin/events/event_counts/: events per type over a range (hour-granular)."""
 
+    @operation(
+        "Events per type over a range (hour-granular), most frequent first",
+        ranged(results=array(obj(event_type=TEXT, count=INTEGER))),
+        *RANGE,
+    )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         window = params.parse_range(request.query_params)
@@ -68,6 +102,19 @@ class EventCountView(APIView):
 class EventAggregateView(APIView):
     """GET admin/event-aggregates/: counts and unique users per hour or day and event type."""
 
+    @operation(
+        "Event counts and unique users per bucket and event type",
+        ranged(
+            interval={"type": "string", "enum": list(selectors.INTERVALS)},
+            results=array(
+                breakdown_row(selectors.BREAKDOWNS, bucket=TIME, event_type=TEXT, count=INTEGER, unique_users=INTEGER)
+            ),
+        ),
+        choice("interval", selectors.INTERVALS, "Bucket size.", "day"),
+        text_filter("event_type", "Only this event type."),
+        choice("breakdown", selectors.BREAKDOWNS, "Also split each bucket by this field (unknown: null)."),
+        *RANGE,
+    )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -75,15 +122,28 @@ class EventAggregateView(APIView):
         breakdown = params.parse_optional_choice(query, "breakdown", selectors.BREAKDOWNS)
         window = params.parse_range(query)
         rows = selectors.event_aggregate_list(
-            project_id=project_id, interval=interval, after=window.after, before=window.before,
-            event_type=params.parse_text(query, "event_type"), breakdown=breakdown,
-        )  # fmt: skip
+            project_id=project_id,
+            interval=interval,
+            after=window.after,
+            before=window.before,
+            event_type=params.parse_text(query, "event_type"),
+            breakdown=breakdown,
+        )
         return Response({"interval": interval, "after": window.after, "before": window.before, "results": rows})
 
 
 class ActiveUserView(APIView):
     """GET admin/active-users/: DAU, WAU or MAU."""
 
+    @operation(
+        "Active users (DAU, WAU or MAU) per calendar bucket, counting persons",
+        ranged(
+            interval={"type": "string", "enum": list(selectors.ACTIVE_INTERVALS)},
+            results=array(obj(bucket=TIME, active_users=INTEGER)),
+        ),
+        choice("interval", selectors.ACTIVE_INTERVALS, "Bucket size (weeks start on Monday).", "day"),
+        *RANGE,
+    )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -98,6 +158,11 @@ class ActiveUserView(APIView):
 class StickinessView(APIView):
     """GET admin/stickiness/: users by how many days of the range they were active."""
 
+    @operation(
+        "Users by how many days of the range they were active",
+        ranged(results=array(obj(active_days=INTEGER, users=INTEGER))),
+        *RANGE,
+    )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         window = params.parse_range(request.query_params)
@@ -108,6 +173,20 @@ class StickinessView(APIView):
 class BadEventListView(APIView):
     """GET admin/bad-events/: rejected events with their error, newest first, cursor-paginated."""
 
+    @operation(
+        "Rejected events with their error, newest first",
+        page_of(
+            obj(
+                id=INTEGER,
+                received_at=TIME,
+                error_code=TEXT,
+                field=nullable(TEXT),
+                message=TEXT,
+                payload=nullable(TEXT),
+            )
+        ),
+        *PAGE,
+    )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -128,6 +207,18 @@ def _known_key(key: str, kind: str) -> str:
 class FlagExposureView(APIView):
     """GET admin/feature-flags/{key}/exposures/: exposures per day and variant, users per variant."""
 
+    @operation(
+        "A flag's exposures per day and variant, and users per variant",
+        obj(
+            flag_key=TEXT,
+            after=TIME,
+            before=TIME,
+            days=array(obj(day=TIME, variant=TEXT, exposures=INTEGER)),
+            users=array(obj(variant=TEXT, users=INTEGER)),
+            users_with_several_variants=INTEGER,
+        ),
+        *time_range(EXPOSURE_RANGE.days),
+    )
     def get(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
         window = params.parse_range(request.query_params, default=EXPOSURE_RANGE)
@@ -160,6 +251,26 @@ def _variant_body(result: stats.VariantResult) -> dict[str, Any]:
 class ExperimentResultView(APIView):
     """GET admin/experiments/{key}/results/: each test variant against control, and SRM."""
 
+    @operation(
+        "An experiment's results: each test variant against control, and sample ratio mismatch",
+        obj(
+            key=TEXT,
+            flag_key=TEXT,
+            archived=BOOLEAN,
+            window=obj(start_at=TIME, end_at=nullable(TIME), counted_until=TIME),
+            control=VARIANT_RESULT,
+            tests=array(VARIANT_RESULT),
+            srm=obj(
+                chi2=nullable(NUMBER),
+                df=INTEGER,
+                p_value=nullable(NUMBER),
+                srm_suspected=BOOLEAN,
+                weights={"type": "object", "additionalProperties": NUMBER},
+            ),
+            users_with_several_variants=INTEGER,
+            methods=JSON_OBJECT,
+        ),
+    )
     def get(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
         counts = selectors.experiment_counts(
@@ -208,6 +319,21 @@ def _session_id(session_id: str) -> str:
 class SessionListView(APIView):
     """GET admin/sessions/: sessions newest first, filtered, cursor-paginated."""
 
+    @operation(
+        "Sessions newest first, filtered",
+        page_of(SESSION),
+        query("after", TIME, "Only sessions that started at or after this time. No default."),
+        query("before", TIME, "Only sessions that started before this time. No default."),
+        text_filter("distinct_id", "The sessions of the person who has this id, under any of their ids."),
+        text_filter("device_id", "Exact match."),
+        text_filter("app_version", "Exact match."),
+        text_filter("os_name", "Exact match."),
+        query("min_duration", {"type": "number", "minimum": 0}, "Seconds, inclusive."),
+        query("max_duration", {"type": "number", "minimum": 0}, "Seconds, inclusive."),
+        choice("ended_by", sessions.ENDED_BY, "How the session ended."),
+        choice("active", ("true", "false"), "Only active sessions, or only the others."),
+        *PAGE,
+    )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -235,6 +361,11 @@ class SessionListView(APIView):
 class SessionDetailView(APIView):
     """GET admin/sessions/{session_id}/: the session and one page of its events, oldest first."""
 
+    @operation(
+        "A session and one page of its events, oldest first",
+        obj(**SESSION["properties"], events=array(EVENT), next=nullable(TEXT)),
+        *PAGE,
+    )
     def get(self, request: Request, session_id: str) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -251,6 +382,25 @@ class SessionDetailView(APIView):
 class SessionMetricView(APIView):
     """GET admin/session-metrics/: sessions, median and p90 duration, events per session per bucket."""
 
+    @operation(
+        "Sessions, median and p90 duration, events per session per bucket",
+        ranged(
+            interval={"type": "string", "enum": list(sessions.METRICS_INTERVALS)},
+            results=array(
+                breakdown_row(
+                    sessions.METRICS_BREAKDOWNS,
+                    bucket=TIME,
+                    sessions=INTEGER,
+                    median_duration_seconds=NUMBER,
+                    p90_duration_seconds=NUMBER,
+                    events_per_session=NUMBER,
+                )
+            ),
+        ),
+        choice("interval", sessions.METRICS_INTERVALS, "Bucket size (weeks start on Monday).", "day"),
+        choice("breakdown", sessions.METRICS_BREAKDOWNS, "Also split each bucket by this field (unknown: null)."),
+        *RANGE,
+    )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -266,6 +416,19 @@ class SessionMetricView(APIView):
 class PersonListView(APIView):
     """GET admin/people/: people last seen first, by distinct_id or properties, cursor-paginated."""
 
+    @operation(
+        "People, last seen first",
+        page_of(obj(**PERSON_FIELDS)),
+        text_filter("distinct_id", "The one person who has this id, whichever of their ids it is."),
+        query(
+            "property",
+            {"type": "string", "maxLength": params.MAX_TEXT, "pattern": "^[^:]+:"},
+            "`key:value`: people whose properties hold `key` with this value (JSON when it parses as JSON,"
+            " else the text). Repeat for several (AND).",
+            many=True,
+        ),
+        *PAGE,
+    )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -284,6 +447,10 @@ class PersonListView(APIView):
 class PersonDetailView(APIView):
     """GET admin/people/{person_id}/: a person, their ids, identity links and newest sessions."""
 
+    @operation(
+        "A person: all their distinct_ids, identity links and newest sessions",
+        obj(**PERSON_FIELDS, identity_links=array(IDENTITY_LINK), sessions=array(SESSION)),
+    )
     def get(self, request: Request, person_id: str) -> Response:
         project_id = project_for(request)
         try:
@@ -296,9 +463,37 @@ class PersonDetailView(APIView):
         return Response(person)
 
 
+TREND_RESULT = obj(
+    series=INTEGER, event_type=TEXT, math={"type": "string", "enum": list(analytics.MATHS)},
+    breakdown_value=nullable(TEXT), compare={"type": "string", "enum": ["current", "previous"]},
+    data=array(NUMBER), total=NUMBER, exact=BOOLEAN,
+)  # fmt: skip
+
+
 class TrendsView(APIView):
     """GET admin/trends/: series of events over time: totals, unique users, events per user."""
 
+    @operation(
+        "Series of events per bucket: total, unique users (persons), average or median events per user",
+        ranged(interval={"type": "string", "enum": list(analytics.TREND_INTERVALS)}, labels=array(TIME),
+               results=array(TREND_RESULT)),
+        query("series", {"type": "string", "maxLength": params.MAX_TEXT}, "An event type, or $all (default); "
+              f"repeat for up to {analytics.MAX_SERIES} series.", many=True),
+        query("math", {"type": "string", "enum": list(analytics.MATHS)}, "Once for every series, or once per "
+              "series in order (default total).", many=True),
+        choice("interval", analytics.TREND_INTERVALS, "Bucket size (weeks start on Monday).", "day"),
+        text_filter("app_version", "Only events of this app version."),
+        text_filter("os_name", "Only events of this OS."),
+        query("property", {"type": "string", "maxLength": params.MAX_TEXT}, "key:value the event's properties "
+              "must hold (repeatable); answered from raw events, bounded.", many=True),
+        query("breakdown", {"type": "string", "maxLength": params.MAX_TEXT}, "app_version, os_name or "
+              "property:<key>."),
+        query("breakdown_limit", {"type": "integer", "minimum": 1, "maximum": analytics.MAX_BREAKDOWN_LIMIT,
+              "default": 10}, "Breakdown values shown; the rest are summed as $other."),
+        choice("compare", ("previous",), "Add each series for the period of equal length before."),
+        *RANGE,
+        bounded=True,
+    )  # fmt: skip
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -347,6 +542,19 @@ class TrendsView(APIView):
 class RetentionView(APIView):
     """GET admin/retention/: cohorts by first seen (or first `cohort_event`) and their returns."""
 
+    @operation(
+        "Cohorts of persons by first seen (or first cohort_event) and how many came back each period",
+        ranged(period={"type": "string", "enum": list(analytics.PERIODS)}, periods=INTEGER,
+               cohorts=array(obj(cohort={"type": "string", "format": "date"}, size=INTEGER,
+                                 returned=array(nullable(INTEGER))))),
+        choice("period", analytics.PERIODS, "Cohort and return period (weeks start on Monday).", "day"),
+        query("periods", {"type": "integer", "minimum": 1, "maximum": analytics.MAX_RETENTION_PERIODS},
+              "Columns of the grid (default 14 days or 8 weeks)."),
+        text_filter("cohort_event", "Cohorts by the first time of this event (default: first seen at all)."),
+        text_filter("return_event", "Returning means doing this event (default: any event)."),
+        *RANGE,
+        bounded=True,
+    )  # fmt: skip
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params

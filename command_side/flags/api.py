@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import msgspec
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.request import Request
@@ -28,12 +29,14 @@ from rest_framework.views import APIView
 from command_side.flags import service
 from command_side.flags.aggregate import Flag
 from command_side.models import FlagRow
+from command_side.openapi import CURSOR, FLAG, FLAG_HISTORY, admin_operation, archived_filter
 from contracts.errors import ErrorCode
 from contracts.events import error_from_validation
 from flags.definition import DefinitionError, FlagDefinition
 from tenancy.access import project_for
 from tenancy.api_errors import InvalidParameter
 from tenancy.auth import KeyUser
+from tenancy.openapi import page_of
 
 MAX_LIMIT = 1000
 ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
@@ -46,6 +49,15 @@ def parse_limit(request: Request) -> int:
     if not ASCII_DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
+
+
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+    OpenApiParameter.QUERY,
+    description="Rows per page.",
+)
+"""parse_limit's parameter, as the OpenAPI document names it."""
 
 
 def list_page(request: Request, rows: list[Any], limit: int, cursor_of: Any) -> tuple[list[Any], str | None]:
@@ -138,6 +150,7 @@ def service_refusals() -> Iterator[None]:
 
 
 class FlagListView(APIView):
+    @admin_operation("List the flags", page_of(FLAG), archived_filter(), LIMIT, CURSOR)
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
@@ -153,6 +166,7 @@ class FlagListView(APIView):
         page, next_url = list_page(request, list(rows[: limit + 1]), limit, lambda row: row.key)
         return Response({"results": [row_body(row) for row in page], "next": next_url})
 
+    @admin_operation("Create a flag", FLAG, body=service.FlagCreate, status=201, conflicts=(ErrorCode.DUPLICATE_KEY,))
     def post(self, request: Request) -> Response:
         project_id = project_for(request)
         fields = decode(request, service.FlagCreate)
@@ -162,11 +176,18 @@ class FlagListView(APIView):
 
 
 class FlagDetailView(APIView):
+    @admin_operation("A flag, from its aggregate: the newest state", FLAG)
     def get(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
         with service_refusals():
             return Response(aggregate_body(service.flag_get(project_id=project_id, key=key)))
 
+    @admin_operation(
+        "Edit a flag: the body names the `version` it edits",
+        FLAG,
+        body=service.FlagPatch,
+        conflicts=(ErrorCode.VERSION_CONFLICT, ErrorCode.ARCHIVED),
+    )
     def patch(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
         patch = decode(request, service.FlagPatch)
@@ -174,6 +195,12 @@ class FlagDetailView(APIView):
             flag = service.flag_update(project_id=project_id, key=key, patch=patch, actor=actor_of(request))
         return Response(aggregate_body(flag))
 
+    @admin_operation(
+        "Archive a flag (`?version=` refuses a stale archive)",
+        FLAG,
+        OpenApiParameter("version", int, description="The version the archive is made against."),
+        conflicts=(ErrorCode.VERSION_CONFLICT,),
+    )
     def delete(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
         raw = request.query_params.get("version")
@@ -186,6 +213,7 @@ class FlagDetailView(APIView):
 
 
 class FlagHistoryView(APIView):
+    @admin_operation("A flag's history: every change, who made it and when, oldest first", FLAG_HISTORY)
     def get(self, request: Request, key: str) -> Response:
         project_id = project_for(request)
         with service_refusals():

@@ -22,7 +22,10 @@ pytestmark = pytest.mark.django_db
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
 BASE = "/api/v1/analytics/admin/"
 # URL namespaces of the query root that are not the query API, and why they are left out.
-NOT_THE_API = {"admin": "the Django admin: staff sessions only, tested in test_admin_and_commands.py"}
+NOT_THE_API = {
+    "admin": "the Django admin: staff sessions only, tested in test_admin_and_commands.py",
+    "schema": "the OpenAPI schema and Swagger UI: public, no project's data, tested in test_openapi.py",
+}
 # The flag and experiment every seed below makes, and the routes' sample for their `{key}`.
 SAMPLE_KEY = "sample-key"
 # The session and person seed_sessions_and_people makes, and their routes' samples.
