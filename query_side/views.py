@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from flags import stats
 from flags.definition import KEY_PATTERN
-from query_side import params, people, selectors, sessions
+from query_side import catalog, params, people, selectors, sessions
 from tenancy.access import project_for
 
 EXPOSURE_RANGE = timedelta(days=30)
@@ -187,6 +187,30 @@ class ExperimentResultView(APIView):
                 "methods": stats.METHODS,
             }
         )
+
+
+class FlagDefinitionListView(APIView):
+    """GET admin/flag-definitions/: the project's flags (not archived), by key, for pickers.
+    (admin/feature-flags/ is the command host's, which administers them.)"""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        limit = params.parse_limit(request.query_params)
+        cursor = params.decode_cursor(request.query_params, params.read_text_part)
+        rows = catalog.flag_definition_list(project_id=project_id, limit=limit, cursor=cursor and cursor[0])
+        return page(request, rows, limit, lambda row: params.encode_cursor(params.text_part(row["key"])))
+
+
+class ExperimentDefinitionListView(APIView):
+    """GET admin/experiment-definitions/: the project's experiments, by key, for pickers.
+    (admin/experiments/ is the command host's, which administers them.)"""
+
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        limit = params.parse_limit(request.query_params)
+        cursor = params.decode_cursor(request.query_params, params.read_text_part)
+        rows = catalog.experiment_definition_list(project_id=project_id, limit=limit, cursor=cursor and cursor[0])
+        return page(request, rows, limit, lambda row: params.encode_cursor(params.text_part(row["key"])))
 
 
 # --- Sessions and people -------------------------------------------------------------------

@@ -173,7 +173,7 @@ def test_hostile_query_parameters_are_answered_in_the_error_shape(seeded, settin
     settings.DEBUG = False
     client = Client(raise_request_exception=False)
     staff = Client(raise_request_exception=False)
-    staff.force_login(get_user_model().objects.create_user("staff", password="x", is_staff=True))
+    staff.force_login(get_user_model().objects.create_user("staff", password="x", is_staff=True, is_superuser=True))
     key = {"HTTP_AUTHORIZATION": f"Bearer {seeded.personal_api_key}"}
     callers = [
         lambda url: client.get(url, **key),

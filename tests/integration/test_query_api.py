@@ -173,7 +173,7 @@ def seed_conversion(project_id, experiment_id, user, at):
 
 
 def staff_client(client):
-    client.force_login(get_user_model().objects.create_user("staff", password="x", is_staff=True))
+    client.force_login(get_user_model().objects.create_user("staff", password="x", is_staff=True, is_superuser=True))
     return client
 
 
