@@ -6,6 +6,8 @@ from django.urls import path
 
 from query_side.dashboard import views
 
+app_name = "dashboard"
+
 urlpatterns = [
     path("", views.root, name="root"),
     path("login/", auth_views.LoginView.as_view(template_name="dashboard/login.html"), name="login"),

@@ -2,12 +2,16 @@
 staff users, for the projects they are members of (superusers: every project). The pages and
 the API answer the same rule (tenancy.access.projects_readable_by); a key is bound to its own."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
 
-from contracts.schema import EXPERIMENTS, FLAG_DEFINITIONS
+from contracts.schema import FLAG_DEFINITIONS
 from tenancy.models import Project
+from tests.integration.test_query_api import seed_experiment, seed_flag
 
 pytestmark = pytest.mark.django_db
 PAGES = ["overview", "trends", "retention", "funnels", "sessions", "flags", "experiments", "sessions/s-1"]
@@ -102,41 +106,13 @@ def test_the_pages_static_files_are_served_and_chart_js_is_vendored_with_its_lic
 # --- The pickers' lists of flags and experiments (query host, read-only) -------------------
 
 
-def insert_flag(project_id: int, key: str, *, archived: bool = False, variants: tuple[str, ...] = ()) -> None:
-    from django.db import connection
-
-    definition = {
-        "key": key,
-        "rollout_percentage": 40.0,
-        "variants": [{"key": v, "rollout_percentage": 100 / len(variants)} for v in variants],
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {FLAG_DEFINITIONS} (aggregate_id, project_id, key, name, description, version, definition,"
-            " enabled, archived, created_by, created_at, updated_by, updated_at)"
-            " VALUES (gen_random_uuid(), %s, %s, %s, '', 3, %s::jsonb, true, %s, 'test', now(), 'test', now())",
-            [project_id, key, key.upper(), __import__("json").dumps(definition), archived],
-        )
-
-
-def insert_experiment(project_id: int, key: str) -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {EXPERIMENTS} (project_id, key, name, description, flag_key, control, tests, goal_event,"
-            " goal_filter, start_at, end_at, archived, created_by, created_at, updated_at)"
-            " VALUES (%s, %s, '', '', 'f', 'control', ARRAY['test'], 'purchase', NULL, now(), NULL, false, 'test',"
-            " now(), now())",
-            [project_id, key],
-        )
-
-
 def test_flag_definitions_lists_a_projects_live_flags_by_key_in_pages(project, other_project):
-    insert_flag(project.project_id, "b-flag", variants=("control", "test"))
-    insert_flag(project.project_id, "a-flag")
-    insert_flag(project.project_id, "gone", archived=True)
-    insert_flag(other_project.project_id, "theirs")
+    seed_flag(project.project_id, "b-flag")
+    seed_flag(project.project_id, "a-flag", variants=(), rollout_percentage=40.0)
+    seed_flag(project.project_id, "gone")
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {FLAG_DEFINITIONS} SET archived = true WHERE key = 'gone'")
+    seed_flag(other_project.project_id, "theirs")
     client = login(member_of=(project.project_id,))
     url = "/api/v1/analytics/admin/flag-definitions/"
     first = client.get(url, {"project_id": project.project_id, "limit": 1}).json()
@@ -144,15 +120,15 @@ def test_flag_definitions_lists_a_projects_live_flags_by_key_in_pages(project, o
     assert first["results"][0]["variants"] == [] and first["results"][0]["rollout_percentage"] == 40.0
     second = client.get(first["next"]).json()
     assert [(row["key"], row["variants"], row["version"]) for row in second["results"]] == [
-        ("b-flag", ["control", "test"], 3)
+        ("b-flag", ["control", "test"], 1)
     ]
     assert second["next"] is None
     assert client.get(url, {"project_id": other_project.project_id}).status_code == 403
 
 
 def test_experiment_definitions_lists_a_projects_experiments(project, other_project):
-    insert_experiment(project.project_id, "checkout")
-    insert_experiment(other_project.project_id, "theirs")
+    seed_experiment(project.project_id, datetime.now(UTC), key="checkout")
+    seed_experiment(other_project.project_id, datetime.now(UTC), key="theirs")
     client = login(member_of=(project.project_id,))
     answer = client.get("/api/v1/analytics/admin/experiment-definitions/", {"project_id": project.project_id}).json()
     assert [(row["key"], row["tests"], row["goal_event"]) for row in answer["results"]] == [
