@@ -11,7 +11,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.root, name="root"),
     path("login/", auth_views.LoginView.as_view(template_name="dashboard/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="/login/"), name="logout"),
     path("overview/", views.overview, name="overview"),
     path("trends/", views.trends, name="trends"),
     path("retention/", views.retention, name="retention"),
