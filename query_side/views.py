@@ -197,7 +197,8 @@ class FlagDefinitionListView(APIView):
         project_id = project_for(request)
         limit = params.parse_limit(request.query_params)
         cursor = params.decode_cursor(request.query_params, params.read_text_part)
-        rows = catalog.flag_definition_list(project_id=project_id, limit=limit, cursor=cursor and cursor[0])
+        after_key = cursor[0] if cursor else None
+        rows = catalog.flag_definition_list(project_id=project_id, limit=limit, cursor=after_key)
         return page(request, rows, limit, lambda row: params.encode_cursor(params.text_part(row["key"])))
 
 
@@ -209,7 +210,8 @@ class ExperimentDefinitionListView(APIView):
         project_id = project_for(request)
         limit = params.parse_limit(request.query_params)
         cursor = params.decode_cursor(request.query_params, params.read_text_part)
-        rows = catalog.experiment_definition_list(project_id=project_id, limit=limit, cursor=cursor and cursor[0])
+        after_key = cursor[0] if cursor else None
+        rows = catalog.experiment_definition_list(project_id=project_id, limit=limit, cursor=after_key)
         return page(request, rows, limit, lambda row: params.encode_cursor(params.text_part(row["key"])))
 
 

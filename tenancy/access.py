@@ -42,5 +42,5 @@ def project_for(request: Request) -> int:
     if not projects_readable_by(user).filter(pk=int(raw)).exists():
         if user.is_superuser or not Project.objects.filter(pk=int(raw)).exists():
             raise exceptions.NotFound(f"no project {raw}")
-        raise exceptions.PermissionDenied(f"You are not a member of project {raw}: a superuser can add you in the admin.")
+        raise exceptions.PermissionDenied(f"You are not a member of project {raw}: a superuser can add you to it.")
     return int(raw)

@@ -55,8 +55,9 @@ def _page(request: HttpRequest, page: str, **context: Any) -> HttpResponse:
     if project is None:
         return _refused(request, f"{user} may not read project {raw!r}: a superuser can add you to it in the admin.")
     today = datetime.now(UTC).date()
+    # "Last N d": from the start of the UTC day N days ago until now.
     presets = [
-        (f"{days} d" if days > 1 else "24 h", _with(request, after=(today - timedelta(days=days)).isoformat(), before=None))
+        (f"{days} d", _with(request, after=(today - timedelta(days=days)).isoformat(), before=None))
         for days in PRESET_DAYS
     ]
     return render(

@@ -115,8 +115,17 @@ export function chart(canvasId, type, labels, datasets, options = {}) {
         ...dataset,
       })),
     },
-    options: { animation: false, responsive: true, maintainAspectRatio: false, ...options },
+    options: { animation: false, responsive: true, maintainAspectRatio: false, ...options, scales: countScales(options) },
   });
+}
+
+/** Counts start at zero in whole steps, on the value axis (x for a horizontal bar chart),
+ *  merged into the scales a chart asks for (e.g. stacked). */
+function countScales(options) {
+  const scales = { x: {}, y: {}, ...options.scales };
+  const value = options.indexAxis === "y" ? "x" : "y";
+  scales[value] = { beginAtZero: true, ...scales[value], ticks: { precision: 0, ...scales[value].ticks } };
+  return scales;
 }
 
 /** The UTC days [after's day, before) as "YYYY-MM-DD", for charts whose API omits empty days. */
