@@ -364,6 +364,14 @@ def test_trends_draws_a_series_per_day_and_math_changes_it(open_page, seeded, st
     settled(page, "trends")
     [data] = chart(page, "chart-trends")["datasets"].values()
     assert data == [len(users.get(day[:10], ())) for day in drawn["labels"]] and sum(data) == 15
+    # A breakdown by OS: a series per OS, each its users' (odd users are on iOS, even on Android).
+    page.select_option("#breakdown", "os_name")
+    page.click("#apply")
+    settled(page, "trends")
+    by_os = chart(page, "chart-trends")["datasets"]
+    for os_name, parity in (("iOS", 1), ("Android", 0)):
+        expected = [sum(int(user[1:]) % 2 == parity for user in users.get(day[:10], ())) for day in drawn["labels"]]
+        assert by_os[f"screen_viewed · unique_users · {os_name}"] == expected
 
 
 @LANDS_WITH_THE_LEAD

@@ -16,6 +16,8 @@ load("trends", async () => {
     math: query.get("math"),
     interval: query.get("interval"),
     breakdown: query.get("breakdown"),
+    app_version: query.get("app_version"),
+    os_name: query.get("os_name"),
     compare: query.get("compare"),
   });
   const name = (row) =>
