@@ -36,6 +36,7 @@ test: $(STAMP)
 	@$(BIN)/mypy
 	@echo "== import boundaries"
 	@$(BIN)/lint-imports
+	@bash bin/ensure-chromium
 	@echo "== pytest"
 	@eval "$$(bash bin/ensure-services)" && $(BIN)/pytest $(PYTEST_ARGS)
 

@@ -43,6 +43,9 @@ if not DEBUG and SECRET_KEY in ("", _DEVELOPMENT_SECRET_KEY):
     )
 ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# The dashboard's login (query host, query_side/dashboard); after it, the overview.
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,4 +1,5 @@
-"""URL root of the query API: dashboards, analysts and the Django admin."""
+"""URL root of the query API: dashboards, analysts and the Django admin; the dashboard's pages
+(query_side/dashboard) at the root."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -18,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/analytics/", include("query_side.urls")),
     path("api/v1/schema/", include((schema_urlpatterns, "schema"))),
+    path("", include("query_side.dashboard.urls")),
 ]
 
 # Errors outside DRF's views (an unknown path, a bug) in the same JSON shape as theirs.

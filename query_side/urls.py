@@ -24,4 +24,7 @@ urlpatterns = [
     # from the read models, here (docker/nginx.conf).
     path("admin/feature-flags/<str:key>/exposures/", views.FlagExposureView.as_view(), name="flag-exposures"),
     path("admin/experiments/<str:key>/results/", views.ExperimentResultView.as_view(), name="experiment-results"),
+    # Read-only lists of the same, for the dashboard's pickers (names apart from the command host's).
+    path("admin/flag-definitions/", views.FlagDefinitionListView.as_view(), name="flag-definitions"),
+    path("admin/experiment-definitions/", views.ExperimentDefinitionListView.as_view(), name="experiment-definitions"),
 ]

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from flags import stats
 from flags.definition import KEY_PATTERN
-from query_side import analytics, params, people, selectors, sessions
+from query_side import analytics, catalog, params, people, selectors, sessions
 from query_side.openapi import (
     EVENT,
     IDENTITY_LINK,
@@ -299,6 +299,44 @@ class ExperimentResultView(APIView):
                 "methods": stats.METHODS,
             }
         )
+
+
+class FlagDefinitionListView(APIView):
+    """GET admin/flag-definitions/: the project's flags (not archived), by key, for pickers.
+    (admin/feature-flags/ is the command host's, which administers them.)"""
+
+    @operation(
+        "The project's flags that are not archived, by key (for pickers)",
+        page_of(obj(key=TEXT, name=TEXT, description=TEXT, enabled=BOOLEAN, version=INTEGER,
+                    rollout_percentage=nullable(NUMBER), variants=array(TEXT), updated_at=TIME)),
+        *PAGE,
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        limit = params.parse_limit(request.query_params)
+        cursor = params.decode_cursor(request.query_params, params.read_text_part)
+        after_key = cursor[0] if cursor else None
+        rows = catalog.flag_definition_list(project_id=project_id, limit=limit, cursor=after_key)
+        return page(request, rows, limit, lambda row: params.encode_cursor(params.text_part(row["key"])))
+
+
+class ExperimentDefinitionListView(APIView):
+    """GET admin/experiment-definitions/: the project's experiments, by key, for pickers.
+    (admin/experiments/ is the command host's, which administers them.)"""
+
+    @operation(
+        "The project's experiments, archived ones included, by key (for pickers)",
+        page_of(obj(key=TEXT, name=TEXT, description=TEXT, flag_key=TEXT, control=TEXT, tests=array(TEXT),
+                    goal_event=TEXT, start_at=TIME, end_at=nullable(TIME), archived=BOOLEAN)),
+        *PAGE,
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        project_id = project_for(request)
+        limit = params.parse_limit(request.query_params)
+        cursor = params.decode_cursor(request.query_params, params.read_text_part)
+        after_key = cursor[0] if cursor else None
+        rows = catalog.experiment_definition_list(project_id=project_id, limit=limit, cursor=after_key)
+        return page(request, rows, limit, lambda row: params.encode_cursor(params.text_part(row["key"])))
 
 
 # --- Sessions and people -------------------------------------------------------------------

@@ -5,10 +5,9 @@ from django.http import HttpRequest
 from tenancy.models import PersonalAPIKey, Project
 from tenancy.services import personal_api_key_issue
 
-# The query host has no page at "/", where Django's "View site" link points: a 404. Until a
-# dashboard page lives there, no site link; each project's "View on site" opens its analytics.
-admin.site.site_url = None
-ANALYTICS_URL = "/api/v1/analytics/admin/events/event_counts/?project_id={}"
+# "View site" opens the dashboard (query_side/dashboard); a project's "View on site" its overview.
+admin.site.site_url = "/"
+ANALYTICS_URL = "/overview/?project_id={}"
 
 
 @admin.register(Project)
@@ -16,10 +15,12 @@ class ProjectAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "api_key", "created_at"]
     readonly_fields = ["api_key", "created_at"]
     search_fields = ["name"]
+    # Staff users who are not superusers read only the projects they are members of.
+    filter_horizontal = ["members"]
     actions = ["issue_personal_api_key"]
 
     def view_on_site(self, obj: Project) -> str:
-        # The query API's event counts of this project, read with the staff user's session.
+        # The dashboard's overview of this project, read with the staff user's session.
         return ANALYTICS_URL.format(obj.pk)
 
     @admin.action(description="Issue a personal API key (shown once)")

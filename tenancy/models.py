@@ -31,6 +31,9 @@ class Project(models.Model):
     # Public and write-only: it ships inside mobile apps, so it is stored as is.
     api_key = models.CharField(max_length=API_KEY_MAX_LENGTH, unique=True, default=new_project_api_key)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The staff users who may read this project with their login (the dashboard, the query API
+    # through a session); superusers read every project. Personal API keys are bound to theirs.
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="projects")
 
     class Meta:
         ordering = ["id"]

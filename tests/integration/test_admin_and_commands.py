@@ -61,11 +61,11 @@ def test_event_store_info_names_the_engine_in_use():
     assert out.getvalue().split()[1] == engine()
 
 
-def test_the_admin_links_each_project_to_its_analytics_and_no_site_root(admin_client, project):
+def test_the_admin_links_each_project_to_its_dashboard_and_the_site_to_the_dashboard(admin_client, project):
     from tenancy.admin import ANALYTICS_URL
 
     change = admin_client.get(f"/admin/tenancy/project/{project.project_id}/change/").content.decode()
     url = ANALYTICS_URL.format(project.project_id)
     assert f'href="{url}"' in change
-    assert admin_client.get(url).status_code == 200  # the staff session reads it
-    assert "View site" not in admin_client.get("/admin/").content.decode()
+    assert admin_client.get(url).status_code == 200  # the staff session opens it
+    assert 'href="/">View site' in admin_client.get("/admin/").content.decode()

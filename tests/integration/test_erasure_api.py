@@ -31,7 +31,9 @@ T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(ho
 
 def user_client(username: str, *, is_staff: bool) -> Client:
     client = Client()
-    client.force_login(get_user_model().objects.create_user(username, password="x", is_staff=is_staff))
+    client.force_login(
+        get_user_model().objects.create_user(username, password="x", is_staff=is_staff, is_superuser=is_staff)
+    )
     return client
 
 

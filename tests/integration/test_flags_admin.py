@@ -84,7 +84,7 @@ def test_each_changed_field_is_its_own_event_and_unchanged_ones_emit_nothing(cli
 
 
 def test_every_event_of_the_aggregate_names_who_made_it(client, key):
-    user = get_user_model().objects.create_user("ada", password="x", is_staff=True)
+    user = get_user_model().objects.create_user("ada", password="x", is_staff=True, is_superuser=True)
     call(client, "post", BASE, key, {"key": "f"})
     staff = Client()
     staff.force_login(user)

@@ -25,6 +25,7 @@ BASE = "/api/v1/analytics/admin/"
 NOT_THE_API = {
     "admin": "the Django admin: staff sessions only, tested in test_admin_and_commands.py",
     "schema": "the OpenAPI schema and Swagger UI: public, no project's data, tested in test_openapi.py",
+    "dashboard": "the dashboard's pages: tested in test_dashboard_access.py and tests/browser/",
 }
 # The flag and experiment every seed below makes, and the routes' sample for their `{key}`.
 SAMPLE_KEY = "sample-key"
@@ -79,6 +80,10 @@ ANSWERED_ROWS = {
 # Routes of one object a project may lack (not a definition seed_definitions makes): that
 # project's key is answered 404, which shows none of another project's rows either.
 ABSENT_IS_404 = {"session-detail", "person-detail"}
+# The pickers' lists: every project in these tests has the sample definitions (seed_definitions),
+# which are nobody else's data; seed_everything adds definitions of the project's own.
+ANSWERED_ROWS["flag-definitions"] = lambda body: [row for row in body["results"] if row["key"] != SAMPLE_KEY]
+ANSWERED_ROWS["experiment-definitions"] = ANSWERED_ROWS["flag-definitions"]
 ANSWERED_ROWS["session-detail"] = lambda body: body["events"]
 ANSWERED_ROWS["person-detail"] = lambda body: body["distinct_ids"] + body["sessions"] + body["identity_links"]
 ROUTE_NAMES = {path.removeprefix(BASE): name for name, path in ROUTES.items()}
@@ -168,7 +173,7 @@ def seed_conversion(project_id, experiment_id, user, at):
 
 
 def staff_client(client):
-    client.force_login(get_user_model().objects.create_user("staff", password="x", is_staff=True))
+    client.force_login(get_user_model().objects.create_user("staff", password="x", is_staff=True, is_superuser=True))
     return client
 
 
@@ -178,6 +183,8 @@ def seed_everything(project_id, user="u1", event_type="app_opened"):
     seed_bad(project_id, 1)
     insert_events([{"project_id": project_id, "timestamp": HOUR, "distinct_id": user, "event_type": event_type}])
     seed_flag_data(project_id, user)
+    seed_flag(project_id, key=f"{event_type}-flag")
+    seed_experiment(project_id, HOUR, key=f"{event_type}-experiment", flag_key=f"{event_type}-flag")
     seed_sessions_and_people(project_id, user)
 
 
