@@ -20,6 +20,7 @@ MAX_LIMIT = 1_000
 MAX_TEXT = 200
 # ASCII digits only: str.isdigit() accepts '²', which int() then refuses.
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+_CURSOR = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,10 @@ def decode_cursor(params: QueryDict, *converters: Callable[[str], Any]) -> tuple
     raw = params.get("cursor")
     if not raw:
         return None
+    # TRICKY: urlsafe_b64decode drops what is not of its alphabet ('!!!' decodes to nothing):
+    # only what encode_cursor writes gets that far.
+    if not _CURSOR.fullmatch(raw):
+        raise InvalidParameter("cursor", "cursor is not one this API gave out")
     try:
         parts = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().split("|")
         if len(parts) != len(converters):

@@ -522,10 +522,12 @@ class TrendsView(APIView):
         choice("interval", analytics.TREND_INTERVALS, "Bucket size (weeks start on Monday).", "day"),
         text_filter("app_version", "Only events of this app version."),
         text_filter("os_name", "Only events of this OS."),
-        query("property", {"type": "string", "maxLength": params.MAX_TEXT}, "key:value the event's properties "
-              "must hold (repeatable); answered from raw events, bounded.", many=True),
-        query("breakdown", {"type": "string", "maxLength": params.MAX_TEXT}, "app_version, os_name or "
-              "property:<key>."),
+        query("property", {"type": "string", "maxLength": params.MAX_TEXT}, "key:value the event's "
+              "properties must hold (repeatable); answered from raw events, bounded.", many=True),
+        query("breakdown", {"type": "string", "maxLength": params.MAX_TEXT,
+                            "pattern": "^(app_version|os_name|property:.+)$",
+                            "examples": [*selectors.BREAKDOWNS, "property:plan"]},
+              "app_version, os_name or property:<key>."),
         query("breakdown_limit", {"type": "integer", "minimum": 1, "maximum": analytics.MAX_BREAKDOWN_LIMIT,
               "default": 10}, "Breakdown values shown; the rest are summed as $other."),
         choice("compare", ("previous",), "Add each series for the period of equal length before."),

@@ -342,7 +342,6 @@ def test_the_trends_series_picker_lists_the_top_events(open_page, seeded, staff)
     ]
 
 
-@LANDS_WITH_THE_LEAD
 def test_trends_draws_a_series_per_day_and_math_changes_it(open_page, seeded, staff):
     pid = seeded.project_id
     page = open_page(staff)
@@ -374,7 +373,6 @@ def test_trends_draws_a_series_per_day_and_math_changes_it(open_page, seeded, st
         assert by_os[f"screen_viewed · unique_users · {os_name}"] == expected
 
 
-@LANDS_WITH_THE_LEAD
 def test_retention_grid_equals_the_cohorts_from_raw_events(open_page, seeded, staff):
     pid = seeded.project_id
     page = open_page(staff)
