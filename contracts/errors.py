@@ -41,6 +41,8 @@ class ErrorCode(StrEnum):
     ILLEGAL_DISTINCT_ID = "illegal_distinct_id"
     # query side
     INVALID_PARAMETER = "invalid_parameter"
+    # a query that would read more raw events than its documented limit (field: the range's)
+    RANGE_TOO_LARGE = "range_too_large"
     NOT_AUTHENTICATED = "not_authenticated"
     PERMISSION_DENIED = "permission_denied"
     # flag and experiment administration (409s)

@@ -105,6 +105,16 @@ def parse_limit(params: QueryDict, default: int = 100) -> int:
     return int(raw)
 
 
+def parse_whole_number(params: QueryDict, name: str, *, default: int, low: int, high: int) -> int:
+    """A whole number from `low` to `high`; absent or empty: `default`."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
+        raise InvalidParameter(name, f"{name} must be a whole number from {low:,} to {high:,}")
+    return int(raw)
+
+
 def parse_text(params: QueryDict, name: str, max_length: int = MAX_TEXT) -> str | None:
     value = params.get(name)
     if value is not None and len(value) > max_length:

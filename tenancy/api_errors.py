@@ -24,6 +24,17 @@ class InvalidParameter(exceptions.APIException):
         self.field = field
 
 
+class RangeTooLarge(exceptions.APIException):
+    """A bounded raw-event scan (a funnel) would read more events than its limit: narrow `field`."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = ErrorCode.RANGE_TOO_LARGE
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(detail=message)
+        self.field = field
+
+
 _CODES = {
     status.HTTP_401_UNAUTHORIZED: ErrorCode.NOT_AUTHENTICATED,
     status.HTTP_403_FORBIDDEN: ErrorCode.PERMISSION_DENIED,
