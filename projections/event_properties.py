@@ -64,6 +64,10 @@ def _json_text(scalar: Scalar) -> str:
     return str(value.normalize())
 
 
+# _json_text's spelling of a number, in SQL: trim_scale drops the trailing zeros normalize() does.
+_NORMALIZED: Final = "CASE WHEN jsonb_typeof(v) = 'number' THEN to_jsonb(trim_scale((v #>> '{}')::numeric)) ELSE v END"
+
+
 def _identity(text: str) -> str:
     return text
 
@@ -284,7 +288,7 @@ class EventProperties:
                 continue
             cursor.execute(
                 f"""INSERT INTO {values_table} ({schema.EVENT_PROPERTY_VALUES.column_list()})
-                    SELECT project_id, event_type, key, v, count(*) FROM ({_pairs_sql(others)}) p
+                    SELECT project_id, event_type, key, {_NORMALIZED}, count(*) FROM ({_pairs_sql(others)}) p
                     WHERE p.key = %(key)s AND p.kept GROUP BY 1, 2, 3, 4""",
                 found,
             )
