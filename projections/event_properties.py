@@ -117,22 +117,23 @@ class EventProperties:
     def apply(self, events: Sequence[StoredEvent], inputs: frozenset[KeyId] = frozenset()) -> Changes:
         changes = Changes()
         keys, values = changes.keys, changes.values
-        for event in events:
-            if event.properties is None or event.properties == "{}":
-                continue
-            properties = _decode(event.properties)
+        # Events of one type often carry the very same properties (a screen name, a button):
+        # each distinct text is decoded once and counted as many times as it occurs.
+        texts = Counter((e.project_id, e.event_type, e.properties) for e in events if e.properties not in (None, "{}"))
+        for (project_id, event_type, text), n in texts.items():
+            properties = _decode(text)
             if not isinstance(properties, dict):
                 continue
             for key, value in properties.items():
                 if len(key) > MAX_TEXT_LENGTH:
                     continue
-                key_id = (event.project_id, event.event_type, key)
-                keys[key_id] += 1
+                key_id = (project_id, event_type, key)
+                keys[key_id] += n
                 if key_id in inputs:
                     continue
                 scalar = _scalar(value)
                 if scalar is not None:
-                    values[(key_id, scalar)] += 1
+                    values[(key_id, scalar)] += n
         distinct = Counter(key_id for key_id, _ in values)
         changes.crowded = {key_id for key_id, n in distinct.items() if n > VALUE_CAP}
         if changes.crowded:
