@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 
 from contracts import schema
 from query_side.selectors import JOIN_PERSON, USER
@@ -89,6 +89,9 @@ def _chain_sql(steps: list[str], breakdown: Breakdown | None) -> str:
         columns = [f"min(ts) FILTER (WHERE {is_next}) OVER later AS h{level + 1}"]
         columns += [f"min(h{k}) FILTER (WHERE {is_next}) OVER later AS h{k}" for k in range(level + 2, n + 1)]
         sql = f"SELECT who, ts, t{carried}, {', '.join(columns)} FROM ({sql}) level_{level} WINDOW later AS {_LATER}"
+        # The levels below read only the rows of steps 1..level (their own steps and the
+        # events they aggregate): the rows of later steps only are done with.
+        sql = f"SELECT * FROM ({sql}) done_{level} WHERE t = ANY(%(types_to_{level})s)"
     return sql
 
 
@@ -173,8 +176,12 @@ def funnel_compute(
         "project_id": project_id, "types": sorted(set(steps)), "after": after, "before": before,
         "window": window, "breakdown_limit": breakdown_limit,
         **{f"step_{k}": step for k, step in enumerate(steps, start=1)},
+        **{f"types_to_{k}": sorted(set(steps[:k])) for k in range(1, len(steps))},
     }  # fmt: skip
-    with connections[settings.QUERY_DB_ALIAS].cursor() as cursor:
+    with transaction.atomic(using=settings.QUERY_DB_ALIAS), connections[settings.QUERY_DB_ALIAS].cursor() as cursor:
+        # The sort by (person, time) holds up to TIDELOG_FUNNEL_MAX_EVENTS rows of ~60 bytes:
+        # in memory, not in temporary files (PostgreSQL's default work_mem is 4 MB).
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(_funnel_sql(steps, breakdown), params)
         columns = [column.name for column in cursor.description]
         rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
