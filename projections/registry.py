@@ -11,8 +11,15 @@ from projections.user_activity import UserActivity
 
 PROJECTIONS: dict[str, Projection] = {
     p.name: p
-    for p in (EventAggregates(), UserActivity(), FlagExposures(), ExperimentConversions(), Sessions(), People(),
-              EventProperties())
+    for p in (
+        EventAggregates(),
+        UserActivity(),
+        FlagExposures(),
+        ExperimentConversions(),
+        Sessions(),
+        People(),
+        EventProperties(),
+    )
 }
 
 
