@@ -222,8 +222,10 @@ if TIDELOG_BODY_READ_TIMEOUT_SECONDS <= 0 or TIDELOG_COMMAND_MAX_CONNECTIONS < 1
 # --- Query API -------------------------------------------------------------------------------
 # A funnel reads the raw events of its steps' types in its range (query_side/funnels.py); one
 # that would read more than this many (by the event counts read model) is refused with a 400
-# range_too_large. Measured in docs/api.md ("Funnels"): about 3 µs an event on this machine.
+# range_too_large. Measured in docs/api.md ("Funnels"): 3-6 µs an event on this machine.
 TIDELOG_FUNNEL_MAX_EVENTS = env_int("TIDELOG_FUNNEL_MAX_EVENTS", 500_000)
+# ...and one that runs longer than this anyway (the counts trail the store) is stopped: the same 400.
+TIDELOG_FUNNEL_TIMEOUT_SECONDS = env_float("TIDELOG_FUNNEL_TIMEOUT_SECONDS", 30.0)
 
 # --- Projections -----------------------------------------------------------------------------
 TIDELOG_PROJECTION_BATCH = env_int("TIDELOG_PROJECTION_BATCH", 5_000)

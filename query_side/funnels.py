@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import psycopg
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from contracts import schema
 from query_side.selectors import JOIN_PERSON, USER
@@ -178,13 +179,28 @@ def funnel_compute(
         **{f"step_{k}": step for k, step in enumerate(steps, start=1)},
         **{f"types_to_{k}": sorted(set(steps[:k])) for k in range(1, len(steps))},
     }  # fmt: skip
-    with transaction.atomic(using=settings.QUERY_DB_ALIAS), connections[settings.QUERY_DB_ALIAS].cursor() as cursor:
-        # The sort by (person, time) holds up to TIDELOG_FUNNEL_MAX_EVENTS rows of ~60 bytes:
-        # in memory, not in temporary files (PostgreSQL's default work_mem is 4 MB).
-        cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute(_funnel_sql(steps, breakdown), params)
-        columns = [column.name for column in cursor.description]
-        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    timeout = f"{int(settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS * 1000)}ms"
+    try:
+        with (
+            transaction.atomic(using=settings.QUERY_DB_ALIAS),
+            connections[settings.QUERY_DB_ALIAS].cursor() as cursor,
+        ):
+            # The sort by (person, time) holds up to TIDELOG_FUNNEL_MAX_EVENTS rows of ~60 bytes:
+            # in memory, not in temporary files (PostgreSQL's default work_mem is 4 MB). The
+            # timeout guards what the estimate cannot see: events the counts have not reached.
+            cursor.execute(
+                "SELECT set_config('work_mem', '64MB', true), set_config('statement_timeout', %s, true)", [timeout]
+            )
+            cursor.execute(_funnel_sql(steps, breakdown), params)
+            columns = [column.name for column in cursor.description]
+            rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    except DatabaseError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+            raise
+        raise RangeTooLarge(
+            "after",
+            f"this funnel ran past {settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS:g} s and was stopped: narrow the range",
+        ) from exc
     # GROUPING SETS over no rows gives no grand total; a plain aggregate always gives one row.
     total = next((row for row in rows if row["is_total"] or not breakdown), {})
     groups = None

@@ -318,3 +318,18 @@ def test_a_funnel_reading_more_events_than_the_limit_is_refused_before_reading_t
     assert "2 events" in response.json()["message"]
     # A range without those events reads none.
     assert counts(funnel(client, project, ["opened", "bought"], before=T0.isoformat())) == [0, 0]
+
+
+def test_a_funnel_running_past_its_timeout_is_refused_the_same_way(client, project, settings):
+    # The counts can trail the store (a stopped projection): the timeout is the second guard.
+    load(project.project_id, [event(f"u{n}", "opened", T0 + n * US) for n in range(50)])
+    settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS = 0.001
+    response = get(client, "funnels/", project.personal_api_key, steps=["opened", "bought"],
+                   after=AFTER.isoformat(), before=BEFORE.isoformat())  # fmt: skip
+    assert (response.status_code, response.json()["code"], response.json()["field"]) == (
+        400,
+        "range_too_large",
+        "after",
+    )
+    settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS = 30
+    assert counts(funnel(client, project, ["opened", "bought"])) == [50, 0]
