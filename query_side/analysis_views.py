@@ -53,6 +53,7 @@ class FunnelView(APIView):
             "after": window.after,
             "before": window.before,
             "window_hours": window_hours,
+            "events_read_at_most": funnel.events_read_at_most,
             "steps": [asdict(step) for step in funnel.steps],
         }
         if funnel.breakdown is not None:

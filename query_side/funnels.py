@@ -58,8 +58,8 @@ class FunnelBreakdown:
 class Funnel:
     steps: list[FunnelStep]
     breakdown: list[FunnelBreakdown] | None
-    scanned_at_most: int
-    """The events the scan was estimated to read (the event counts read model's hours)."""
+    events_read_at_most: int
+    """The estimate checked against the limit (the event counts read model's whole hours)."""
 
 
 def funnel_event_estimate(*, project_id: int, steps: list[str], after: datetime, before: datetime) -> int:
