@@ -245,6 +245,23 @@ IDENTITY_LINKS: Final = Table(
 """Each distinct pair an `$identify` ($anon_distinct_id) or `$create_alias` (alias) asked to merge,
 when first asked, and what came of it ('merged', 'same', 'refused_both_identified')."""
 
+EVENT_PROPERTY_KEYS: Final = Table(
+    "rm_event_property_keys",
+    _columns("project_id int8, event_type text, key text, event_count int8, high_cardinality bool"),
+    key=("project_id", "event_type", "key"),
+)
+"""Per event type, each top-level property key (of at most 200 characters) and how many events
+carry it (projections/event_properties.py); high_cardinality: it has had more distinct values
+than the cap, so EVENT_PROPERTY_VALUES keeps none of them."""
+
+EVENT_PROPERTY_VALUES: Final = Table(
+    "rm_event_property_values",
+    _columns("project_id int8, event_type text, key text, value jsonb, event_count int8"),
+    key=("project_id", "event_type", "key", "value"),
+)
+"""Per event type and key that is not high-cardinality, each scalar value (a string of at most
+200 characters, a number, a boolean) and how many events carry it."""
+
 SHARED: Final = (
     EVENTS,
     EVENT_IDS,
@@ -265,4 +282,6 @@ SHARED: Final = (
     PERSON_PROPERTIES,
     IDENTITY_LINKS,
     PERSON_ALIASES,
+    EVENT_PROPERTY_KEYS,
+    EVENT_PROPERTY_VALUES,
 )

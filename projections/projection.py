@@ -58,6 +58,17 @@ top-level keys of the second %s (a text[]): for a projection with `property_keys
 for looking into every row's properties."""
 
 
+EVENT_COLUMNS_WITH_ALL_PROPERTIES = f"{EVENT_COLUMNS}, {schema.EVENTS.take('properties')[0].sql}::text"
+"""Every column of StoredEvent, properties of every event: for a projection that says
+`reads_every_property = True` (see reads_every_property)."""
+
+
+def reads_every_property(projection: "Projection") -> bool:
+    """Whether the runner must read every event's properties for `projection` (its optional
+    `reads_every_property` attribute): the event property pickers look at all of them."""
+    return bool(getattr(projection, "reads_every_property", False))
+
+
 def property_keys_of(projection: "Projection", inputs: Any) -> Collection[str]:
     """The top-level property keys whose presence makes the runner read an event's properties
     whatever its type: a projection's optional `property_keys(inputs)`, else none."""

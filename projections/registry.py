@@ -1,6 +1,7 @@
 """Every projection by name. Adding one: write its module, list it here, add its migration."""
 
 from projections.event_aggregates import EventAggregates
+from projections.event_properties import EventProperties
 from projections.experiment_conversions import ExperimentConversions
 from projections.flag_exposures import FlagExposures
 from projections.people import People
@@ -10,7 +11,15 @@ from projections.user_activity import UserActivity
 
 PROJECTIONS: dict[str, Projection] = {
     p.name: p
-    for p in (EventAggregates(), UserActivity(), FlagExposures(), ExperimentConversions(), Sessions(), People())
+    for p in (
+        EventAggregates(),
+        UserActivity(),
+        FlagExposures(),
+        ExperimentConversions(),
+        Sessions(),
+        People(),
+        EventProperties(),
+    )
 }
 
 

@@ -17,11 +17,13 @@ from contracts import schema
 from contracts.follow import HORIZON
 from projections.projection import (
     EVENT_COLUMNS,
+    EVENT_COLUMNS_WITH_ALL_PROPERTIES,
     EVENT_COLUMNS_WITH_PROPERTIES,
     EVENT_COLUMNS_WITH_PROPERTIES_OR_KEYS,
     Projection,
     StoredEvent,
     property_keys_of,
+    reads_every_property,
 )
 from projections.registry import PROJECTIONS, projection_get
 
@@ -54,6 +56,7 @@ LIMIT %s
 _READ_EVENTS = _READ.replace("{columns}", EVENT_COLUMNS)
 _READ_EVENTS_WITH_PROPERTIES = _READ.replace("{columns}", EVENT_COLUMNS_WITH_PROPERTIES)
 _READ_EVENTS_WITH_PROPERTIES_OR_KEYS = _READ.replace("{columns}", EVENT_COLUMNS_WITH_PROPERTIES_OR_KEYS)
+_READ_EVENTS_WITH_ALL_PROPERTIES = _READ.replace("{columns}", EVENT_COLUMNS_WITH_ALL_PROPERTIES)
 
 # TRICKY: the read must walk the (xact_id, position) index of each partition and merge them.
 # The planner misjudges the row comparison (measured: estimated 6 rows, found 200,000, after one
@@ -185,7 +188,9 @@ def _apply_batch(members: Sequence[Member], limit: int | None) -> tuple[int, Sto
             {k for m, i in zip(members, inputs, strict=True) for k in property_keys_of(m.projection, i)}
         )
         # Binary results: Django registers a Python loader for text timestamptz (5 µs a row).
-        if property_keys:
+        if any(reads_every_property(member.projection) for member in members):
+            cursor.execute(_READ_EVENTS_WITH_ALL_PROPERTIES, [start_xact, start_position, horizon, limit], binary=True)
+        elif property_keys:
             cursor.execute(
                 _READ_EVENTS_WITH_PROPERTIES_OR_KEYS,
                 [property_types, property_keys, start_xact, start_position, horizon, limit],

@@ -155,7 +155,7 @@ def _raw_cells(
 ) -> dict[str, dict[datetime, _Cell]]:
     """Per breakdown value, per bucket: events per person, scanned from the raw events (after the
     rollups said the scan is within bounds). A person is its number with aliases resolved (as
-    user_sets.Persons), or its distinct_id where no projection has numbered it yet."""
+    user_sets.Persons): user_sets.PERSON."""
     rows = user_sets.rollups(
         project_id=query.project_id, after=after, before=before, event_types=_event_types(series),
         app_version=query.app_version, os_name=query.os_name, with_users=False,
@@ -168,45 +168,42 @@ def _raw_cells(
             f"this question reads raw events (a property filter or breakdown, or the median per user) and the"
             f" range holds {scanned:,} of them, more than {limit:,}: narrow the range or drop those parameters",
         )
-    clauses = ["e.project_id = %(project_id)s", 'e."timestamp" >= %(start)s', 'e."timestamp" < %(end)s']
+    clauses = ["u.project_id = %(project_id)s", 'u."timestamp" >= %(start)s', 'u."timestamp" < %(end)s']
     params: dict[str, Any] = {
         "project_id": query.project_id, "start": floor_hour(after), "end": ceil_hour(before),
         "interval": query.interval,
     }  # fmt: skip
     if series.event_type != ALL_EVENTS:
-        clauses.append("e.event_type = %(event_type)s")
+        clauses.append("u.event_type = %(event_type)s")
         params["event_type"] = series.event_type
     for name in ("app_version", "os_name"):
         if getattr(query, name) is not None:
-            clauses.append(f"coalesce(e.{name}, '') = %({name})s")
+            clauses.append(f"coalesce(u.{name}, '') = %({name})s")
             params[name] = getattr(query, name)
     for index, wanted in enumerate(query.properties):
-        clauses.append(f"e.properties @> %(property_{index})s::jsonb")
+        clauses.append(f"u.properties @> %(property_{index})s::jsonb")
         params[f"property_{index}"] = json.dumps(wanted)
     if query.breakdown is None:
         value = "''"
     elif query.breakdown.startswith(PROPERTY_BREAKDOWN):
-        value = "coalesce(e.properties ->> %(breakdown_key)s, '')"
+        value = "coalesce(u.properties ->> %(breakdown_key)s, '')"
         params["breakdown_key"] = query.breakdown[len(PROPERTY_BREAKDOWN) :]
     else:
-        value = f"coalesce(e.{query.breakdown}, '')"  # a checked column name (parse_breakdown)
+        value = f"coalesce(u.{query.breakdown}, '')"  # a checked column name (parse_breakdown)
     with connections[settings.QUERY_DB_ALIAS].cursor() as cursor:
         cursor.execute(
-            f"""SELECT date_trunc(%(interval)s, e."timestamp", 'UTC'), {value},
-                       coalesce(a.canonical, n.number), e.distinct_id, count(*)
-                FROM {schema.EVENTS} e
-                LEFT JOIN {schema.USER_NUMBERS} n ON n.project_id = e.project_id AND n.distinct_id = e.distinct_id
-                LEFT JOIN {schema.PERSON_ALIASES} a ON a.project_id = e.project_id AND a.number = n.number
+            f"""SELECT date_trunc(%(interval)s, u."timestamp", 'UTC'), {value},
+                       {user_sets.PERSON}, count(*)
+                FROM {schema.EVENTS} u {user_sets.JOIN_PERSON}
                 WHERE {" AND ".join(clauses)}
-                GROUP BY 1, 2, 3, 4""",
+                GROUP BY 1, 2, 3""",
             params,
         )
         rows_found = cursor.fetchall()
     cells: dict[str, dict[datetime, _Cell]] = defaultdict(dict)
-    for bucket, breakdown_value, number, distinct_id, n in rows_found:
+    for bucket, breakdown_value, person, n in rows_found:
         cell = cells[breakdown_value].setdefault(bucket.astimezone(UTC), _Cell())
         cell.events += n
-        person = number if number is not None else f"id:{distinct_id}"
         cell.per_person[person] = cell.per_person.get(person, 0) + n
     return cells
 

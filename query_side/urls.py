@@ -4,7 +4,7 @@ route here may write, and the command API's routes (capture, batch, session) nev
 
 from django.urls import path
 
-from query_side import views
+from query_side import analysis_views, views
 
 urlpatterns = [
     path("admin/events/", views.EventListView.as_view(), name="event-list"),
@@ -14,6 +14,10 @@ urlpatterns = [
     path("admin/stickiness/", views.StickinessView.as_view(), name="stickiness"),
     path("admin/trends/", views.TrendsView.as_view(), name="trends"),
     path("admin/retention/", views.RetentionView.as_view(), name="retention"),
+    path("admin/funnels/", analysis_views.FunnelView.as_view(), name="funnels"),
+    path("admin/event-types/", analysis_views.EventTypeView.as_view(), name="event-types"),
+    path("admin/event-properties/", analysis_views.EventPropertyView.as_view(), name="event-properties"),
+    path("admin/event-property-values/", analysis_views.EventPropertyValueView.as_view(), name="event-property-values"),
     path("admin/bad-events/", views.BadEventListView.as_view(), name="bad-events"),
     path("admin/sessions/", views.SessionListView.as_view(), name="session-list"),
     path("admin/sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="session-detail"),

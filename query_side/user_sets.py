@@ -61,6 +61,14 @@ def persons_of(project_id: int) -> Persons:
     return Persons(BitMap(numbers), dict(zip(numbers, canonical, strict=True)))
 
 
+# The same in SQL, for the questions only raw events answer (a funnel, a property filter): the
+# person of each row of `u` (any table with project_id and distinct_id), as text: its person's
+# number, or its own where it has no alias, or 'id:' and the id where no projection numbered it yet.
+JOIN_PERSON = f"""LEFT JOIN {schema.USER_NUMBERS} un ON un.project_id = u.project_id AND un.distinct_id = u.distinct_id
+    LEFT JOIN {schema.PERSON_ALIASES} pa ON pa.project_id = u.project_id AND pa.number = un.number"""
+PERSON = "coalesce(pa.canonical::text, un.number::text, 'id:' || u.distinct_id)"
+
+
 # --- Ranges over the rollups -------------------------------------------------------------------
 
 

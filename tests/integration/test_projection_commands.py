@@ -59,7 +59,8 @@ def test_verify_exits_non_zero_and_lists_the_rows_that_differ():
 def test_an_unknown_projection_is_named_in_the_error(action):
     with pytest.raises(
         CommandError,
-        match="no projection 'nope'; known: event_aggregates, experiment_conversions, flag_exposures, people, sessions, user_activity",
+        match="no projection 'nope'; known: event_aggregates, event_properties, experiment_conversions, flag_exposures, people, sessions,"
+        " user_activity",
     ):
         projections(*action, "nope")
 

@@ -35,6 +35,7 @@ def test_the_runner_applies_events_once_however_often_it_runs():
         "experiment_conversions": 10,
         "sessions": 10,
         "people": 10,
+        "event_properties": 10,
     }
     assert project() == {
         "event_aggregates": 0,
@@ -43,6 +44,7 @@ def test_the_runner_applies_events_once_however_often_it_runs():
         "experiment_conversions": 0,
         "sessions": 0,
         "people": 0,
+        "event_properties": 0,
     }
     assert event_counts() == {"a": 5, "b": 5}
     checkpoint = checkpoint_get("event_aggregates")
@@ -186,6 +188,7 @@ def test_status_counts_the_events_each_projection_has_yet_to_apply():
         "experiment_conversions": 3,
         "sessions": 3,
         "people": 3,
+        "event_properties": 3,
     }
 
 

@@ -86,12 +86,21 @@ ANSWERED_ROWS["flag-definitions"] = lambda body: [row for row in body["results"]
 ANSWERED_ROWS["experiment-definitions"] = ANSWERED_ROWS["flag-definitions"]
 ANSWERED_ROWS["session-detail"] = lambda body: body["events"]
 ANSWERED_ROWS["person-detail"] = lambda body: body["distinct_ids"] + body["sessions"] + body["identity_links"]
+ANSWERED_ROWS["funnels"] = lambda body: [step for step in body["steps"] if step["count"]]
 ROUTE_NAMES = {path.removeprefix(BASE): name for name, path in ROUTES.items()}
+# The event (with one property) every seed below makes, and the queries of the routes that need
+# parameters to answer anything: they ask about it.
+SAMPLE_EVENT = "sample_event"
+SAMPLE_QUERIES = {
+    "funnels/": {"steps": [SAMPLE_EVENT, SAMPLE_EVENT]},
+    "event-properties/": {"event_type": SAMPLE_EVENT},
+    "event-property-values/": {"event_type": SAMPLE_EVENT, "key": "plan"},
+}
 LISTS = [ROUTES["event-list"].removeprefix(BASE), ROUTES["bad-events"].removeprefix(BASE)]
 FIXED = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, for tests that name their range
 
 
-def get(client, path, key=None, **query):
+def get(client, path, key=None, /, **query):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
     return client.get(BASE + path, query, **headers)
 
@@ -182,10 +191,25 @@ def seed_everything(project_id, user="u1", event_type="app_opened"):
     seed(project_id, event_type, users=(user,))
     seed_bad(project_id, 1)
     insert_events([{"project_id": project_id, "timestamp": HOUR, "distinct_id": user, "event_type": event_type}])
+    seed_sample_event(project_id, user)
     seed_flag_data(project_id, user)
     seed_flag(project_id, key=f"{event_type}-flag")
     seed_experiment(project_id, HOUR, key=f"{event_type}-experiment", flag_key=f"{event_type}-flag")
     seed_sessions_and_people(project_id, user)
+
+
+def seed_sample_event(project_id, user="u1"):
+    """SAMPLE_EVENT with {"plan": "pro"}: a raw event (for funnels) and the event properties
+    read model's rows for it, as its projection writes them."""
+    insert_events([{"project_id": project_id, "timestamp": HOUR, "distinct_id": user, "event_type": SAMPLE_EVENT,
+                    "properties": {"plan": "pro"}}])  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rm_event_property_keys VALUES (%s, %s, 'plan', 1, false)", [project_id, SAMPLE_EVENT]
+        )
+        cursor.execute(
+            """INSERT INTO rm_event_property_values VALUES (%s, %s, 'plan', '"pro"', 1)""", [project_id, SAMPLE_EVENT]
+        )
 
 
 def seed_session(project_id, session_id=SAMPLE_SESSION, distinct_id="u1", start=None, minutes=10, **columns):
@@ -541,18 +565,19 @@ def test_the_route_tests_cover_every_named_route_of_the_query_api():
 def test_a_project_key_never_sees_another_projects_data(client, path, project, other_project):
     seed_definitions(project.project_id)  # the same flag and experiment keys, no data
     seed_everything(other_project.project_id, user="other-projects-user", event_type="other_projects_event")
-    response = get(client, path, project.personal_api_key)
+    response = get(client, path, project.personal_api_key, **SAMPLE_QUERIES.get(path, {}))
     assert answered_rows(path, response) == []
     assert b"other-projects-user" not in response.content and b"other_projects_event" not in response.content
     # ... while the other project's own key does see it: the seed reaches this route.
-    assert answered_rows(path, get(client, path, other_project.personal_api_key)) != []
+    assert answered_rows(path, get(client, path, other_project.personal_api_key, **SAMPLE_QUERIES.get(path, {}))) != []
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_the_project_id_parameter_does_not_widen_a_keys_reach(client, path, project, other_project):
     seed_definitions(project.project_id)  # the same flag and experiment keys, no data
     seed_everything(other_project.project_id)
-    response = get(client, path, project.personal_api_key, project_id=other_project.project_id)
+    response = get(client, path, project.personal_api_key, project_id=other_project.project_id,
+                   **SAMPLE_QUERIES.get(path, {}))  # fmt: skip
     assert answered_rows(path, response) == []
 
 
@@ -561,8 +586,9 @@ def test_a_staff_user_reads_exactly_the_project_they_name(client, path, project,
     staff_client(client)
     seed_definitions(project.project_id)  # the same flag and experiment keys, no data
     seed_everything(other_project.project_id)
-    assert answered_rows(path, get(client, path, project_id=other_project.project_id)) != []
-    assert answered_rows(path, get(client, path, project_id=project.project_id)) == []
+    sample = SAMPLE_QUERIES.get(path, {})
+    assert answered_rows(path, get(client, path, project_id=other_project.project_id, **sample)) != []
+    assert answered_rows(path, get(client, path, project_id=project.project_id, **sample)) == []
 
 
 @pytest.mark.parametrize("path", LISTS)

@@ -65,6 +65,6 @@ def test_yesterdays_anonymous_user_and_todays_identified_one_are_one_weekly_user
 
 
 def test_no_query_of_the_query_side_counts_distinct_ids_as_users():
-    # A new selector that counts users must count persons too (selectors.USER).
+    # A new selector that counts users must count persons too (query_side/user_sets.py).
     for module in (Path(__file__).resolve().parents[2] / "query_side").glob("*.py"):
         assert not re.search(r"count\(\s*DISTINCT\s+(\w+\.)?distinct_id\s*\)", module.read_text(), re.I), module
