@@ -42,15 +42,22 @@ def breakdown_row(choices: Sequence[str], **properties: Schema) -> Schema:
 # --- Parameters ------------------------------------------------------------------------------------
 
 
-def query(name: str, schema: Schema, description: str, *, many: bool = False) -> OpenApiParameter:
-    """A query parameter; `many`: it may repeat (`?property=a:1&property=b:2`)."""
+def query(
+    name: str, schema: Schema, description: str, *, many: bool = False, required: Sequence[str] = ()
+) -> OpenApiParameter:
+    """A query parameter; `many`: it may repeat (`?property=a:1&property=b:2`); `required`: it
+    must be given, and these values are an example of it (the tests send them)."""
     if many:
-        return OpenApiParameter(name, array(schema), OpenApiParameter.QUERY, description=description, explode=True)
-    return OpenApiParameter(name, schema, OpenApiParameter.QUERY, description=description)
+        schema = array(schema)
+    if required:
+        schema = {**schema, "examples": [list(required) if many else required[0]]}
+    return OpenApiParameter(
+        name, schema, OpenApiParameter.QUERY, description=description, explode=many or None, required=bool(required)
+    )
 
 
-def text_filter(name: str, description: str) -> OpenApiParameter:
-    return query(name, {"type": "string", "maxLength": params.MAX_TEXT}, description)
+def text_filter(name: str, description: str, *, required: Sequence[str] = ()) -> OpenApiParameter:
+    return query(name, {"type": "string", "maxLength": params.MAX_TEXT}, description, required=required)
 
 
 def choice(name: str, choices: Sequence[str], description: str, default: str | None = None) -> OpenApiParameter:

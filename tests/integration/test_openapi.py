@@ -47,6 +47,15 @@ def operations(schema: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any
             yield path, method.upper(), operation
 
 
+def required_query(operation: dict[str, Any], leave_out: str | None = None) -> dict[str, Any]:
+    """The operation's required query parameters, each with its documented example."""
+    return {
+        p["name"]: p["schema"]["examples"][0]
+        for p in operation.get("parameters", ())
+        if p["in"] == "query" and p.get("required") and p["name"] != leave_out
+    }
+
+
 def sample_url(path: str) -> str:
     """An OpenAPI path with the route tests' sample value for each `{parameter}`."""
     return _TEMPLATE_PART.sub(lambda match: SAMPLES.get(match[1], "sample"), path)
@@ -223,12 +232,15 @@ def test_every_query_answer_fits_its_documented_shape(client, schema, project):
     seed_everything(project.project_id)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {project.personal_api_key}"}
     for path, _, operation in query_operations(schema):
-        variants: list[dict[str, str]] = [{}]
+        required = required_query(operation)
+        variants: list[dict[str, Any]] = [required]
         for parameter in operation["parameters"]:
             if parameter["name"] == "breakdown":
                 # Each documented breakdown (trends' free-form one lists examples).
                 spec = parameter["schema"]
-                variants.extend({"breakdown": value} for value in spec.get("enum", spec.get("examples", [])))
+                variants.extend(
+                    {**required, "breakdown": value} for value in spec.get("enum", spec.get("examples", []))
+                )
         for query in variants:
             response = client.get(sample_url(path), query, **headers)
             assert response.status_code == 200, (path, query, response.content[:300])
@@ -271,11 +283,12 @@ def test_every_documented_query_parameter_is_read_and_refused_with_a_documented_
             client.force_login(staff)  # a personal key's project is its own: project_id is a staff's
         else:
             headers["HTTP_AUTHORIZATION"] = f"Bearer {project.personal_api_key}"
-        query = {parameter["name"]: value}
+        query = {**required_query(operation, leave_out=parameter["name"]), parameter["name"]: value}
         if parameter["name"] != "project_id" and "HTTP_AUTHORIZATION" not in headers:
             query["project_id"] = str(project.project_id)
         with override_settings(ROOT_URLCONF=URL_ROOTS[operation["x-tidelog-host"]]):
-            url = f"{sample_url(path)}?{'&'.join(f'{k}={v}' for k, v in query.items())}"
+            pairs = [(k, item) for k, v in query.items() for item in (v if isinstance(v, list) else [v])]
+            url = f"{sample_url(path)}?{'&'.join(f'{k}={v}' for k, v in pairs)}"
             response = client.generic(method, url, **headers)
         assert response.status_code == 400, (method, path, parameter["name"], response.content[:300])
         assert_fits(response, operation, schema)
