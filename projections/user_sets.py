@@ -39,6 +39,17 @@ def _rows_of(cursor: Any, table: schema.Table, into: str, keys: Sequence[Key]) -
     return {tuple(row[:width]): (row[width], decode(row[width + 1])) for row in cursor.fetchall()}
 
 
+def _write(cursor: Any, table: schema.Table, into: str, rows: list[tuple[Any, ...]]) -> None:
+    """Rows as they are now (read and merged under the runner's lock): each replaces its old self."""
+    upsert(
+        cursor,
+        table=table,
+        into=into,
+        update="event_count = EXCLUDED.event_count, user_count = EXCLUDED.user_count, users = EXCLUDED.users",
+        rows=rows,
+    )
+
+
 def add_to_sets(cursor: Any, *, table: schema.Table, into: str, changes: Mapping[Key, tuple[int, BitMap]]) -> None:
     """Add each key's events and users to its row (a new key: a new row)."""
     if not changes:
@@ -53,13 +64,7 @@ def add_to_sets(cursor: Any, *, table: schema.Table, into: str, changes: Mapping
             count += old[0]
             users = users | old[1]
         rows.append((*key, count, len(users), encode(users)))
-    upsert(
-        cursor,
-        table=table,
-        into=into,
-        update="event_count = EXCLUDED.event_count, user_count = EXCLUDED.user_count, users = EXCLUDED.users",
-        rows=rows,
-    )
+    _write(cursor, table, into, rows)
 
 
 def remove_from_sets(cursor: Any, *, table: schema.Table, into: str, changes: Mapping[Key, int], users: BitMap) -> int:
@@ -82,13 +87,7 @@ def remove_from_sets(cursor: Any, *, table: schema.Table, into: str, changes: Ma
         else:
             rows.append((*key, count, len(remaining), encode(remaining)))
     if rows:
-        upsert(
-            cursor,
-            table=table,
-            into=into,
-            update="event_count = EXCLUDED.event_count, user_count = EXCLUDED.user_count, users = EXCLUDED.users",
-            rows=rows,
-        )
+        _write(cursor, table, into, rows)
     if gone:
         columns = _key_columns(table)
         names = ", ".join(column.sql for column in columns)

@@ -301,6 +301,15 @@ class ExperimentResultView(APIView):
         )
 
 
+def _by_key(request: Request, rows_after: Callable[..., list[dict[str, Any]]]) -> Response:
+    """One page of a list ordered by key, its cursor the last key shown."""
+    project_id = project_for(request)
+    limit = params.parse_limit(request.query_params)
+    cursor = params.decode_cursor(request.query_params, params.read_text_part)
+    rows = rows_after(project_id=project_id, limit=limit, cursor=cursor[0] if cursor else None)
+    return page(request, rows, limit, lambda row: params.encode_cursor(params.text_part(row["key"])))
+
+
 class FlagDefinitionListView(APIView):
     """GET admin/flag-definitions/: the project's flags (not archived), by key, for pickers.
     (admin/feature-flags/ is the command host's, which administers them.)"""
@@ -312,12 +321,7 @@ class FlagDefinitionListView(APIView):
         *PAGE,
     )  # fmt: skip
     def get(self, request: Request) -> Response:
-        project_id = project_for(request)
-        limit = params.parse_limit(request.query_params)
-        cursor = params.decode_cursor(request.query_params, params.read_text_part)
-        after_key = cursor[0] if cursor else None
-        rows = catalog.flag_definition_list(project_id=project_id, limit=limit, cursor=after_key)
-        return page(request, rows, limit, lambda row: params.encode_cursor(params.text_part(row["key"])))
+        return _by_key(request, catalog.flag_definition_list)
 
 
 class ExperimentDefinitionListView(APIView):
@@ -331,12 +335,7 @@ class ExperimentDefinitionListView(APIView):
         *PAGE,
     )  # fmt: skip
     def get(self, request: Request) -> Response:
-        project_id = project_for(request)
-        limit = params.parse_limit(request.query_params)
-        cursor = params.decode_cursor(request.query_params, params.read_text_part)
-        after_key = cursor[0] if cursor else None
-        rows = catalog.experiment_definition_list(project_id=project_id, limit=limit, cursor=after_key)
-        return page(request, rows, limit, lambda row: params.encode_cursor(params.text_part(row["key"])))
+        return _by_key(request, catalog.experiment_definition_list)
 
 
 # --- Sessions and people -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 numbers come from the query API, which the page's script fetches with the same session (and
 which applies the same rule, tenancy.access.project_for)."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,41 +84,13 @@ def root(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect("/overview/" + (f"?{query}" if query else ""))
 
 
-@login_required
-def overview(request: HttpRequest) -> HttpResponse:
-    return _page(request, "overview")
+def page(name: str) -> Callable[..., HttpResponse]:
+    """The view of one page (its template, dashboard/<name>.html), behind login; a path
+    parameter (a session's id) reaches the template by its name."""
 
+    @login_required
+    def view(request: HttpRequest, **path_parameters: str) -> HttpResponse:
+        return _page(request, name, **path_parameters)
 
-@login_required
-def trends(request: HttpRequest) -> HttpResponse:
-    return _page(request, "trends")
-
-
-@login_required
-def retention(request: HttpRequest) -> HttpResponse:
-    return _page(request, "retention")
-
-
-@login_required
-def funnels(request: HttpRequest) -> HttpResponse:
-    return _page(request, "funnels")
-
-
-@login_required
-def sessions(request: HttpRequest) -> HttpResponse:
-    return _page(request, "sessions")
-
-
-@login_required
-def session(request: HttpRequest, session_id: str) -> HttpResponse:
-    return _page(request, "session", session_id=session_id)
-
-
-@login_required
-def flags(request: HttpRequest) -> HttpResponse:
-    return _page(request, "flags")
-
-
-@login_required
-def experiments(request: HttpRequest) -> HttpResponse:
-    return _page(request, "experiments")
+    view.__name__ = name
+    return view

@@ -204,7 +204,8 @@ def test_it_answers_a_request_django_refuses_with_a_json_400(lenient_client, set
     )
 
 
-@pytest.mark.parametrize("path", ["/", "/nope/", QUERY + "nope/", "/api/v1/analytics/capture/"])
+# ("/" is the dashboard's: it opens the overview.)
+@pytest.mark.parametrize("path", ["/api/", "/nope/", QUERY + "nope/", "/api/v1/analytics/capture/"])
 def test_it_answers_an_unknown_query_path_with_a_json_404(client, project, path):
     response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}")
     body = assert_error(

@@ -71,7 +71,8 @@ def test_creating_a_flag_from_any_json_is_never_a_500(admin, project, body):
     with rolled_back():
         response = admin.post("/api/v1/analytics/admin/feature-flags/", body, content_type="application/json")
         refused_in_shape(response)
-        if response.status_code == 400:
+        # (A key holding NUL cannot be stored at all: PostgreSQL's text has no NUL to look for.)
+        if response.status_code == 400 and "\x00" not in str(body["key"]):
             assert not FlagRow.objects.filter(project_id=project.project_id, key=str(body["key"])).exists()
 
 
