@@ -161,8 +161,8 @@ def event_cases(env: dict[str, str]) -> list[Case]:
     """admin/events/ with each documented filter: values known to be there and unknown ones."""
     session = psql(env, "SELECT session_id FROM tidelog_events WHERE project_id = 1 AND session_id IS NOT NULL"
                         " ORDER BY position DESC LIMIT 1")  # fmt: skip
-    rare = psql(env, "SELECT event_type FROM rm_event_counts WHERE project_id = 1 GROUP BY 1 ORDER BY sum(event_count)"
-                     " LIMIT 1")  # fmt: skip
+    rare = psql(env, "SELECT event_type FROM rm_event_rollups WHERE project_id = 1 AND grain = 'day' GROUP BY 1"
+                     " ORDER BY sum(event_count) LIMIT 1")  # fmt: skip
     cases = [
         ("no filter", ""),
         ("distinct_id", "distinct_id=user-77"),
