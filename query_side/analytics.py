@@ -34,8 +34,6 @@ OTHER = "$other"
 PROPERTY_BREAKDOWN = "property:"
 MAX_SERIES = 10
 MAX_BREAKDOWN_LIMIT = 50
-MAX_POINTS = 20_000
-"""Data points (labels x results) in one trends answer: the bound on its size."""
 MAX_RETENTION_PERIODS = 60
 MAX_COHORTS = 60
 
@@ -220,12 +218,12 @@ def trends(query: TrendQuery) -> dict[str, Any]:
     buckets), and with `compare` the same for the period of equal length before."""
     shown = labels(query.after, query.before, query.interval)
     per_series = (query.breakdown_limit + 1 if query.breakdown else 1) * (2 if query.compare else 1)
-    if len(shown) * per_series * len(query.series) > MAX_POINTS:
+    if len(shown) * per_series * len(query.series) > user_sets.MAX_POINTS:
         raise RangeTooLarge(
             "interval",
             f"{len(shown)} {query.interval}s x {len(query.series)} series x {per_series} breakdown values and"
-            f" periods is more than {MAX_POINTS:,} points: choose a longer interval, a shorter range or a smaller"
-            " breakdown_limit",
+            f" periods is more than {user_sets.MAX_POINTS:,} points: choose a longer interval, a shorter range or"
+            " a smaller breakdown_limit",
         )
     persons = user_sets.persons_of(query.project_id)
     length = query.before - query.after

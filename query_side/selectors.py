@@ -28,6 +28,7 @@ from contracts.user_sets import BitMap
 from flags.definition import FlagDefinition
 from flags.stats import VariantCounts, assignment_weights
 from query_side import user_sets
+from tenancy.api_errors import RangeTooLarge
 
 
 def _rows(sql: str, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
@@ -151,6 +152,12 @@ def event_aggregate_list(
         assert row.users is not None
         sets.append(row.users)
         groups[key] = (count + row.event_count, sets)
+    if len(groups) > user_sets.MAX_POINTS:
+        raise RangeTooLarge(
+            "interval",
+            f"{len(groups):,} rows (buckets x event types x breakdown values) is more than {user_sets.MAX_POINTS:,}:"
+            " choose a longer interval, a shorter range, an event_type or no breakdown",
+        )
     persons = user_sets.persons_of(project_id)
     answer = []
     for (bucket, type_, value), (count, sets) in sorted(groups.items()):

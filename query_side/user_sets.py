@@ -21,6 +21,9 @@ from contracts import schema
 from contracts.user_sets import BitMap, decode
 
 Grain = Literal["hour", "day"]
+MAX_POINTS = 20_000
+"""The most values (buckets x series, or result rows) one aggregate answer may hold: its size
+bound (an hourly breakdown over a month was 15.7 MB of JSON before there was one)."""
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 

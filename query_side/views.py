@@ -114,6 +114,7 @@ class EventAggregateView(APIView):
         text_filter("event_type", "Only this event type."),
         choice("breakdown", selectors.BREAKDOWNS, "Also split each bucket by this field (unknown: null)."),
         *RANGE,
+        bounded=True,
     )
     def get(self, request: Request) -> Response:
         project_id = project_for(request)

@@ -26,9 +26,6 @@ from tests.projection_helpers import project as run_projections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-# Trends, retention and funnels are built beside this branch (issue 9, part 2): until they are
-# merged their endpoints answer 404 here, which the pages show as an error.
-LANDS_WITH_THE_LEAD = pytest.mark.xfail(strict=False, reason="endpoint lands with the lead's merge")
 
 
 def at(days_ago: int, hour: int, minute: int = 0) -> datetime:
@@ -396,7 +393,6 @@ def test_retention_grid_equals_the_cohorts_from_raw_events(open_page, seeded, st
     assert page.locator("#retention-grid tbody tr").count() == len(cohorts)
 
 
-@LANDS_WITH_THE_LEAD
 def test_the_funnel_counts_users_through_ordered_steps(open_page, seeded, staff):
     pid = seeded.project_id
     steps = ["app_opened", "screen_viewed", "purchase_completed"]

@@ -178,9 +178,10 @@ def test_compare_adds_the_previous_period_aligned_by_position(client, project):
     assert current["data"] == [days.get(MONDAY + timedelta(days=7 + i), 0) for i in range(7)]
 
 
-def test_bounds_and_bad_parameters_are_400s_naming_the_field(client, project, settings):
+def test_bounds_and_bad_parameters_are_400s_naming_the_field(client, project, settings, monkeypatch):
     seed(project.project_id)
     settings.TIDELOG_RAW_SCAN_MAX_EVENTS = 5
+    monkeypatch.setattr("query_side.user_sets.MAX_POINTS", 60)
 
     def error(**query):
         response = get(client, "trends/", project.personal_api_key, **{**WINDOW, **query})
@@ -192,6 +193,16 @@ def test_bounds_and_bad_parameters_are_400s_naming_the_field(client, project, se
     assert error(series="$all", interval="hour", after="2020-01-01", before="2026-01-01") == ("range_too_large",
                                                                                                 "interval")  # fmt: skip
     assert error(series="") == ("invalid_parameter", "series")
+    # The answers' size bound: 61 hours, and an hourly breakdown of 12 days.
+    assert error(series="$all", interval="hour", after="2026-03-02T00:00Z", before="2026-03-04T13:00Z") == (
+        "range_too_large", "interval")  # fmt: skip
+    response = get(
+        client, "event-aggregates/", project.personal_api_key, interval="hour", breakdown="os_name", **WINDOW
+    )
+    assert (response.status_code, response.json()["code"], response.json()["field"]) == (
+        400, "range_too_large", "interval")  # fmt: skip
+    fits = get(client, "event-aggregates/", project.personal_api_key, event_type="share", **WINDOW)
+    assert fits.status_code == 200 and 0 < len(fits.json()["results"]) <= 60
     assert error(series=["a"] * 11) == ("invalid_parameter", "series")
     assert error(series=["a", "b", "c"], math=["total", "total"]) == ("invalid_parameter", "math")
     assert error(series="a", math="mean") == ("invalid_parameter", "math")
