@@ -295,6 +295,7 @@ def synthetic_batches(
                 hour = bisect(hour_cum, random_() * hour_cum[-1])
                 sessions.append((window_us + int((hour + random_()) * 3_600_000_000), u, size))
         sessions.sort()  # a user's sessions in time order: an anonymous user logs in once
+        logged_in_at: dict[int, int] = {}  # today's logins: user -> time
         for at, u, size in sessions:
             version, user_piece, anon_piece = people[u]
             explicit = random_() < SESSION_ID_SHARE
@@ -306,6 +307,11 @@ def synthetic_batches(
                     kinds[-1] = end_piece
             who = user_piece
             logs_in_at = -1
+            # TRICKY: a later session of a user who logged in today may start before that login
+            # (sessions overlap): its events before the login's time are still anonymous.
+            switch_time = logged_in_at.get(u, -1)
+            if at < switch_time:
+                who = anon_piece
             if pending[u]:
                 who = anon_piece
                 if d >= (base.identifies_after[u] or 0) and size > 1:  # never instead of a session's start
@@ -319,6 +325,9 @@ def synthetic_batches(
             for i, kind in enumerate(kinds):
                 if i == logs_in_at:
                     who = user_piece  # from the `$identify` on: the user's own id
+                    logged_in_at[u] = at
+                elif 0 <= switch_time <= at and who is anon_piece:
+                    who = user_piece
                 received = min(end_us, at + 50_000 + int(random_() * 4_000_000))
                 rows += (
                     fixed,
