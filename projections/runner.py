@@ -67,10 +67,7 @@ SELECT pg_advisory_xact_lock(%s, hashtext(%s)),
        set_config('statement_timeout', %s, true),
        set_config('enable_sort', 'off', true),
        set_config('enable_bitmapscan', 'off', true),
-       -- A sort a statement cannot avoid (user_numbers.py's ORDER BY) now costs 1e10, which
-       -- would JIT-compile it: 190 ms of compiling for a 0.1 ms insert (measured). No statement
-       -- of a batch is big enough for JIT to pay.
-       set_config('jit', 'off', true),
+       -- (JIT is off for every Tidelog connection: core/settings.py.)
        -- Quiet the "staging table already exists" notice of every batch (see upsert.py).
        set_config('client_min_messages', 'warning', true)
 """

@@ -326,13 +326,16 @@ def retention(
     cohorts: dict[date, BitMap] = defaultdict(BitMap)
     if cohort_event is None:
         with connections[settings.QUERY_DB_ALIAS].cursor() as cursor:
+            # Per day, the numbers as one int4[] (parsed in C): a row per person would cost more
+            # in Python's timestamp loading than all the rest (measured: 0.5 s for 177k persons).
             cursor.execute(
-                f"""SELECT first_seen, number FROM {schema.PERSONS}
-                    WHERE project_id = %s AND first_seen >= %s AND first_seen < %s AND number IS NOT NULL""",
+                f"""SELECT (first_seen AT TIME ZONE 'UTC')::date, array_agg(number) FROM {schema.PERSONS}
+                    WHERE project_id = %s AND first_seen >= %s AND first_seen < %s AND number IS NOT NULL
+                    GROUP BY 1""",
                 [project_id, _midnight(first_cohort), _midnight(cohort_end)],
             )
-            for first_seen, number in cursor.fetchall():
-                cohorts[_period_start(first_seen.astimezone(UTC).date(), period)].add(number)
+            for day, numbers in cursor.fetchall():
+                cohorts[_period_start(day, period)] |= BitMap(numbers)
     else:
         seen = BitMap()
         history = _event_days(project_id, cohort_event, None, cohort_end - timedelta(days=1))

@@ -4,7 +4,6 @@ ever return another project's rows.
 """
 
 import json
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -90,14 +89,8 @@ def event_list(
 def event_count_by_type(*, project_id: int, after: datetime, before: datetime) -> list[dict[str, Any]]:
     """Events per type, most first. Hour-granular: an hour counts when it starts at or after the
     hour of `after` and before `before` (so the range is [floor_hour(after), ceil_hour(before))),
-    read from day rollups where whole days fit and hour rollups at the edges."""
-    counts: Counter[str] = Counter()
-    for row in user_sets.rollups(project_id=project_id, after=after, before=before, with_users=False):
-        counts[row.event_type] += row.event_count
-    return [
-        {"event_type": event_type, "count": count}
-        for event_type, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    ]
+    read from day rollups where whole days fit and hour rollups at the edges, summed in SQL."""
+    return user_sets.event_counts(project_id=project_id, after=after, before=before)
 
 
 Interval = Literal["hour", "day"]

@@ -125,22 +125,19 @@ class Rollup:
     """None unless asked for."""
 
 
-def rollups(
-    *,
+def _rollup_where(
     project_id: int,
     after: datetime,
     before: datetime,
-    hourly: bool = False,
-    event_types: Sequence[str] | None = None,
-    app_version: str | None = None,
-    os_name: str | None = None,
-    with_users: bool = True,
-) -> list[Rollup]:
-    """The rollup rows covering the range (see spans), filtered; with their sets of users when
-    asked (a count alone never reads them). An unknown version or OS is ''."""
+    hourly: bool,
+    event_types: Sequence[str] | None,
+    app_version: str | None,
+    os_name: str | None,
+) -> tuple[str, list[Any]] | None:
+    """The WHERE clause and parameters of the rollup rows covering the range, filtered."""
     parts = spans(after, before, hourly=hourly)
     if not parts:
-        return []
+        return None
     params: list[Any] = [project_id]
     ranges = []
     for part in parts:
@@ -156,6 +153,26 @@ def rollups(
     if os_name is not None:
         where += " AND os_name = %s"
         params.append(os_name)
+    return where, params
+
+
+def rollups(
+    *,
+    project_id: int,
+    after: datetime,
+    before: datetime,
+    hourly: bool = False,
+    event_types: Sequence[str] | None = None,
+    app_version: str | None = None,
+    os_name: str | None = None,
+    with_users: bool = True,
+) -> list[Rollup]:
+    """The rollup rows covering the range (see spans), filtered; with their sets of users when
+    asked (a count alone never reads them). An unknown version or OS is ''."""
+    found = _rollup_where(project_id, after, before, hourly, event_types, app_version, os_name)
+    if found is None:
+        return []
+    where, params = found
     users = "users" if with_users else "NULL"
     with _cursor() as cursor:
         cursor.execute(
@@ -167,6 +184,23 @@ def rollups(
             Rollup(bucket, event_type, version, os, count, None if blob is None else decode(blob))
             for bucket, event_type, version, os, count, blob in cursor.fetchall()
         ]
+
+
+def event_counts(
+    *, project_id: int, after: datetime, before: datetime, event_types: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Events per type over the range (see spans), most first (ties: by type), summed in SQL."""
+    found = _rollup_where(project_id, after, before, False, event_types, None, None)
+    if found is None:
+        return []
+    where, params = found
+    with _cursor() as cursor:
+        cursor.execute(
+            f"""SELECT event_type, sum(event_count)::int8 AS count FROM {schema.EVENT_ROLLUPS} WHERE {where}
+                GROUP BY event_type ORDER BY count DESC, event_type""",
+            params,
+        )
+        return [{"event_type": event_type, "count": count} for event_type, count in cursor.fetchall()]
 
 
 def active_days(*, project_id: int, first: date, last: date) -> dict[date, BitMap]:
