@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -323,6 +324,10 @@ def main() -> None:
     params = {name: datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) for name, value in times.items()}
     api = f"http://127.0.0.1:{QUERY_PORT}/api/v1/analytics/admin/"
     cases = CASES + event_cases(env)
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", QUERY_PORT)) == 0:
+            # An earlier run's server (killed bench, orphaned granian) would be measured instead.
+            raise SystemExit(f"something already listens on :{QUERY_PORT}: stop it first")
     server = subprocess.Popen(
         [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(QUERY_PORT),
          "--workers", "1", "--blocking-threads", "4", "--no-ws", "--log-level", "warning",
