@@ -103,12 +103,13 @@ class _Cell:
             self.per_person[person] = self.per_person.get(person, 0) + n
 
 
-def _value(cell: _Cell, math: Math, persons: user_sets.Persons, raw: bool) -> float | int:
+def _value(cell: _Cell, math: Math, persons: user_sets.Persons | None, raw: bool) -> float | int:
     if math == "total":
         return cell.events
     if raw:
         users = len(cell.per_person)
     else:
+        assert persons is not None  # trends() loads them for every rollup series that counts users
         users = persons.count(user_sets.union(cell.sets)) if cell.sets else 0
     if math == "unique_users":
         return users
@@ -225,7 +226,9 @@ def trends(query: TrendQuery) -> dict[str, Any]:
             f" periods is more than {user_sets.MAX_POINTS:,} points: choose a longer interval, a shorter range or"
             " a smaller breakdown_limit",
         )
-    persons = user_sets.persons_of(query.project_id)
+    # The aliases (a query of their own) only where a series counts users from the rollups.
+    counts_users = any(s.math != "total" and not _needs_raw(query, s) for s in query.series)
+    persons = user_sets.persons_of(query.project_id) if counts_users else None
     length = query.before - query.after
     periods = [("current", query.after, query.before)]
     if query.compare:
@@ -254,8 +257,7 @@ def trends(query: TrendQuery) -> dict[str, Any]:
                 data = (data + [0] * len(shown))[: len(shown)]
                 results.append({
                     "series": index, "event_type": series.event_type, "math": series.math,
-                    "breakdown_value": (value or None) if query.breakdown and value != OTHER else (
-                        OTHER if value == OTHER else None),
+                    "breakdown_value": value or None,  # '' (no breakdown, or an unknown value): null
                     "compare": period, "data": data, "total": _value(whole, series.math, persons, raw),
                     "exact": True,
                 })  # fmt: skip
