@@ -19,22 +19,14 @@ DEFAULT_WINDOW_HOURS = 24 * 14
 MAX_WINDOW_HOURS = 24 * 365
 MAX_BREAKDOWN_LIMIT = 100
 FUNNEL_STEP = obj(
-    event_type=TEXT, count=INTEGER, conversion=nullable(NUMBER), conversion_from_previous=nullable(NUMBER),
-    drop_off=INTEGER, median_seconds_to_convert=nullable(NUMBER),
+    event_type=TEXT,
+    count=INTEGER,
+    conversion=nullable(NUMBER),
+    conversion_from_previous=nullable(NUMBER),
+    drop_off=INTEGER,
+    median_seconds_to_convert=nullable(NUMBER),
 )
 JSON_SCALAR = {"type": ["string", "number", "boolean"]}
-
-
-def _steps(query: QueryDict) -> list[str]:
-    steps = query.getlist("steps")
-    if not funnels.MIN_STEPS <= len(steps) <= funnels.MAX_STEPS:
-        raise InvalidParameter(
-            "steps", f"steps must be given {funnels.MIN_STEPS} to {funnels.MAX_STEPS} times (event types, in order)"
-        )
-    for step in steps:
-        if not step or len(step) > params.MAX_TEXT or "\x00" in step:
-            raise InvalidParameter("steps", f"each step is an event type of 1 to {params.MAX_TEXT} characters, no NUL")
-    return steps
 
 
 class FunnelView(APIView):
@@ -58,14 +50,12 @@ class FunnelView(APIView):
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
-        steps = _steps(query)
+        steps = params.parse_event_types(query, "steps", low=funnels.MIN_STEPS, high=funnels.MAX_STEPS)
         window_hours = params.parse_whole(
             query, "window_hours", default=DEFAULT_WINDOW_HOURS, low=1, high=MAX_WINDOW_HOURS
         )
         breakdown = params.parse_optional_choice(query, "breakdown", funnels.BREAKDOWNS)
-        breakdown_limit = params.parse_whole(
-            query, "breakdown_limit", default=10, low=1, high=MAX_BREAKDOWN_LIMIT
-        )
+        breakdown_limit = params.parse_whole(query, "breakdown_limit", default=10, low=1, high=MAX_BREAKDOWN_LIMIT)
         window = params.parse_range(query)
         funnel = funnels.funnel_compute(
             project_id=project_id, steps=steps, window=timedelta(hours=window_hours), after=window.after,

@@ -111,6 +111,18 @@ def parse_limit(params: QueryDict, default: int = 100) -> int:
     return parse_whole(params, "limit", default=default, low=1, high=MAX_LIMIT)
 
 
+def parse_event_types(params: QueryDict, name: str, *, low: int, high: int, default: tuple[str, ...] = ()) -> list[str]:
+    """A repeated parameter of event types (trends' series, a funnel's steps), given `low` to
+    `high` times, each 1 to MAX_TEXT characters without NUL; not given at all: `default`."""
+    values = params.getlist(name) or list(default)
+    if not low <= len(values) <= high:
+        raise InvalidParameter(name, f"{name} must be given {low} to {high} times (event types)")
+    for value in values:
+        if not value or len(value) > MAX_TEXT or "\x00" in value:
+            raise InvalidParameter(name, f"each {name} is an event type of 1 to {MAX_TEXT} characters, no NUL")
+    return values
+
+
 def parse_text(params: QueryDict, name: str, max_length: int = MAX_TEXT) -> str | None:
     value = params.get(name)
     if value is not None and len(value) > max_length:

@@ -537,12 +537,9 @@ class TrendsView(APIView):
     def get(self, request: Request) -> Response:
         project_id = project_for(request)
         query = request.query_params
-        names = query.getlist("series") or [analytics.ALL_EVENTS]
-        if len(names) > analytics.MAX_SERIES:
-            raise InvalidParameter("series", f"at most {analytics.MAX_SERIES} series")
-        for name in names:
-            if not name or len(name) > params.MAX_TEXT or "\x00" in name:
-                raise InvalidParameter("series", f"a series is an event type of 1 to {params.MAX_TEXT} characters")
+        names = params.parse_event_types(
+            query, "series", low=1, high=analytics.MAX_SERIES, default=(analytics.ALL_EVENTS,)
+        )
         maths = query.getlist("math")
         if len(maths) not in (0, 1, len(names)) or any(math not in analytics.MATHS for math in maths):
             raise InvalidParameter(
