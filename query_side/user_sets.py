@@ -9,11 +9,14 @@ has one (projections/people.py), so an app's usual merge (anonymous device id, t
 leaves only the anonymous days' numbers to swap.
 """
 
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from django.conf import settings
 from django.db import connections
 
@@ -34,18 +37,24 @@ def _cursor() -> Any:
 
 @dataclass(frozen=True)
 class Persons:
-    """A project's aliases: `numbers` holds every alias, `canonical` its person's number."""
+    """A project's aliases: `numbers` holds every alias; `aliases` (sorted) and `canonical` are
+    the same aliases and their persons' numbers, as parallel uint32 arrays."""
 
     numbers: BitMap
-    canonical: dict[int, int]
+    aliases: npt.NDArray[np.uint32]
+    canonical: npt.NDArray[np.uint32]
 
     def of(self, users: BitMap) -> BitMap:
-        """The persons' numbers of a set of users' numbers."""
+        """The persons' numbers of a set of users' numbers. Vectorized: the aliases present are
+        found in the sorted array by binary search, swapped by one gather, and sorted before the
+        set is built (Roaring builds from sorted input several times faster). A dict lookup per
+        alias cost 0.3 s of a month's event-aggregates at 10M events."""
         merged = users & self.numbers
         if not merged:
             return users
-        canonical = self.canonical
-        return (users - self.numbers) | BitMap([canonical[number] for number in merged])
+        present = np.frombuffer(merged.to_array(), dtype=np.uint32)
+        swapped = np.sort(self.canonical[np.searchsorted(self.aliases, present)])
+        return (users - self.numbers) | BitMap(array("I", swapped.tobytes()))
 
     def count(self, users: BitMap) -> int:
         return len(self.of(users))
@@ -61,7 +70,8 @@ def persons_of(project_id: int) -> Persons:
             [project_id],
         )
         numbers, canonical = cursor.fetchone()
-    return Persons(BitMap(numbers), dict(zip(numbers, canonical, strict=True)))
+    aliases = np.array(numbers, dtype=np.uint32)
+    return Persons(BitMap(array("I", aliases.tobytes())), aliases, np.array(canonical, dtype=np.uint32))
 
 
 # The same in SQL, for the questions only raw events answer (a funnel, a property filter): the
