@@ -128,9 +128,7 @@ def ranged(**properties: Schema) -> Schema:
 # --- The decorator ---------------------------------------------------------------------------------
 
 
-def operation(
-    summary: str, answer: Schema, *parameters: OpenApiParameter, bounded: bool = False
-) -> Callable[[F], F]:
+def operation(summary: str, answer: Schema, *parameters: OpenApiParameter, bounded: bool = False) -> Callable[[F], F]:
     """A query API GET: its parameters (with `project_id`, which every one reads), its answer,
     and the errors every one may give (a bad parameter is a 400 naming it in `field`; `bounded`:
     a question past its bound is a 400 `range_too_large` naming the parameter to change). The

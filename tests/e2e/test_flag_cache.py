@@ -48,7 +48,9 @@ def test_an_edit_through_one_process_reaches_the_others_evaluations_within_a_sec
              "the reader to know the new flag")  # fmt: skip
     assert enabled_at_reader() is False
 
-    status, body = http("PATCH", writer + "admin/feature-flags/beta/", json.dumps({"version": 1, "enabled": True}).encode(), admin)
+    status, body = http(
+        "PATCH", writer + "admin/feature-flags/beta/", json.dumps({"version": 1, "enabled": True}).encode(), admin
+    )
     assert status == 200, body
     edited = time.monotonic()
     while not enabled_at_reader():

@@ -20,7 +20,9 @@ def flagged(project, redis_client):
 
 
 def post(client, project, body):
-    return client.post(BASE, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}")
+    return client.post(
+        BASE, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {project.personal_api_key}"
+    )
 
 
 def get(client, project, path=""):

@@ -207,7 +207,12 @@ def test_an_invalid_edit_leaves_no_event_behind(client, key):
 
 @pytest.mark.parametrize(
     ("method", "path", "body"),
-    [("get", "nope/", None), ("patch", "nope/", {"version": 1}), ("delete", "nope/", None), ("get", "nope/history/", None)],
+    [
+        ("get", "nope/", None),
+        ("patch", "nope/", {"version": 1}),
+        ("delete", "nope/", None),
+        ("get", "nope/history/", None),
+    ],
 )
 def test_an_unknown_flag_is_a_404_on_every_route(client, key, method, path, body):
     response = call(client, method, BASE + path, key, body)

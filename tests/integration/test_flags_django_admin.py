@@ -38,7 +38,9 @@ def test_a_flag_added_in_the_admin_is_an_aggregate_created_by_the_staff_user(sta
 def test_an_edit_in_the_admin_emits_events_and_a_stale_form_is_refused(staff, project):
     staff.post(ADMIN + "add/", form(project.project_id, flag_key="f"))
     row = FlagRow.objects.get(key="f")
-    edited = staff.post(f"{ADMIN}{row.pk}/change/", form(project.project_id, rollout_percentage=25, opened_at_version=1))
+    edited = staff.post(
+        f"{ADMIN}{row.pk}/change/", form(project.project_id, rollout_percentage=25, opened_at_version=1)
+    )
     assert edited.status_code == 302
     stale = staff.post(f"{ADMIN}{row.pk}/change/", form(project.project_id, rollout_percentage=75, opened_at_version=1))
     assert stale.status_code == 200 and "is at version 2, not 1" in stale.content.decode()
@@ -49,7 +51,10 @@ def test_an_edit_in_the_admin_emits_events_and_a_stale_form_is_refused(staff, pr
 def test_a_bad_definition_in_the_admin_is_a_form_error_naming_the_field(staff, project):
     variants = '[{"key": "a", "rollout_percentage": 60}]'
     response = staff.post(ADMIN + "add/", form(project.project_id, flag_key="f", variants=variants))
-    assert response.status_code == 200 and "variants: variant rollout percentages must sum to 100" in response.content.decode()
+    assert (
+        response.status_code == 200
+        and "variants: variant rollout percentages must sum to 100" in response.content.decode()
+    )
     assert not FlagRow.objects.exists()
 
 

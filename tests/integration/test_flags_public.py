@@ -95,7 +95,9 @@ def test_bad_post_bodies_are_400s_naming_the_field(client, flags, body, code, fi
 
 def test_keys_are_checked_before_parameters(client, flags):
     assert client.get(PUBLIC + "for_user/").json()["code"] == "missing_api_key"
-    wrong = client.get(PUBLIC + "for_user/", {"distinct_id": "u"}, HTTP_AUTHORIZATION=f"Bearer {flags.personal_api_key}")
+    wrong = client.get(
+        PUBLIC + "for_user/", {"distinct_id": "u"}, HTTP_AUTHORIZATION=f"Bearer {flags.personal_api_key}"
+    )
     assert wrong.status_code == 401 and wrong.json()["code"] == "wrong_key_kind"
     assert client.get(PUBLIC, {"api_key": "tlp_nope"}).json()["code"] == "invalid_api_key"
 

@@ -22,11 +22,18 @@ FUZZ = fuzz_settings(max_examples=150, derandomize=True, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
 
 scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=30)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 percentages = st.one_of(st.floats(-10, 110, allow_nan=False), st.integers(-5, 105), json_values)
 filters = st.fixed_dictionaries(
     {"key": st.text(max_size=12) | json_values},
-    optional={"operator": st.sampled_from(sorted(OPERATORS)) | st.text(max_size=10), "value": json_values | st.text(max_size=20)},
+    optional={
+        "operator": st.sampled_from(sorted(OPERATORS)) | st.text(max_size=10),
+        "value": json_values | st.text(max_size=20),
+    },
 )
 conditions = st.fixed_dictionaries(
     {}, optional={"properties": st.lists(filters, max_size=3) | json_values, "rollout_percentage": percentages,

@@ -211,9 +211,7 @@ def test_a_goal_filter_keeps_only_matching_events_live_in_the_backfill_and_in_ve
 
     with connection.cursor() as cursor:  # verify recomputes filtered goals too
         cursor.execute("DELETE FROM rm_experiment_conversions WHERE experiment_id = %s AND distinct_id = 'f'", [live])
-    assert [(d.side, d.row[1], d.row[2]) for d in verify(projection_get(NAME)).differences] == [
-        ("missing", live, "f")
-    ]
+    assert [(d.side, d.row[1], d.row[2]) for d in verify(projection_get(NAME)).differences] == [("missing", live, "f")]
 
 
 def test_an_edited_goal_filter_recomputes():

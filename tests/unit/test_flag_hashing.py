@@ -55,9 +55,7 @@ def test_bucket_is_posthogs_formula():
 
 
 def test_it_matches_posthogs_simple_flag_consistency_vectors():
-    flag = compile_flag(
-        FlagDefinition(key="simple-flag", enabled=True, conditions=(Condition(rollout_percentage=45),))
-    )
+    flag = compile_flag(FlagDefinition(key="simple-flag", enabled=True, conditions=(Condition(rollout_percentage=45),)))
     results = "".join("1" if flag.evaluate(f"distinct_id_{i}", {}).enabled else "0" for i in range(1000))
     assert len(SIMPLE_FLAG_RESULTS) == 1000
     assert results == SIMPLE_FLAG_RESULTS
@@ -107,9 +105,7 @@ def test_raising_the_rollout_never_removes_anyone(flag_key, distinct_ids, first,
 
 @settings(max_examples=5, deadline=None)
 @given(
-    st.lists(st.integers(1, 10), min_size=2, max_size=5).map(
-        lambda parts: [100 * p / sum(parts) for p in parts]
-    ),
+    st.lists(st.integers(1, 10), min_size=2, max_size=5).map(lambda parts: [100 * p / sum(parts) for p in parts]),
     st.text(min_size=1, max_size=10),
 )
 def test_variant_shares_are_within_one_point_of_their_weights(shares, flag_key):

@@ -138,7 +138,9 @@ def test_regularized_upper_gamma_matches_scipy(a, x):
     assert regularized_upper_gamma(a, x) == pytest.approx(stats.gamma.sf(x, a), rel=1e-10, abs=1e-300)
 
 
-@pytest.mark.parametrize(("statistic", "df"), [(0.0, 1), (1e-6, 1), (3.841458820694124, 1), (10.0, 3), (100.0, 2), (60.0, 49)])
+@pytest.mark.parametrize(
+    ("statistic", "df"), [(0.0, 1), (1e-6, 1), (3.841458820694124, 1), (10.0, 3), (100.0, 2), (60.0, 49)]
+)
 def test_chi_square_sf_matches_scipy(statistic, df):
     assert chi_square_sf(statistic, df) == pytest.approx(stats.chi2.sf(statistic, df), rel=1e-10)
 
@@ -154,7 +156,9 @@ def test_sample_ratio_matches_scipys_chisquare():
 
 
 def test_a_strong_mismatch_is_suspected():
-    srm = sample_ratio([VariantCounts("control", 5_300, 0), VariantCounts("test", 4_700, 0)], {"control": 0.5, "test": 0.5})
+    srm = sample_ratio(
+        [VariantCounts("control", 5_300, 0), VariantCounts("test", 4_700, 0)], {"control": 0.5, "test": 0.5}
+    )
     assert srm.p_value < 0.001
     assert srm.srm_suspected is True
 
@@ -188,14 +192,18 @@ def test_experiment_results_puts_it_together():
 
 
 def test_experiment_results_with_no_one_exposed_is_all_none_not_an_error():
-    results = experiment_results(VariantCounts("control", 0, 0), [VariantCounts("test", 0, 0)], {"control": 1, "test": 1})
+    results = experiment_results(
+        VariantCounts("control", 0, 0), [VariantCounts("test", 0, 0)], {"control": 1, "test": 1}
+    )
     t = results.tests[0]
     assert (t.rate, t.interval_low, t.interval_high, t.uplift, t.p_value, t.probability_to_beat_control) == (None,) * 6
     assert results.srm.p_value is None
 
 
 def test_experiment_results_with_zero_control_conversions_has_no_uplift():
-    results = experiment_results(VariantCounts("control", 100, 0), [VariantCounts("test", 100, 5)], {"control": 1, "test": 1})
+    results = experiment_results(
+        VariantCounts("control", 100, 0), [VariantCounts("test", 100, 5)], {"control": 1, "test": 1}
+    )
     t = results.tests[0]
     assert t.uplift is None
     assert t.p_value is not None and t.p_value < 0.05
