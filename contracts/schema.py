@@ -195,6 +195,21 @@ are the first event's ('' when unknown); first_event / last_event are the event 
 start_at / end_at. ended_by: 'explicit' (a $session_end was seen), 'cap' (cut at
 TIDELOG_SESSION_MAX_HOURS) or 'inactivity' (no end seen: closed by the gap, or still open)."""
 
+SESSION_DURATIONS: Final = Table(
+    "rm_session_durations",
+    _columns(
+        "project_id int8, grain text, bucket timestamptz, app_version text, os_name text, sessions int4,"
+        " events int8, bins _int4, counts _int4"
+    ),
+    key=("project_id", "grain", "bucket", "app_version", "os_name"),
+)
+"""(project, grain 'hour' or 'day', bucket = the UTC hour or day of start_at, app_version,
+os_name) -> the sessions (SESSIONS) that started there, their events, and the histogram of their
+durations: `counts[i]` sessions in duration bin `bins[i]` (contracts/session_durations.py),
+bins ascending, no zero counts. session-metrics' counts and events per session are exact, its
+percentiles within the bins' relative error. Kept by the sessions projection in the same
+transaction as the sessions; a row left with no session is deleted."""
+
 PERSON_DISTINCT_IDS: Final = Table(
     "rm_person_distinct_ids",
     _columns(
@@ -277,6 +292,7 @@ SHARED: Final = (
     EXPERIMENT_CONVERSIONS,
     EXPERIMENT_BACKFILLS,
     SESSIONS,
+    SESSION_DURATIONS,
     PERSON_DISTINCT_IDS,
     PERSONS,
     PERSON_PROPERTIES,

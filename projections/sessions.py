@@ -18,8 +18,9 @@ from django.conf import settings
 
 from contracts import schema
 from contracts.events import SESSION_END
+from projections import session_durations
 from projections.projection import EventsOnly, StoredEvent, VerifyQuery
-from projections.upsert import upsert
+from projections.upsert import stage_rows
 from sessions.inferred import Key, Rewalk, Step, advance, near_since, rewalk, sessionize
 from sessions.session import INFERRED_PREFIX, SCREEN_TYPES, Event, Session, fold_explicit
 
@@ -88,11 +89,6 @@ WHERE coalesce(e.device_id, '') = k.device_id AND {_IS_INFERRED}
   AND (e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)
 """
 
-_DELETE: Final = """
-DELETE FROM {into} t USING unnest(%(project_ids)b::int8[], %(session_ids)b::text[]) AS d(project_id, session_id)
-WHERE t.project_id = d.project_id AND t.session_id = d.session_id
-"""
-
 
 def _explicit_sessions_sql(where: str) -> str:
     """Explicit sessions recomputed from the events `e` matching `where`: verify's reference and
@@ -155,7 +151,7 @@ def session_event(event: StoredEvent) -> Event:
 
 class Sessions(EventsOnly):
     name: str = "sessions"
-    tables: Sequence[str] = (schema.SESSIONS.name,)
+    tables: Sequence[str] = (schema.SESSIONS.name, schema.SESSION_DURATIONS.name)
 
     def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Changes:
         explicit: dict[tuple[int, str], list[Event]] = {}
@@ -208,13 +204,12 @@ class Sessions(EventsOnly):
             for (project_id, _, _), step in steps:
                 rows.extend(step.upserts)
                 deletes.extend((project_id, session_id) for session_id in step.deletes)
-        if deletes:
-            cursor.execute(
-                _DELETE.format(into=into),
-                {"project_ids": [d[0] for d in deletes], "session_ids": [d[1] for d in deletes]},
-            )
+        durations = tables[schema.SESSION_DURATIONS.name]
+        emptied = session_durations.delete_sessions(cursor, into, durations, deletes) if deletes else []
         if rows:
-            upsert(cursor, table=schema.SESSIONS, into=into, update=_MERGE, rows=rows)
+            stage = stage_rows(cursor, table=schema.SESSIONS, into=into, rows=rows)
+            emptied += session_durations.upsert_sessions(cursor, into, durations, stage, _MERGE)
+        session_durations.drop_emptied(cursor, durations, emptied)
 
     def erase(
         self,
@@ -229,16 +224,14 @@ class Sessions(EventsOnly):
         recompute each explicit session holding any of their events from the events that stay,
         or drop it if none stay. Returns the rows deleted or rewritten."""
         into = tables[schema.SESSIONS.name]
+        durations = tables[schema.SESSION_DURATIONS.name]
         params = {
             **_sql_constants(), "project_id": project_id, "erased": list(distinct_ids), "xact_id": upto[0],
             "position": upto[1],
         }  # fmt: skip
-        cursor.execute(
-            f"""DELETE FROM {into}
-                WHERE project_id = %(project_id)s AND inferred AND distinct_id = ANY(%(erased)s::text[])""",
-            params,
-        )
-        changed = cursor.rowcount
+        theirs = "project_id = %(project_id)s AND inferred AND distinct_id = ANY(%(erased)s::text[])"
+        cursor.execute(f"SELECT session_id FROM {into} WHERE {theirs}", params)
+        inferred = [row[0] for row in cursor.fetchall()]
         upto_sql = "(e.xact_id, e.position) <= (%(xact_id)s::xid8, %(position)s)"
         cursor.execute(
             f"""SELECT DISTINCT e.session_id FROM {schema.EVENTS} e
@@ -247,28 +240,35 @@ class Sessions(EventsOnly):
             params,
         )
         touched = [row[0] for row in cursor.fetchall()]
-        if not touched:
-            return changed
-        params["touched"] = touched
-        cursor.execute(
-            f"DELETE FROM {into} WHERE project_id = %(project_id)s AND session_id = ANY(%(touched)s::text[])", params
-        )
-        remaining = (
-            f"e.project_id = %(project_id)s AND e.session_id = ANY(%(touched)s::text[])"
-            f" AND NOT (e.distinct_id = ANY(%(erased)s::text[])) AND {upto_sql}"
-        )
-        cursor.execute(f"INSERT INTO {into} ({_COLUMNS}) {_explicit_sessions_sql(remaining)}", params)
-        return changed + len(touched)
+        changed = {(project_id, session_id) for session_id in (*inferred, *touched)}
+        emptied = session_durations.shift(cursor, into, durations, changed, -1)
+        cursor.execute(f"DELETE FROM {into} WHERE {theirs}", params)
+        if touched:
+            params["touched"] = touched
+            cursor.execute(
+                f"DELETE FROM {into} WHERE project_id = %(project_id)s AND session_id = ANY(%(touched)s::text[])",
+                params,
+            )
+            remaining = (
+                f"e.project_id = %(project_id)s AND e.session_id = ANY(%(touched)s::text[])"
+                f" AND NOT (e.distinct_id = ANY(%(erased)s::text[])) AND {upto_sql}"
+            )
+            cursor.execute(f"INSERT INTO {into} ({_COLUMNS}) {_explicit_sessions_sql(remaining)}", params)
+        session_durations.shift(cursor, into, durations, changed, 1)
+        session_durations.drop_emptied(cursor, durations, emptied)
+        return len(inferred) + len(touched)
 
     def verify_queries(self) -> list[VerifyQuery]:
         inferred = f"""SELECT * FROM jsonb_to_recordset(%(inferred_sessions)s::jsonb) AS x(
             {", ".join(f"{column.sql} {column.type}" for column in schema.SESSIONS.columns)})"""
+        expected = f"{_explicit_sessions_sql('{upto}')} UNION ALL {inferred}"
         return [
+            VerifyQuery(schema.SESSIONS, expected, params=_inferred_expected),
             VerifyQuery(
-                schema.SESSIONS,
-                f"{_explicit_sessions_sql('{upto}')} UNION ALL {inferred}",
+                schema.SESSION_DURATIONS,
+                session_durations.durations_sql(f"({expected}) AS s({_COLUMNS})"),
                 params=_inferred_expected,
-            )
+            ),
         ]
 
 

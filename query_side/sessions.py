@@ -5,14 +5,18 @@ is resolved here, at query time, from rm_person_distinct_ids, so a merge shows a
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any, Literal
 from uuid import UUID
 
 from django.conf import settings
+from django.db import connections
 
 from contracts.events import INFERRED_SESSION_PREFIX
-from contracts.schema import EVENTS, PERSON_DISTINCT_IDS, SESSIONS
+from contracts.schema import EVENTS, PERSON_DISTINCT_IDS, SESSION_DURATIONS, SESSIONS
+from contracts.session_durations import RELATIVE_ERROR, merge_histograms, percentile
 from query_side.selectors import EVENT_FIELDS, _json, _rows
+from query_side.user_sets import spans
 
 EndedBy = Literal["explicit", "inactivity", "cap"]
 ENDED_BY: tuple[EndedBy, ...] = ("explicit", "inactivity", "cap")
@@ -20,6 +24,8 @@ MetricsInterval = Literal["hour", "day", "week"]
 METRICS_INTERVALS: tuple[MetricsInterval, ...] = ("hour", "day", "week")
 MetricsBreakdown = Literal["app_version", "os_name"]
 METRICS_BREAKDOWNS: tuple[MetricsBreakdown, ...] = ("app_version", "os_name")
+ESTIMATED: dict[str, float] = {"median_duration_seconds": RELATIVE_ERROR, "p90_duration_seconds": RELATIVE_ERROR}
+"""session-metrics' estimated fields, each with the largest relative error it may have."""
 RECENT_SESSIONS = 20
 """How many of a person's sessions the person detail shows (the newest)."""
 
@@ -173,23 +179,44 @@ def session_metric_list(
     breakdown: MetricsBreakdown | None = None,
 ) -> list[dict[str, Any]]:
     """Per UTC bucket of start_at (weeks from Monday), and per breakdown value when asked: the
-    sessions that started in [after, before), their median and 90th-percentile duration in
-    seconds (interpolated, as percentile_cont) and their mean events per session."""
+    sessions that started in the range, their median and 90th-percentile duration in seconds
+    (interpolated, as percentile_cont) and their mean events per session. Read from the duration
+    histograms (SESSION_DURATIONS): counts and events exact, percentiles within
+    RELATIVE_ERROR of the exact ones (ESTIMATED). The range is hour-granular, as trends' (a session
+    counts when the hour it started in starts in [floor_hour(after), before))."""
     if interval not in METRICS_INTERVALS or (breakdown is not None and breakdown not in METRICS_BREAKDOWNS):
         # The breakdown is spliced into the SQL as a column name: only known names pass.
         raise ValueError(f"unknown interval {interval!r} or breakdown {breakdown!r}")
-    shown = f", nullif({breakdown}, '') AS {breakdown}" if breakdown else ""
-    group = "1, 2" if breakdown else "1"
-    return _rows(
-        f"""SELECT date_trunc(%(interval)s, start_at, 'UTC') AS bucket{shown},
-                   count(*) AS sessions,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM end_at - start_at))
-                       AS median_duration_seconds,
-                   percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM end_at - start_at))
-                       AS p90_duration_seconds,
-                   avg(event_count)::float8 AS events_per_session
-            FROM {SESSIONS}
-            WHERE project_id = %(project_id)s AND start_at >= %(after)s AND start_at < %(before)s
-            GROUP BY {group} ORDER BY {group}""",
-        {"interval": interval, "project_id": project_id, "after": after, "before": before},
-    )
+    parts = spans(after, before, hourly=interval == "hour")
+    if not parts:
+        return []
+    params: list[Any] = [interval, project_id]
+    ranges = []
+    for part in parts:
+        ranges.append("(grain = %s AND bucket >= %s AND bucket < %s)")
+        params.extend((part.grain, part.start, part.end))
+    shown = f", nullif({breakdown}, '')" if breakdown else ""
+    with connections[settings.QUERY_DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            f"""SELECT date_trunc(%s, bucket, 'UTC') AS b{shown}, sessions, events, bins, counts
+                FROM {SESSION_DURATIONS} WHERE project_id = %s AND ({" OR ".join(ranges)})
+                ORDER BY 1{", 2" if breakdown else ""}""",
+            params,
+        )
+        found = cursor.fetchall()
+    results: list[dict[str, Any]] = []
+    for key, rows in groupby(found, key=lambda row: row[: 2 if breakdown else 1]):
+        listed = list(rows)
+        sessions = sum(row[-4] for row in listed)
+        histogram = merge_histograms((row[-2], row[-1]) for row in listed)
+        result: dict[str, Any] = {"bucket": key[0]}
+        if breakdown:
+            result[breakdown] = key[1]
+        result |= {
+            "sessions": sessions,
+            "median_duration_seconds": percentile(histogram, 0.5),
+            "p90_duration_seconds": percentile(histogram, 0.9),
+            "events_per_session": sum(row[-3] for row in listed) / sessions,
+        }
+        results.append(result)
+    return results

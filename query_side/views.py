@@ -424,6 +424,7 @@ class SessionMetricView(APIView):
         "Sessions, median and p90 duration, events per session per bucket",
         ranged(
             interval={"type": "string", "enum": list(sessions.METRICS_INTERVALS)},
+            estimated=obj(**dict.fromkeys(sessions.ESTIMATED, NUMBER)),
             results=array(
                 breakdown_row(
                     sessions.METRICS_BREAKDOWNS,
@@ -448,7 +449,15 @@ class SessionMetricView(APIView):
         rows = sessions.session_metric_list(
             project_id=project_id, interval=interval, after=window.after, before=window.before, breakdown=breakdown
         )
-        return Response({"interval": interval, "after": window.after, "before": window.before, "results": rows})
+        return Response(
+            {
+                "interval": interval,
+                "after": window.after,
+                "before": window.before,
+                "estimated": sessions.ESTIMATED,
+                "results": rows,
+            }
+        )
 
 
 class PersonListView(APIView):

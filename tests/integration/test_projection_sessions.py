@@ -132,6 +132,23 @@ def test_verify_reports_a_session_that_drifted():
     assert sides == ["missing", "unexpected"]
 
 
+def test_a_session_growing_batch_by_batch_leaves_one_histogram_bin_per_grain_and_no_empty_one():
+    for minutes in (0, 0.001, 0.5, 3, 40, 50):
+        append([captured(minutes, "e", session_id="long")])
+        project(["sessions"])
+    rows = table_rows(schema.SESSION_DURATIONS.name)
+    # 50 minutes: bin 1 + ceil(ln(3000 / 1e-6) / ln(1.01 / 0.99)) = 1093; it moved up a bin with
+    # each batch, and each bin it left is gone.
+    assert [(row[1], row[5], row[6], row[7], row[8]) for row in rows] == [
+        ("day", 1, 6, [1093], [1]), ("hour", 1, 6, [1093], [1]),
+    ]  # fmt: skip
+    assert verify(projection_get("sessions")).differences == []
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE rm_session_durations SET counts = '{2}' WHERE grain = 'day'")
+    sides = sorted(d.side for d in verify(projection_get("sessions")).differences)
+    assert sides == ["missing", "unexpected"]
+
+
 def test_erasing_a_person_recomputes_the_explicit_sessions_they_shared_and_drops_their_own():
     append([
         captured(0, "$session_start", "u", session_id="shared"), captured(3, "e", "w", session_id="shared"),
@@ -156,7 +173,7 @@ def test_erasing_a_person_recomputes_the_explicit_sessions_they_shared_and_drops
 
 def _reset() -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {schema.EVENTS}, {schema.EVENT_IDS}, {schema.SESSIONS}")
+        cursor.execute(f"TRUNCATE {schema.EVENTS}, {schema.EVENT_IDS}, {schema.SESSIONS}, {schema.SESSION_DURATIONS}")
         cursor.execute(f"DELETE FROM {schema.CHECKPOINTS} WHERE name = 'sessions'")
 
 

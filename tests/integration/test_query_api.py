@@ -14,6 +14,7 @@ from django.db import connection
 from django.urls import URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
 
+from projections import session_durations
 from projections.user_numbers import numbers_of
 from tenancy.models import PersonalAPIKey
 from tests.projection_helpers import insert_events, write_as_projected
@@ -213,7 +214,8 @@ def seed_sample_event(project_id, user="u1"):
 
 
 def seed_session(project_id, session_id=SAMPLE_SESSION, distinct_id="u1", start=None, minutes=10, **columns):
-    """An rm_sessions row as the sessions projection writes it ('' for unknown), `minutes` long."""
+    """An rm_sessions row as the sessions projection writes it ('' for unknown), `minutes` long,
+    with its share of the duration histograms."""
     start = start or HOUR
     row = {
         "inferred": False, "device_id": "", "app_version": "1.0", "os_name": "iOS", "os_version": "17.1",
@@ -231,6 +233,7 @@ def seed_session(project_id, session_id=SAMPLE_SESSION, distinct_id="u1", start=
                 row["screen_count"], row["first_event"], row["last_event"], row["ended_by"],
             ],
         )  # fmt: skip
+        session_durations.shift(cursor, "rm_sessions", "rm_session_durations", {(project_id, session_id)}, 1)
 
 
 def seed_person(project_id, person_id=SAMPLE_PERSON, distinct_ids=("u1",), properties=None, last_seen=None, **columns):

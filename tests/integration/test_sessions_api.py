@@ -3,10 +3,15 @@ a distinct_id, the active view, pagination), admin/sessions/{id}/ (the session's
 and admin/session-metrics/. Rows are written straight into rm_sessions and the event store: the
 sessions projection is tested on its own."""
 
+import math
+import random
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
+from django.db import connection
 
+from contracts.session_durations import RELATIVE_ERROR
 from tests.integration.test_query_api import (
     BASE,
     FIXED,
@@ -332,17 +337,52 @@ def test_metrics_give_count_median_p90_and_events_per_session_per_day(client, pr
     seed_session(project.project_id, "b", "u1", start=FIXED + timedelta(days=1), minutes=1, event_count=7)
     body = metrics(client, project, interval="day", **WINDOW)
     assert body["interval"] == "day"
+    assert body["estimated"] == {"median_duration_seconds": 0.01, "p90_duration_seconds": 0.01}
+    close = partial(pytest.approx, rel=RELATIVE_ERROR)
     assert body["results"] == [
         {
-            "bucket": "2026-03-02T00:00:00Z", "sessions": 5, "median_duration_seconds": 180.0,
+            "bucket": "2026-03-02T00:00:00Z", "sessions": 5, "median_duration_seconds": close(180.0),
             # percentile_cont: 4 min + 0.6 of the way to 10 min.
-            "p90_duration_seconds": 240 + 0.6 * 360, "events_per_session": 2.0,
+            "p90_duration_seconds": close(240 + 0.6 * 360), "events_per_session": 2.0,
         },
         {
-            "bucket": "2026-03-03T00:00:00Z", "sessions": 1, "median_duration_seconds": 60.0,
-            "p90_duration_seconds": 60.0, "events_per_session": 7.0,
+            "bucket": "2026-03-03T00:00:00Z", "sessions": 1, "median_duration_seconds": close(60.0),
+            "p90_duration_seconds": close(60.0), "events_per_session": 7.0,
         },
     ]  # fmt: skip
+
+
+def test_metrics_percentiles_stay_within_the_stated_error_of_percentile_cont(client, project):
+    """Hundreds of sessions, log-uniform from a millisecond to ten hours and some of one
+    instant, over three days and two versions: every bucket's count and events per session
+    equal SQL's over rm_sessions, and its median and p90 are within the stated relative error
+    of percentile_cont's."""
+    rng = random.Random(9)
+    for n in range(600):
+        seconds = 0.0 if n % 25 == 0 else math.exp(rng.uniform(math.log(0.001), math.log(36_000)))
+        seed_session(
+            project.project_id, f"s{n}", "u1", start=FIXED + timedelta(hours=rng.randrange(72)),
+            minutes=seconds / 60, event_count=rng.randrange(1, 50), app_version=rng.choice(("1.0", "2.0")),
+        )  # fmt: skip
+    for breakdown in (None, "app_version"):
+        shown = f", {breakdown}" if breakdown else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT date_trunc('day', start_at, 'UTC'){shown}, count(*), avg(event_count)::float8,
+                           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM end_at - start_at)),
+                           percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM end_at - start_at))
+                    FROM rm_sessions WHERE project_id = %s GROUP BY 1{", 2" if breakdown else ""} ORDER BY 1{shown}""",
+                [project.project_id],
+            )
+            expected = cursor.fetchall()
+        query = {"breakdown": breakdown} if breakdown else {}
+        answered = metrics(client, project, interval="day", **WINDOW, **query)["results"]
+        assert len(answered) == len(expected) == (6 if breakdown else 3)
+        for row, (_, *split, sessions, events_per_session, median, p90) in zip(answered, expected, strict=True):
+            assert [row[breakdown] for breakdown in (breakdown,) if breakdown] == split
+            assert (row["sessions"], row["events_per_session"]) == (sessions, pytest.approx(events_per_session))
+            assert row["median_duration_seconds"] == pytest.approx(float(median), rel=RELATIVE_ERROR, abs=1e-9)
+            assert row["p90_duration_seconds"] == pytest.approx(float(p90), rel=RELATIVE_ERROR, abs=1e-9)
 
 
 def test_metrics_bucket_by_utc_hour_and_by_week_from_monday(client, project):
