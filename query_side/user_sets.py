@@ -61,17 +61,19 @@ class Persons:
 
 
 def persons_of(project_id: int) -> Persons:
-    """The project's aliases, in one row (two int4 arrays: psycopg parses them in C)."""
+    """The project's aliases in one bytea of (number, canonical) pairs, 4-byte big-endian each,
+    sorted here: unordered and binary, the load costs a third of two ordered int4 arrays (10 ms
+    against 34 ms for 44k aliases; array_agg's ORDER BY and the arrays' text were the rest)."""
     with _cursor() as cursor:
         cursor.execute(
-            f"""SELECT coalesce(array_agg(number ORDER BY number), '{{}}'),
-                       coalesce(array_agg(canonical ORDER BY number), '{{}}')
+            f"""SELECT coalesce(string_agg(int4send(number) || int4send(canonical), ''), '')
                 FROM {schema.PERSON_ALIASES} WHERE project_id = %s""",
             [project_id],
         )
-        numbers, canonical = cursor.fetchone()
-    aliases = np.array(numbers, dtype=np.uint32)
-    return Persons(BitMap(array("I", aliases.tobytes())), aliases, np.array(canonical, dtype=np.uint32))
+        pairs = np.frombuffer(bytes(cursor.fetchone()[0]), dtype=">u4").reshape(-1, 2).astype(np.uint32)
+    pairs = pairs[np.argsort(pairs[:, 0])]
+    aliases, canonical = np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
+    return Persons(BitMap(array("I", aliases.tobytes())), aliases, canonical)
 
 
 # The same in SQL, for the questions only raw events answer (a funnel, a property filter): the
