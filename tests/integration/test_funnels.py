@@ -159,6 +159,22 @@ def test_a_merged_persons_ids_are_one_person_whose_events_interleave(client, pro
     assert [s["conversion_from_previous"] for s in body["steps"]] == [1.0, 0.5, 1.0]
 
 
+def test_ids_no_projection_has_numbered_yet_count_as_persons_of_their_own(client, project):
+    """The newest ids (within the projection lag) have no number yet: each is a person by its
+    distinct_id, as the reference has them, whatever its characters."""
+    load(project.project_id, [event("u1", "opened", T0), event("u1", "bought", T0 + US)])
+    insert_events([
+        {"project_id": project.project_id, **e}
+        for e in (event("né-ü", "opened", T0), event("né-ü", "bought", T0 + 2 * US), event("z", "opened", T0))
+    ])  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT distinct_id FROM tidelog_user_numbers WHERE project_id = %s", [project.project_id])
+        assert cursor.fetchall() == [("u1",)]
+    body = assert_as_reference(client, project, ["opened", "bought"])
+    assert counts(body) == [3, 2]
+    assert_as_reference(client, project, ["opened", "bought"], breakdown="os_name")
+
+
 def test_the_window_includes_its_last_instant_and_no_more(client, project):
     window = timedelta(hours=1)
     load(project.project_id, [
