@@ -328,16 +328,18 @@ def retention(
     cohorts: dict[date, BitMap] = defaultdict(BitMap)
     if cohort_event is None:
         with connections[settings.QUERY_DB_ALIAS].cursor() as cursor:
-            # Per day, the numbers as one int4[] (parsed in C): a row per person would cost more
-            # in Python's timestamp loading than all the rest (measured: 0.5 s for 177k persons).
+            # Per day, the numbers as one bytea of big-endian int4s: a row per person would cost
+            # more in Python's timestamp loading than all the rest (0.5 s for 177k persons), an
+            # int4[] 20 ms more than this in its text (99 against 78 ms at 177k).
             cursor.execute(
-                f"""SELECT (first_seen AT TIME ZONE 'UTC')::date, array_agg(number) FROM {schema.PERSONS}
+                f"""SELECT (first_seen AT TIME ZONE 'UTC')::date, string_agg(int4send(number), ''::bytea)
+                    FROM {schema.PERSONS}
                     WHERE project_id = %s AND first_seen >= %s AND first_seen < %s AND number IS NOT NULL
                     GROUP BY 1""",
                 [project_id, _midnight(first_cohort), _midnight(cohort_end)],
             )
             for day, numbers in cursor.fetchall():
-                cohorts[_period_start(day, period)] |= BitMap(numbers)
+                cohorts[_period_start(day, period)] |= user_sets.numbers_set(numbers)
     else:
         seen = BitMap()
         history = _event_days(project_id, cohort_event, None, cohort_end - timedelta(days=1))
