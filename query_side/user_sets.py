@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 from django.conf import settings
 from django.db import connections
 
@@ -33,6 +34,18 @@ DAY = timedelta(days=1)
 
 def _cursor() -> Any:
     return connections[settings.QUERY_DB_ALIAS].cursor()
+
+
+def fetch_binary(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of `sql` in PostgreSQL's binary format: a bytea (a set of users) arrives as its
+    bytes, not as hex text to decode (the rollups' sets of a month at 10M: 138 to 60 ms). On the
+    query side's connection and transaction; its errors are Django's, as every other query's."""
+    wrapper = connections[settings.QUERY_DB_ALIAS]
+    with wrapper.wrap_database_errors:
+        wrapper.ensure_connection()
+        with psycopg.Cursor(wrapper.connection) as cursor:
+            cursor.execute(sql, params, binary=True)
+            return cursor.fetchall()
 
 
 @dataclass(frozen=True)
@@ -71,13 +84,12 @@ def persons_of(project_id: int) -> Persons:
     """The project's aliases in one bytea of (number, canonical) pairs, 4-byte big-endian each,
     sorted here: unordered and binary, the load costs a third of two ordered int4 arrays (10 ms
     against 34 ms for 44k aliases; array_agg's ORDER BY and the arrays' text were the rest)."""
-    with _cursor() as cursor:
-        cursor.execute(
-            f"""SELECT coalesce(string_agg(int4send(number) || int4send(canonical), ''), '')
-                FROM {schema.PERSON_ALIASES} WHERE project_id = %s""",
-            [project_id],
-        )
-        pairs = np.frombuffer(bytes(cursor.fetchone()[0]), dtype=">u4").reshape(-1, 2).astype(np.uint32)
+    [(blob,)] = fetch_binary(
+        f"""SELECT coalesce(string_agg(int4send(number) || int4send(canonical), ''), '')
+            FROM {schema.PERSON_ALIASES} WHERE project_id = %s""",
+        [project_id],
+    )
+    pairs = np.frombuffer(bytes(blob), dtype=">u4").reshape(-1, 2).astype(np.uint32)
     pairs = pairs[np.argsort(pairs[:, 0])]
     aliases, canonical = np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
     return Persons(BitMap(array("I", aliases.tobytes())), aliases, canonical)
@@ -192,17 +204,16 @@ def rollups(
     if found is None:
         return []
     where, params = found
-    users = "users" if with_users else "NULL"
-    with _cursor() as cursor:
-        cursor.execute(
-            f"""SELECT bucket, event_type, app_version, os_name, event_count, {users}
-                FROM {schema.EVENT_ROLLUPS} WHERE {where}""",
-            params,
-        )
-        return [
-            Rollup(bucket, event_type, version, os, count, None if blob is None else decode(blob))
-            for bucket, event_type, version, os, count, blob in cursor.fetchall()
-        ]
+    users = "users" if with_users else "NULL::bytea"
+    rows = fetch_binary(
+        f"""SELECT bucket, event_type, app_version, os_name, event_count, {users}
+            FROM {schema.EVENT_ROLLUPS} WHERE {where}""",
+        params,
+    )
+    return [
+        Rollup(bucket, event_type, version, os, count, None if blob is None else decode(blob))
+        for bucket, event_type, version, os, count, blob in rows
+    ]
 
 
 def event_counts(
@@ -224,12 +235,11 @@ def event_counts(
 
 def active_days(*, project_id: int, first: date, last: date) -> dict[date, BitMap]:
     """The set of users active on each UTC day first <= day <= last that has any."""
-    with _cursor() as cursor:
-        cursor.execute(
-            f"SELECT day, users FROM {schema.ACTIVE_DAYS} WHERE project_id = %s AND day >= %s AND day <= %s",
-            [project_id, first, last],
-        )
-        return {day: decode(blob) for day, blob in cursor.fetchall()}
+    rows = fetch_binary(
+        f"SELECT day, users FROM {schema.ACTIVE_DAYS} WHERE project_id = %s AND day >= %s AND day <= %s",
+        [project_id, first, last],
+    )
+    return {day: decode(blob) for day, blob in rows}
 
 
 def union(sets: Iterable[BitMap]) -> BitMap:
