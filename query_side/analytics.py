@@ -133,19 +133,36 @@ def _event_types(series: Series) -> list[str] | None:
 def _rollup_cells(
     query: TrendQuery, series: Series, after: datetime, before: datetime
 ) -> dict[str, dict[datetime, _Cell]]:
-    """Per breakdown value ('' without one), per bucket: from the rollups."""
-    rows = user_sets.rollups(
-        project_id=query.project_id, after=after, before=before, hourly=query.interval == "hour",
-        event_types=_event_types(series), app_version=query.app_version, os_name=query.os_name,
-        with_users=series.math != "total",
+    """Per breakdown value ('' without one), per bucket: from the rollups. Every event's users,
+    unfiltered and by day or longer, come from the active days for whole days (one set a day
+    instead of one per type, version and OS: 29 rows instead of ~10,000 for a month at 10M)."""
+    every_event = (
+        series.event_type == ALL_EVENTS and query.interval != "hour" and query.breakdown is None
+        and query.app_version is None and query.os_name is None
     )  # fmt: skip
     cells: dict[str, dict[datetime, _Cell]] = defaultdict(dict)
-    for row in rows:
-        value = getattr(row, query.breakdown) if query.breakdown else ""
-        cell = cells[value].setdefault(bucket_start(row.bucket, query.interval), _Cell())
-        cell.events += row.event_count
-        if row.users is not None:
+    if series.math != "total" and not every_event:
+        rows = user_sets.rollups(
+            project_id=query.project_id, after=after, before=before, hourly=query.interval == "hour",
+            event_types=_event_types(series), app_version=query.app_version, os_name=query.os_name,
+        )  # fmt: skip
+        for row in rows:
+            value = getattr(row, query.breakdown) if query.breakdown else ""
+            cell = cells[value].setdefault(bucket_start(row.bucket, query.interval), _Cell())
+            cell.events += row.event_count
+            assert row.users is not None
             cell.sets.append(row.users)
+    else:  # counts alone: summed in SQL per bucket (and breakdown value)
+        counted = user_sets.bucket_counts(
+            project_id=query.project_id, after=after, before=before, interval=query.interval,
+            event_types=_event_types(series), app_version=query.app_version, os_name=query.os_name,
+            breakdown=query.breakdown,
+        )  # fmt: skip
+        for bucket, value, events in counted:
+            cells[value].setdefault(bucket, _Cell()).events += events
+    if every_event and series.math != "total":
+        for bucket, users in user_sets.every_events_users(project_id=query.project_id, after=after, before=before):
+            cells[""].setdefault(bucket_start(bucket, query.interval), _Cell()).sets.append(users)
     return cells
 
 

@@ -216,6 +216,34 @@ def rollups(
     ]
 
 
+def bucket_counts(
+    *,
+    project_id: int,
+    after: datetime,
+    before: datetime,
+    interval: str,
+    event_types: Sequence[str] | None = None,
+    app_version: str | None = None,
+    os_name: str | None = None,
+    breakdown: str | None = None,
+) -> list[tuple[datetime, str, int]]:
+    """Events per UTC bucket of `interval` (hour, day, week from Monday, month) and per value of
+    `breakdown` ('' without one; app_version or os_name), over the rollup rows covering the
+    range (see spans), summed in SQL: a count never reads a set."""
+    if breakdown not in (None, "app_version", "os_name"):
+        # Spliced into the SQL as a column name: only known names pass.
+        raise ValueError(f"unknown breakdown {breakdown!r}")
+    found = _rollup_where(project_id, after, before, interval == "hour", event_types, app_version, os_name)
+    if found is None:
+        return []
+    where, params = found
+    return fetch_binary(
+        f"""SELECT date_trunc(%s, bucket, 'UTC'), {breakdown or "''::text"}, sum(event_count)::int8
+            FROM {schema.EVENT_ROLLUPS} WHERE {where} GROUP BY 1, 2""",
+        [interval, *params],
+    )
+
+
 def event_counts(
     *, project_id: int, after: datetime, before: datetime, event_types: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
@@ -240,6 +268,20 @@ def active_days(*, project_id: int, first: date, last: date) -> dict[date, BitMa
         [project_id, first, last],
     )
     return {day: decode(blob) for day, blob in rows}
+
+
+def every_events_users(*, project_id: int, after: datetime, before: datetime) -> list[tuple[datetime, BitMap]]:
+    """The users of every event per bucket of the range (see spans): whole days from the active
+    days (ACTIVE_DAYS: one set a day), the hours at the edges from the hour rollups."""
+    found: list[tuple[datetime, BitMap]] = []
+    for part in spans(after, before, hourly=False):
+        if part.grain == "day":
+            days = active_days(project_id=project_id, first=part.start.date(), last=(part.end - DAY).date())
+            found.extend((datetime(day.year, day.month, day.day, tzinfo=UTC), users) for day, users in days.items())
+        else:
+            hours = rollups(project_id=project_id, after=part.start, before=part.end, hourly=True)
+            found.extend((row.bucket, row.users) for row in hours if row.users is not None)
+    return found
 
 
 def union(sets: Iterable[BitMap]) -> BitMap:

@@ -93,11 +93,15 @@ def as_dict(body, result):
 
 @pytest.mark.parametrize("interval", ["hour", "day", "week", "month"])
 @pytest.mark.parametrize("math", ["total", "unique_users", "per_user_avg", "per_user_median"])
-def test_a_series_equals_the_raw_events_in_sql_for_every_interval_and_math(client, project, interval, math):
+@pytest.mark.parametrize("series", ["screen", "$all"])
+def test_a_series_equals_the_raw_events_in_sql_for_every_interval_and_math(client, project, interval, math, series):
+    """`$all`'s users by day or longer come from the active days, with the edge hours of the
+    range (it starts and ends mid-day) from the hour rollups: the same answer."""
     seed(project.project_id)
-    body = trends(client, project, series="screen", math=math, interval=interval)
+    body = trends(client, project, series=series, math=math, interval=interval)
     [result] = body["results"]
-    expected = expected_series(project.project_id, interval, math, "AND e.event_type = 'screen'")
+    where = "" if series == "$all" else f"AND e.event_type = '{series}'"
+    expected = expected_series(project.project_id, interval, math, where)
     assert as_dict(body, result) == {k: v for k, v in expected.items() if v}
     assert result["exact"] is True
 
