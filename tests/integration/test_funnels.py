@@ -6,11 +6,12 @@ import random
 import statistics
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from django.db import connection
 
 from tests.integration.test_query_api import get
-from tests.projection_helpers import insert_events
+from tests.projection_helpers import conninfo, insert_events
 from tests.projection_helpers import project as run_projections
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -339,10 +340,18 @@ def test_a_funnel_reading_more_events_than_the_limit_is_refused_before_reading_t
 
 def test_a_funnel_running_past_its_timeout_is_refused_the_same_way(client, project, settings):
     # The counts can trail the store (a stopped projection): the timeout is the second guard.
+    # The scan is made to outlast the timeout, never assumed to: another session holds the
+    # events table, so the statement waits (a wait counts toward statement_timeout).
     load(project.project_id, [event(f"u{n}", "opened", T0 + n * US) for n in range(50)])
-    settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS = 0.001
-    response = get(client, "funnels/", project.personal_api_key, steps=["opened", "bought"],
-                   after=AFTER.isoformat(), before=BEFORE.isoformat())  # fmt: skip
+    settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS = 0.2
+    with psycopg.connect(conninfo()) as blocker:
+        # Were the timeout not applied, the server ends this session after 10 s and the funnel
+        # answers 200: the test fails rather than hangs.
+        blocker.execute("SET idle_in_transaction_session_timeout = '10s'")
+        blocker.execute("LOCK TABLE tidelog_events IN ACCESS EXCLUSIVE MODE")
+        response = get(client, "funnels/", project.personal_api_key, steps=["opened", "bought"],
+                       after=AFTER.isoformat(), before=BEFORE.isoformat())  # fmt: skip
+        blocker.rollback()
     assert (response.status_code, response.json()["code"], response.json()["field"]) == (
         400,
         "range_too_large",
