@@ -142,16 +142,15 @@ def _rollup_cells(
     )  # fmt: skip
     cells: dict[str, dict[datetime, _Cell]] = defaultdict(dict)
     if series.math != "total" and not every_event:
-        rows = user_sets.rollups(
-            project_id=query.project_id, after=after, before=before, hourly=query.interval == "hour",
+        rows = user_sets.bucket_sets(
+            project_id=query.project_id, after=after, before=before, interval=query.interval,
             event_types=_event_types(series), app_version=query.app_version, os_name=query.os_name,
+            breakdown=query.breakdown,
         )  # fmt: skip
-        for row in rows:
-            value = getattr(row, query.breakdown) if query.breakdown else ""
-            cell = cells[value].setdefault(bucket_start(row.bucket, query.interval), _Cell())
-            cell.events += row.event_count
-            assert row.users is not None
-            cell.sets.append(row.users)
+        for bucket, _, value, events, users in rows:
+            cell = cells[value].setdefault(bucket, _Cell())
+            cell.events += events
+            cell.sets.append(users)
     else:  # counts alone: summed in SQL per bucket (and breakdown value)
         counted = user_sets.bucket_counts(
             project_id=query.project_id, after=after, before=before, interval=query.interval,

@@ -133,18 +133,16 @@ def event_aggregate_list(
     as None). Hour-granular like event_count_by_type: the first bucket may be partial."""
     if interval not in INTERVALS or (breakdown is not None and breakdown not in BREAKDOWNS):
         raise ValueError(f"unknown interval {interval!r} or breakdown {breakdown!r}")
-    rows = user_sets.rollups(
-        project_id=project_id, after=after, before=before, hourly=interval == "hour",
-        event_types=None if event_type is None else [event_type],
+    rows = user_sets.bucket_sets(
+        project_id=project_id, after=after, before=before, interval=interval,
+        event_types=None if event_type is None else [event_type], breakdown=breakdown,
     )  # fmt: skip
     groups: dict[tuple[datetime, str, str], tuple[int, list[BitMap]]] = {}
-    for row in rows:
-        value = getattr(row, breakdown) if breakdown else ""
-        key = (bucket_start(row.bucket, interval), row.event_type, value)
+    for bucket, type_, value, events, users in rows:
+        key = (bucket, type_, value)
         count, sets = groups.get(key) or (0, [])
-        assert row.users is not None
-        sets.append(row.users)
-        groups[key] = (count + row.event_count, sets)
+        sets.append(users)
+        groups[key] = (count + events, sets)
     if len(groups) > user_sets.MAX_POINTS:
         raise RangeTooLarge(
             "interval",

