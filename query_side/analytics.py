@@ -141,23 +141,17 @@ def _rollup_cells(
         and query.app_version is None and query.os_name is None
     )  # fmt: skip
     cells: dict[str, dict[datetime, _Cell]] = defaultdict(dict)
+    buckets = user_sets.Buckets(
+        query.project_id, after, before, query.interval, _event_types(series), query.app_version, query.os_name,
+        query.breakdown,
+    )  # fmt: skip
     if series.math != "total" and not every_event:
-        rows = user_sets.bucket_sets(
-            project_id=query.project_id, after=after, before=before, interval=query.interval,
-            event_types=_event_types(series), app_version=query.app_version, os_name=query.os_name,
-            breakdown=query.breakdown,
-        )  # fmt: skip
-        for bucket, _, value, events, users in rows:
+        for bucket, value, _, events, users in user_sets.bucket_sets(buckets):
             cell = cells[value].setdefault(bucket, _Cell())
             cell.events += events
             cell.sets.append(users)
     else:  # counts alone: summed in SQL per bucket (and breakdown value)
-        counted = user_sets.bucket_counts(
-            project_id=query.project_id, after=after, before=before, interval=query.interval,
-            event_types=_event_types(series), app_version=query.app_version, os_name=query.os_name,
-            breakdown=query.breakdown,
-        )  # fmt: skip
-        for bucket, value, events in counted:
+        for bucket, value, events in user_sets.bucket_counts(buckets):
             cells[value].setdefault(bucket, _Cell()).events += events
     if every_event and series.math != "total":
         for bucket, users in user_sets.every_events_users(project_id=query.project_id, after=after, before=before):

@@ -134,11 +134,12 @@ def event_aggregate_list(
     if interval not in INTERVALS or (breakdown is not None and breakdown not in BREAKDOWNS):
         raise ValueError(f"unknown interval {interval!r} or breakdown {breakdown!r}")
     rows = user_sets.bucket_sets(
-        project_id=project_id, after=after, before=before, interval=interval,
-        event_types=None if event_type is None else [event_type], breakdown=breakdown,
-    )  # fmt: skip
+        user_sets.Buckets(
+            project_id, after, before, interval, None if event_type is None else [event_type], breakdown=breakdown
+        )
+    )
     groups: dict[tuple[datetime, str, str], tuple[int, list[BitMap]]] = {}
-    for bucket, type_, value, events, users in rows:
+    for bucket, value, type_, events, users in rows:
         key = (bucket, type_, value)
         count, sets = groups.get(key) or (0, [])
         sets.append(users)
