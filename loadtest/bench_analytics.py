@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import BIN, ROOT, fresh_database, log, psql, services_env, wait_port
+from bench_ingest import BIN, ROOT, fresh_database, log, psql, query_api, services_env
 from bench_sessions_people import timed_get
 
 BENCH_DB = "tidelog_bench_an"
@@ -324,19 +323,8 @@ def main() -> None:
     params = {name: datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) for name, value in times.items()}
     api = f"http://127.0.0.1:{QUERY_PORT}/api/v1/analytics/admin/"
     cases = CASES + event_cases(env)
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", QUERY_PORT)) == 0:
-            # An earlier run's server (killed bench, orphaned granian) would be measured instead.
-            raise SystemExit(f"something already listens on :{QUERY_PORT}: stop it first")
-    server = subprocess.Popen(
-        [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(QUERY_PORT),
-         "--workers", "1", "--blocking-threads", "4", "--no-ws", "--log-level", "warning",
-         "core.wsgi_query:application"],
-        cwd=ROOT, env=env, start_new_session=True,
-    )  # fmt: skip
     results: list[tuple[Case, tuple[str, float, float, int, int], float | None]] = []
-    try:
-        wait_port(QUERY_PORT)
+    with query_api(env, QUERY_PORT):
         for case in cases:
             url = api + case.path.format(**{k: urllib.parse.quote(v) for k, v in times.items()})
             figures = measure(url, key, args.requests)
@@ -359,9 +347,6 @@ def main() -> None:
                     figures = measure(link, key, args.requests)
                     results.append((second, figures, None))
                     log(f"  {second.name}: p50 {figures[1]:.1f} ms, p95 {figures[2]:.1f} ms")
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
     slowest = max((r for r in results if r[1][0] == "ok"), key=lambda r: r[1][2], default=None)
     plan = ""

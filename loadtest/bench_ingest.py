@@ -19,6 +19,7 @@ the clock starts, so it measures the server, not the client's JSON encoding.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -259,6 +261,27 @@ def wait_port(port: int, timeout: float = 30) -> None:
                 return
         time.sleep(0.2)
     raise SystemExit(f"nothing listens on :{port}")
+
+
+@contextlib.contextmanager
+def query_api(env: dict[str, str], port: int) -> Iterator[None]:
+    """The query API as `make run` serves it (granian, WSGI) on `port` for the block. Refuses
+    when something already listens there: an earlier run's orphaned server would be measured."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"something already listens on :{port}: stop it first")
+    server = subprocess.Popen(
+        [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--blocking-threads", "4", "--no-ws", "--log-level", "warning",
+         "core.wsgi_query:application"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_port(port)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
 
 
 def copy_ceiling(env: dict[str, str], count: int) -> float:

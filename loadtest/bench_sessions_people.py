@@ -21,7 +21,6 @@ clean. Last, the query API (granian, as `make run` serves it) answers each endpo
 import argparse
 import os
 import random
-import subprocess
 import sys
 import time
 import urllib.request
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import BIN, ROOT, fresh_database, log, pct, psql, services_env, wait_port
+from bench_ingest import ROOT, fresh_database, log, pct, psql, query_api, services_env
 
 BENCH_DB = "tidelog_bench_sp"
 QUERY_PORT = 8201
@@ -194,22 +193,12 @@ def main() -> None:
         "people, first page": f"{api}/people/",
         "people, by property": f"{api}/people/?property=plan:pro",
     }  # fmt: skip
-    server = subprocess.Popen(
-        [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(QUERY_PORT),
-         "--workers", "1", "--blocking-threads", "4", "--no-ws", "--log-level", "warning",
-         "core.wsgi_query:application"],
-        cwd=ROOT, env=env, start_new_session=True,
-    )  # fmt: skip
     figures = {}
-    try:
-        wait_port(QUERY_PORT)
+    with query_api(env, QUERY_PORT):
         for name, url in endpoints.items():
             timed_get(url, project["personal_api_key"], 5)  # warm
             figures[name] = timed_get(url, project["personal_api_key"], args.requests)
             log(f"  {name}: p50 {figures[name][0]:.1f} ms, p95 {figures[name][1]:.1f} ms")
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
     print()
     print(f"{total:,} events over {args.days} days: {counts}")
