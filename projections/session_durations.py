@@ -16,7 +16,12 @@ from contracts.session_durations import bin_sql
 
 _KEY: Final = schema.SESSION_DURATIONS.key
 _GROUP: Final = ", ".join(_KEY)
-_CHANGED_COLUMNS: Final = "project_id, start_at, end_at, app_version, os_name, event_count"
+_CHANGED: Final = ("project_id", "start_at", "end_at", "app_version", "os_name", "event_count")
+
+
+def _changed_columns(alias: str) -> str:
+    """The columns a session's share depends on, of the table named `alias`."""
+    return ", ".join(f"{alias}.{name}" for name in _CHANGED)
 
 
 def _per_bin(changed: str) -> str:
@@ -89,7 +94,7 @@ def delete_sessions(
     gone = f"""changed AS (
         DELETE FROM {sessions} t USING {_KEYS}
         WHERE t.project_id = k.project_id AND t.session_id = k.session_id
-        RETURNING {", ".join(f"t.{name}" for name in _CHANGED_COLUMNS.split(", "))}, -1 AS sign)"""
+        RETURNING {_changed_columns("t")}, -1 AS sign)"""
     cursor.execute(_merge(durations, gone), _keys(keys))
     return _emptied(cursor)
 
@@ -102,13 +107,13 @@ def upsert_sessions(
     empty (a session whose start moved to another hour)."""
     table = schema.SESSIONS
     upserted = f"""old AS (
-        SELECT {", ".join(f"s.{name}" for name in _CHANGED_COLUMNS.split(", "))}
+        SELECT {_changed_columns("s")}
         FROM {sessions} s JOIN {stage} n USING (project_id, session_id)
     ),
     up AS (
         INSERT INTO {sessions} AS t ({table.column_list()}) SELECT {table.column_list()} FROM {stage}
         ON CONFLICT ({", ".join(table.key)}) DO UPDATE SET {update}
-        RETURNING {", ".join(f"t.{name}" for name in _CHANGED_COLUMNS.split(", "))}
+        RETURNING {_changed_columns("t")}
     ),
     changed AS (SELECT *, -1 AS sign FROM old UNION ALL SELECT *, 1 AS sign FROM up)"""
     cursor.execute(_merge(durations, upserted))
@@ -124,7 +129,7 @@ def shift(
     if not keys:
         return []
     changed = f"""changed AS (
-        SELECT {", ".join(f"s.{name}" for name in _CHANGED_COLUMNS.split(", "))}, {sign} AS sign
+        SELECT {_changed_columns("s")}, {sign} AS sign
         FROM {sessions} s JOIN {_KEYS} USING (project_id, session_id))"""
     cursor.execute(_merge(durations, changed), _keys(keys))
     return _emptied(cursor)

@@ -165,11 +165,12 @@ def _raw_cells(
     """Per breakdown value, per bucket: events per person, scanned from the raw events (after the
     rollups said the scan is within bounds). A person is its number with aliases resolved (as
     user_sets.Persons): user_sets.PERSON."""
-    rows = user_sets.rollups(
-        project_id=query.project_id, after=after, before=before, event_types=_event_types(series),
-        app_version=query.app_version, os_name=query.os_name, with_users=False,
-    )  # fmt: skip
-    scanned = sum(row.event_count for row in rows)
+    counted = user_sets.bucket_counts(
+        user_sets.Buckets(
+            query.project_id, after, before, "day", _event_types(series), query.app_version, query.os_name
+        )
+    )
+    scanned = sum(events for _, _, events in counted)
     limit = settings.TIDELOG_RAW_SCAN_MAX_EVENTS
     if scanned > limit:
         raise RangeTooLarge(

@@ -16,7 +16,7 @@ from contracts.events import INFERRED_SESSION_PREFIX
 from contracts.schema import EVENTS, PERSON_DISTINCT_IDS, SESSION_DURATIONS, SESSIONS
 from contracts.session_durations import RELATIVE_ERROR, merge_histograms, percentile
 from query_side.selectors import EVENT_FIELDS, _json, _rows
-from query_side.user_sets import spans
+from query_side.user_sets import rollup_where
 
 EndedBy = Literal["explicit", "inactivity", "cap"]
 ENDED_BY: tuple[EndedBy, ...] = ("explicit", "inactivity", "cap")
@@ -187,25 +187,21 @@ def session_metric_list(
     if interval not in METRICS_INTERVALS or (breakdown is not None and breakdown not in METRICS_BREAKDOWNS):
         # The breakdown is spliced into the SQL as a column name: only known names pass.
         raise ValueError(f"unknown interval {interval!r} or breakdown {breakdown!r}")
-    parts = spans(after, before, hourly=interval == "hour")
-    if not parts:
+    found = rollup_where(project_id, after, before, interval == "hour", None, None, None)
+    if found is None:
         return []
-    params: list[Any] = [interval, project_id]
-    ranges = []
-    for part in parts:
-        ranges.append("(grain = %s AND bucket >= %s AND bucket < %s)")
-        params.extend((part.grain, part.start, part.end))
+    where, params = found
     shown = f", nullif({breakdown}, '')" if breakdown else ""
     with connections[settings.QUERY_DB_ALIAS].cursor() as cursor:
         cursor.execute(
             f"""SELECT date_trunc(%s, bucket, 'UTC') AS b{shown}, sessions, events, bins, counts
-                FROM {SESSION_DURATIONS} WHERE project_id = %s AND ({" OR ".join(ranges)})
+                FROM {SESSION_DURATIONS} WHERE {where}
                 ORDER BY 1{", 2" if breakdown else ""}""",
-            params,
+            [interval, *params],
         )
-        found = cursor.fetchall()
+        histograms = cursor.fetchall()
     results: list[dict[str, Any]] = []
-    for key, rows in groupby(found, key=lambda row: row[: 2 if breakdown else 1]):
+    for key, rows in groupby(histograms, key=lambda row: row[: 2 if breakdown else 1]):
         listed = list(rows)
         sessions = sum(row[-4] for row in listed)
         histogram = merge_histograms((row[-2], row[-1]) for row in listed)
