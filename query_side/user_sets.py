@@ -70,7 +70,15 @@ class Persons:
         return (users - self.numbers) | BitMap(array("I", swapped.tobytes()))
 
     def count(self, users: BitMap) -> int:
-        return len(self.of(users))
+        """len(self.of(users)) without building it: the users who are no alias, plus the
+        persons of the aliases present who are not among those users already. (A person's
+        number is never an alias, so no person counts twice.)"""
+        merged = users & self.numbers
+        if not merged:
+            return len(users)
+        present = np.frombuffer(merged.to_array(), dtype=np.uint32)
+        persons = BitMap(array("I", np.sort(self.canonical[np.searchsorted(self.aliases, present)]).tobytes()))
+        return len(users) - len(merged) + persons.difference_cardinality(users)
 
 
 def numbers_set(blob: bytes | memoryview) -> BitMap:
