@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from tests.e2e.test_pipeline import answers, http
+from tests.e2e.stack import answers, http
 from tests.process_helpers import BIN, Processes, free_port, process_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

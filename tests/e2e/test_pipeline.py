@@ -5,62 +5,21 @@ PostgreSQL, projected by the projection runner, and counted by the query API (gr
 import gzip
 import json
 import signal
-import urllib.error
-import urllib.request
-from typing import Any
 
 import pytest
 
 from tests.command_helpers import make_event
-from tests.process_helpers import BIN, Processes, free_port, process_env, wait_for
+from tests.e2e.stack import http, running_tidelog
+from tests.process_helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, kind, content = response.status, response.headers.get_content_type(), response.read()
-    except urllib.error.HTTPError as error:
-        status, kind, content = error.code, error.headers.get_content_type(), error.read()
-    return status, json.loads(content) if kind == "application/json" and content else content
-
-
-def answers(url: str) -> bool:
-    try:
-        http("GET", url)
-    except OSError:  # refused or reset: not listening yet
-        return False
-    return True
-
-
 @pytest.fixture
 def tidelog(tmp_path, redis_client):
-    """Every Tidelog process on free ports against this test's database and Redis prefix;
-    yields the command and query API base URLs; kills everything it started."""
-    command_port, query_port = free_port(), free_port()
-    env = process_env(dramatiq_queue_prefetch="100", TIDELOG_PROJECTION_POLL_SECONDS="0.05")
-    # The same commands as bin/tidelog-run, with one worker each and our ports.
-    granian = [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--no-ws", "--workers", "1"]
-    commands = {
-        "command-api": [*granian, "--port", str(command_port), "--blocking-threads", "1", "core.wsgi_command:application"],
-        "query-api": [*granian, "--port", str(query_port), "--blocking-threads", "4", "core.wsgi_query:application"],
-        "worker": [str(BIN / "dramatiq"), "command_side.worker", "--processes", "1", "--threads", "2"],
-        "scheduler": [str(BIN / "python"), "manage.py", "schedule_drains"],
-        "projections": [str(BIN / "python"), "manage.py", "projections", "run"],
-    }  # fmt: skip
-    processes = Processes(tmp_path)
-    try:
-        for name, argv in commands.items():
-            processes.start(name, argv, env)
-        command = f"http://127.0.0.1:{command_port}/api/v1/analytics/"
-        query = f"http://127.0.0.1:{query_port}/api/v1/analytics/"
-        for url in (command, query):
-            wait_for(lambda url=url: answers(url), f"{url} to answer HTTP", processes=processes)
-        yield processes, command, query
-    finally:
-        processes.stop_all()
+    """Every Tidelog process, the command API on granian's WSGI interface (docker's)."""
+    with running_tidelog(tmp_path, interface="wsgi") as stack:
+        yield stack
 
 
 def test_events_posted_over_http_are_counted_by_the_query_api_exactly_once(tidelog, project):
