@@ -67,6 +67,12 @@ class IngestRequest:
     method: str = "POST"
     query: str = ""
     """The raw query string (percent-encoded), for the endpoints that read one."""
+    content_type: str = ""
+    origin: str = ""
+    """The Origin header: a browser's request, answered with CORS headers (PostHog's paths)."""
+    cors_request_headers: str = ""
+    """Access-Control-Request-Headers of a CORS preflight."""
+    if_none_match: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ class IngestResponse:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> IngestResponse:
@@ -122,29 +129,29 @@ def read_body(request: IngestRequest) -> bytes:
     """The request body, gunzipped if need be; the size limit applies after decompression."""
     if request.content_length is not None and request.content_length > limits.MAX_BODY_BYTES:
         raise Rejection(413, ErrorCode.BODY_TOO_LARGE, f"body over {limits.MAX_BODY_BYTES} bytes")
-    body = raw = request.read_body()
+    body = request.read_body()
     encoding = request.content_encoding.strip().lower()
-    if encoding in ("", "identity"):
-        pass
-    elif encoding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            # Bounded: a 5 KB gzip bomb must not inflate into gigabytes in memory.
-            body = inflater.decompress(body, limits.MAX_BODY_BYTES + 1)
-        except zlib.error as exc:
-            raise UnreadableBody(f"body is not valid gzip: {exc}", raw) from exc
-        if len(body) > limits.MAX_BODY_BYTES or inflater.unconsumed_tail:
-            raise Rejection(
-                413,
-                ErrorCode.BODY_TOO_LARGE,
-                f"decompressed body over {limits.MAX_BODY_BYTES} bytes",
-            )
-        if not inflater.eof:
-            raise UnreadableBody("gzip body is truncated", raw)
-    else:
+    if encoding == "gzip":
+        body = gunzip(body)
+    elif encoding not in ("", "identity"):
         raise Rejection(415, ErrorCode.UNSUPPORTED_ENCODING, f"Content-Encoding {encoding!r} is not supported")
     if len(body) > limits.MAX_BODY_BYTES:
         raise Rejection(413, ErrorCode.BODY_TOO_LARGE, f"body over {limits.MAX_BODY_BYTES} bytes")
+    return body
+
+
+def gunzip(raw: bytes) -> bytes:
+    """A gzip body inflated, at most limits.MAX_BODY_BYTES of it (a 5 KB gzip bomb must not
+    inflate into gigabytes in memory)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(raw, limits.MAX_BODY_BYTES + 1)
+    except zlib.error as exc:
+        raise UnreadableBody(f"body is not valid gzip: {exc}", raw) from exc
+    if len(body) > limits.MAX_BODY_BYTES or inflater.unconsumed_tail:
+        raise Rejection(413, ErrorCode.BODY_TOO_LARGE, f"decompressed body over {limits.MAX_BODY_BYTES} bytes")
+    if not inflater.eof:
+        raise UnreadableBody("gzip body is truncated", raw)
     return body
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from command_side import endpoints
 from command_side.flags import public
+from command_side.posthog import capture as posthog_capture
+from command_side.posthog import flags as posthog_flags
 from contracts import limits
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,11 @@ class FastRoute:
     template: str
     endpoint: Callable[..., endpoints.IngestResponse]
     methods: tuple[str, ...]
+    prefix: str = PREFIX
+
+    @property
+    def path(self) -> str:
+        return self.prefix + self.template
 
 
 ROUTES: tuple[FastRoute, ...] = (
@@ -43,31 +50,52 @@ ROUTES: tuple[FastRoute, ...] = (
     FastRoute("public/feature-flags/for_user/", public.for_user, ("GET", "POST")),
 )
 
+_POSTHOG_METHODS = ("GET", "POST", "OPTIONS")
 
-def _pattern(template: str) -> re.Pattern[str]:
-    """A template's whole path as a regex: each `{name}` is one path part, named."""
-    parts = re.split(r"\{(\w+)\}", PREFIX + template)  # literal, name, literal, ...
+
+def _both(template: str, endpoint: Callable[..., endpoints.IngestResponse]) -> tuple[FastRoute, ...]:
+    """A PostHog path with and without its trailing slash (SDKs send either)."""
+    return tuple(FastRoute(t, endpoint, _POSTHOG_METHODS, prefix="/") for t in (template + "/", template))
+
+
+POSTHOG_ROUTES: tuple[FastRoute, ...] = (
+    *(route for path in ("batch", "e", "capture", "i/v0/e", "track") for route in _both(path, posthog_capture.capture)),
+    *_both("engage", posthog_capture.engage),
+    *_both("flags", posthog_flags.flags),
+    *_both("decide", posthog_flags.decide),
+    *_both("flags/definitions", posthog_flags.definitions),
+    *_both("api/feature_flag/local_evaluation", posthog_flags.definitions),
+    *_both("array/{token}/config", posthog_flags.remote_config),
+    FastRoute("array/{token}/config.js", posthog_flags.remote_config_js, _POSTHOG_METHODS, prefix="/"),
+)
+"""PostHog's own paths, for PostHog's SDKs (docs/posthog-compat.md). Outside Tidelog's API and
+its OpenAPI schema: the protocol is PostHog's."""
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    """A templated path as a regex: each `{name}` is one path part, named."""
+    parts = re.split(r"\{(\w+)\}", path)  # literal, name, literal, ...
     return re.compile("^" + "".join(f"(?P<{p}>[^/]+)" if i % 2 else re.escape(p) for i, p in enumerate(parts)) + "$")
 
 
-_EXACT = {PREFIX + r.template: (r.endpoint, r.methods) for r in ROUTES if "{" not in r.template}
-_TEMPLATED = tuple((_pattern(r.template), r) for r in ROUTES if "{" in r.template)
+_EXACT = {r.path: (r.endpoint, r.methods) for r in (*ROUTES, *POSTHOG_ROUTES) if "{" not in r.template}
+_TEMPLATED = tuple((_pattern(r.path), r) for r in (*ROUTES, *POSTHOG_ROUTES) if "{" in r.template)
 _STATUS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def _answer(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
+def _answer(start_response: StartResponse, result: endpoints.IngestResponse) -> list[bytes]:
     start_response(
-        _STATUS.get(status, str(status)),
+        _STATUS.get(result.status, str(result.status)),
         [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            *headers.items(),
+            ("Content-Type", result.content_type),
+            ("Content-Length", str(len(result.body))),
+            *result.headers.items(),
         ],
     )
-    return [body]
+    return [result.body]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +133,7 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
         if found is None:
             return django_app(environ, start_response)
         if environ.get("REQUEST_METHOD") not in found.methods:
-            refusal = endpoints.method_not_allowed(found.methods)
-            return _answer(start_response, refusal.status, refusal.body, refusal.headers)
+            return _answer(start_response, endpoints.method_not_allowed(found.methods))
         length = endpoints.declared_length(environ.get("CONTENT_LENGTH") or "")
         stream = environ["wsgi.input"]
 
@@ -121,8 +148,11 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
             read_body=read_body,
             method=environ["REQUEST_METHOD"],
             query=environ.get("QUERY_STRING", ""),
+            content_type=environ.get("CONTENT_TYPE", ""),
+            origin=environ.get("HTTP_ORIGIN", ""),
+            cors_request_headers=environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", ""),
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH", ""),
         )
-        result = answer(found, request)
-        return _answer(start_response, result.status, result.body, result.headers)
+        return _answer(start_response, answer(found, request))
 
     return application

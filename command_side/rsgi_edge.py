@@ -203,6 +203,10 @@ class Edge:
             read_body=lambda: body,
             method=scope.method,
             query=scope.query_string,
+            content_type=scope.headers.get("content-type", ""),
+            origin=scope.headers.get("origin", ""),
+            cors_request_headers=scope.headers.get("access-control-request-headers", ""),
+            if_none_match=scope.headers.get("if-none-match", ""),
         )
         with as_sync_code():
             result = fast_path.answer(found, request)
@@ -210,4 +214,4 @@ class Edge:
 
 
 def answer_headers(result: endpoints.IngestResponse) -> Headers:
-    return [("content-type", "application/json"), *result.headers.items()]
+    return [("content-type", result.content_type), *result.headers.items()]

@@ -26,6 +26,10 @@ def as_view(endpoint: Endpoint, methods: tuple[str, ...]) -> Callable[..., HttpR
             read_body=lambda: request.body,
             method=request.method or "GET",
             query=request.META.get("QUERY_STRING", ""),
+            content_type=request.META.get("CONTENT_TYPE", ""),
+            origin=request.META.get("HTTP_ORIGIN", ""),
+            cors_request_headers=request.META.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", ""),
+            if_none_match=request.META.get("HTTP_IF_NONE_MATCH", ""),
         )
         return as_response(endpoint(ingest_request, **kwargs))
 
@@ -34,7 +38,7 @@ def as_view(endpoint: Endpoint, methods: tuple[str, ...]) -> Callable[..., HttpR
 
 
 def as_response(result: endpoints.IngestResponse) -> HttpResponse:
-    response = HttpResponse(result.body, status=result.status, content_type="application/json")
+    response = HttpResponse(result.body, status=result.status, content_type=result.content_type)
     for name, value in result.headers.items():
         response[name] = value
     return response

@@ -79,6 +79,8 @@ class ProjectFlags:
     compiled: tuple[CompiledFlag, ...]
     active: bytes
     """The body of GET public/feature-flags/: the enabled flags, encoded once."""
+    definitions: tuple[FlagDefinition, ...] = ()
+    """The live definitions `compiled` was compiled from, in the same order."""
 
 
 class ActiveFlag(msgspec.Struct, frozen=True):
@@ -103,6 +105,7 @@ def _project_flags(snapshot: Snapshot) -> ProjectFlags:
         project_id=snapshot.project_id,
         compiled=tuple(compile_flag(flag) for flag in snapshot.flags),
         active=_encode({"flags": active}),
+        definitions=snapshot.flags,
     )
 
 

@@ -1,0 +1,413 @@
+"""PostHog's capture protocol (docs/posthog-compat.md): what PostHog's own SDKs send to `/batch/`,
+`/e/`, `/capture/`, `/i/v0/e/`, `/track/` and `/engage/`, turned into Tidelog events and stored
+through the same buffer, the same exactly-once drain and the same bad-events list as `batch/`.
+
+What arrives (PostHog's server accepts all of it, and some SDK still sends each):
+- the body as JSON; gzip (`Content-Encoding: gzip`, `?compression=gzip-js`, or only its magic
+  bytes: posthog-js sends gzip as text/plain with no hint since mid-2026); base64 (a whole body,
+  or the `data=` field of a form, `?compression=base64`); or `?data=` on a GET (old pixels);
+- a `{"batch": [...]}` object (with `api_key` or `token`, `sent_at`), a bare array of events
+  (old posthog-js), or one event;
+- per event: `event`, `distinct_id` (or `$distinct_id`, or `properties.distinct_id`),
+  `properties`, `timestamp` or `offset` (ms before now), `uuid`, top-level `$set`/`$set_once`.
+
+What SDKs expect back: exactly 200 on success (posthog-python and posthog-js retry anything
+else that is not a 4xx, a 204 included); 4xx is dropped, 5xx and 429 retried. So a batch with
+some bad events is a 200 (the bad ones go to the bad-events list, as on `batch/`), and one with
+none good a 400.
+"""
+
+import base64
+import binascii
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import unquote_plus
+
+import msgspec
+
+from command_side import endpoints, ingest
+from command_side.endpoints import IngestRequest, IngestResponse, Rejection
+from contracts import limits, nesting
+from contracts.captured import BufferEntry, EventCaptured, EventRejected
+from contracts.errors import ErrorCode, error_body
+from contracts.events import EventError, EventIn, check_event, decode, error_from_validation
+
+GZIP_MAGIC: Final = b"\x1f\x8b"
+_FORM = "application/x-www-form-urlencoded"
+_BASE64 = re.compile(rb"[A-Za-z0-9+/=\s_-]+")
+
+# PostHog's property names for the fields Tidelog keeps in columns of their own.
+COLUMN_PROPERTIES: Final = {
+    "$session_id": "session_id",
+    "$device_id": "device_id",
+    "$app_version": "app_version",
+    "$os": "os_name",
+    "$os_version": "os_version",
+}
+_FIELD_NAMES: Final = {
+    "event_type": "event",
+    **{column: f"properties.{name}" for name, column in COLUMN_PROPERTIES.items()},
+}
+"""A Tidelog field at fault, as the PostHog event names it."""
+_DROPPED: Final = frozenset({"token", "$token", "api_key", "distinct_id"})
+"""Properties that only carry what the request already says (the key, the id): not stored."""
+
+
+class PostHogEvent(msgspec.Struct, frozen=True):
+    event: Any = None
+    distinct_id: Any = None
+    dollar_distinct_id: Any = msgspec.field(default=None, name="$distinct_id")
+    properties: Any = None
+    timestamp: Any = None
+    offset: Any = None
+    uuid: Any = None
+    set: Any = msgspec.field(default=None, name="$set")
+    set_once: Any = msgspec.field(default=None, name="$set_once")
+    token: Any = None
+    dollar_token: Any = msgspec.field(default=None, name="$token")
+    api_key: Any = None
+
+
+class PostHogBatch(msgspec.Struct, frozen=True):
+    batch: list[msgspec.Raw] | None = None
+    api_key: Any = None
+    token: Any = None
+    sent_at: Any = None
+
+
+_decode_event = msgspec.json.Decoder(PostHogEvent)
+_decode_batch = msgspec.json.Decoder(PostHogBatch)
+_decode_list = msgspec.json.Decoder(list[msgspec.Raw])
+_to_event = functools.partial(msgspec.convert, type=EventIn)
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A request's events, still raw, and what the request says beside them."""
+
+    events: list[bytes]
+    keys: set[str]
+    """Every project key the request names (the body's, the query's, each event's): one, or a 401."""
+    sent_at: datetime | None
+
+
+def query_fields(query: str) -> dict[str, str]:
+    """The query string's fields, percent-decoded (the last of a repeated name wins)."""
+    fields: dict[str, str] = {}
+    for part in query.split("&") if query else ():
+        name, _, value = part.partition("=")
+        fields[_unquote(name)] = _unquote(value)
+    return fields
+
+
+def _unquote(text: str) -> str:
+    return unquote_plus(text, errors="surrogateescape")
+
+
+def unwrap(body: bytes, *, content_type: str, query: dict[str, str]) -> bytes:
+    """The JSON inside whatever wrapping a PostHog SDK put around it: a form's `data=` field,
+    base64, gzip (by its magic bytes, whatever the hints say). Raises Rejection when it cannot
+    be unwrapped; lz64 (lz-string, very old posthog-js) is refused as unsupported."""
+    compression = query.get("compression", "")
+    if content_type.split(";")[0].strip().lower() == _FORM:
+        form = query_fields(body.decode("latin-1"))
+        body = form.get("data", "").encode("latin-1")
+        compression = form.get("compression", compression)
+    if compression == "lz64":
+        raise Rejection(415, ErrorCode.UNSUPPORTED_ENCODING, "lz64 compression is not supported: use gzip-js or base64")
+    if body.startswith(GZIP_MAGIC):
+        return endpoints.gunzip(body)
+    stripped = body.strip()
+    if stripped[:1] not in (b"{", b"[") and stripped and _BASE64.fullmatch(stripped):
+        try:
+            # A form turns base64's '+' into ' ' unless it was escaped: PostHog's server restores it.
+            decoded = base64.b64decode(stripped.replace(b" ", b"+") + b"==", altchars=None, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise Rejection(400, ErrorCode.INVALID_JSON, f"body is neither JSON nor base64: {exc}") from exc
+        if decoded.startswith(GZIP_MAGIC):
+            decoded = endpoints.gunzip(decoded)
+        if len(decoded) > limits.MAX_BODY_BYTES:
+            raise Rejection(413, ErrorCode.BODY_TOO_LARGE, f"decoded body over {limits.MAX_BODY_BYTES} bytes")
+        return decoded
+    return body
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def payload(body: bytes, *, query: dict[str, str]) -> Payload | EventError:
+    """The events of a PostHog body (a batch object, an array, or one event), or why none can
+    be read. Each event stays raw, to be decoded (and refused) on its own."""
+    if nesting.is_deeper_than(body, limits.MAX_JSON_DEPTH):
+        return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
+    keys = {key for key in (query.get("api_key"), query.get("token")) if key}
+    sent_at: Any = query.get("sent_at") or query.get("_") or None
+    first = body.lstrip()[:1]
+    if first == b"[":
+        events = decode(_decode_list, body, is_depth_checked=True)
+        if isinstance(events, EventError):
+            return events
+        raw = [bytes(event) for event in events]
+    else:
+        wrapper = decode(_decode_batch, body, is_depth_checked=True)
+        if isinstance(wrapper, EventError):
+            return wrapper
+        keys.update(key for key in (_text(wrapper.api_key), _text(wrapper.token)) if key)
+        if wrapper.sent_at is not None:
+            sent_at = wrapper.sent_at
+        raw = [bytes(event) for event in wrapper.batch] if wrapper.batch is not None else [body]
+    parsed_sent_at = _sent_at(sent_at)
+    if isinstance(parsed_sent_at, EventError):
+        return parsed_sent_at
+    return Payload(raw, keys, parsed_sent_at)
+
+
+def _sent_at(value: Any) -> datetime | EventError | None:
+    """`sent_at` as an ISO time (the body's) or ms since the epoch (the `_` query field)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, ValueError, OSError):
+            return EventError(ErrorCode.INVALID_TIMESTAMP, "sent_at", "sent_at is out of range")
+    try:
+        parsed = msgspec.convert(value, datetime)
+    except msgspec.ValidationError:
+        return EventError(ErrorCode.INVALID_TIMESTAMP, "sent_at", "sent_at is not an ISO 8601 time")
+    return ingest.sent_at_in_utc(parsed)
+
+
+def event_keys(raw: bytes) -> set[str]:
+    """The project keys one event names (`token`, `$token`, `api_key`, `properties.token`)."""
+    try:
+        event = _decode_event.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return set()
+    properties = event.properties if isinstance(event.properties, dict) else {}
+    return {
+        key
+        for key in (_text(event.token), _text(event.dollar_token), _text(event.api_key), _text(properties.get("token")))
+        if key
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    event: EventIn
+    sent_at_applies: bool
+    """False when the time came from `offset` (already on the server's clock)."""
+
+
+def to_tidelog(raw: bytes, *, received_at: datetime, engage: bool = False) -> Mapped | EventError:
+    """One PostHog event as Tidelog's: `event` is the type; `distinct_id` from wherever the SDK
+    put it; `$session_id`, `$device_id`, `$app_version`, `$os`, `$os_version` fill Tidelog's
+    columns and stay in the properties; top-level `$set`/`$set_once` join the properties' own
+    (the people projection reads them there). `/engage/` bodies are `$identify` events."""
+    decoded = decode(_decode_event, raw, is_depth_checked=True)
+    if isinstance(decoded, EventError):
+        return decoded
+    properties = decoded.properties if decoded.properties is not None else {}
+    if not isinstance(properties, dict):
+        return EventError(ErrorCode.INVALID_TYPE, "properties", "Expected `object`")
+    event_type = "$identify" if engage and decoded.event is None else decoded.event
+    if event_type is None:
+        return EventError(ErrorCode.MISSING_FIELD, "event", "Object missing required field `event`")
+    distinct_id = next(
+        (v for v in (decoded.distinct_id, decoded.dollar_distinct_id, properties.get("distinct_id")) if v is not None),
+        None,
+    )
+    if distinct_id is None:
+        return EventError(ErrorCode.MISSING_FIELD, "distinct_id", "Object missing required field `distinct_id`")
+    if isinstance(distinct_id, int | float) and not isinstance(distinct_id, bool):
+        distinct_id = str(distinct_id)  # PostHog's server takes a number as its text
+    kept = {name: value for name, value in properties.items() if name not in _DROPPED}
+    for op, given in (("$set", decoded.set), ("$set_once", decoded.set_once)):
+        if given is None:
+            continue
+        if not isinstance(given, dict):
+            return EventError(ErrorCode.INVALID_TYPE, op, "Expected `object`")
+        inner = kept.get(op)
+        kept[op] = {**inner, **given} if isinstance(inner, dict) else given
+    fields: dict[str, Any] = {"event_type": event_type, "distinct_id": distinct_id, "properties": kept}
+    for name, column in COLUMN_PROPERTIES.items():
+        value = properties.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value:
+            fields[column] = value
+    uuid_text = decoded.uuid
+    if uuid_text is not None and uuid_text != "":
+        if not isinstance(uuid_text, str):
+            return EventError(ErrorCode.INVALID_UUID, "uuid", "Expected a UUID string")
+        fields["uuid"] = uuid_text
+    sent_at_applies = True
+    if decoded.timestamp is not None:
+        fields["timestamp"] = decoded.timestamp
+    elif decoded.offset is not None:
+        if not isinstance(decoded.offset, int) or isinstance(decoded.offset, bool):
+            return EventError(ErrorCode.INVALID_TYPE, "offset", "Expected `int` (milliseconds)")
+        try:
+            fields["timestamp"] = received_at - timedelta(milliseconds=decoded.offset)
+        except OverflowError:
+            return EventError(ErrorCode.INVALID_TIMESTAMP, "offset", "offset is out of range")
+        sent_at_applies = False
+    try:
+        event = _to_event(fields)
+    except msgspec.ValidationError as exc:
+        error = error_from_validation(exc)
+        return EventError(error.code, _posthog_field(error.field), error.message)
+    refused = check_event(event, size=len(raw))
+    if refused is not None:
+        return EventError(refused.code, _posthog_field(refused.field), refused.message)
+    return Mapped(event, sent_at_applies)
+
+
+def _posthog_field(field: str | None) -> str | None:
+    if field is None:
+        return None
+    head, dot, rest = field.partition(".")
+    return _FIELD_NAMES.get(head, head) + dot + rest
+
+
+def outcome(
+    project_id: int, events: list[bytes], *, sent_at: datetime | None, received_at: datetime, engage: bool = False
+) -> ingest.Outcome:
+    """As ingest.batch_outcome: a bad event is reported by index and kept, the good go on."""
+    captured: list[EventCaptured] = []
+    bad: list[EventRejected] = []
+    errors: list[EventError] = []
+    for index, raw in enumerate(events):
+        mapped = to_tidelog(raw, received_at=received_at, engage=engage)
+        result = (
+            mapped
+            if isinstance(mapped, EventError)
+            else ingest.captured(
+                mapped.event, sent_at=sent_at if mapped.sent_at_applies else None, received_at=received_at
+            )
+        )
+        if isinstance(result, EventError):
+            error = EventError(result.code, _posthog_field(result.field), result.message, index)
+            errors.append(error)
+            bad.append(ingest.rejected(error, raw, received_at=received_at))
+        else:
+            captured.append(result)
+    return ingest.Outcome(BufferEntry(project_id=project_id, events=captured, rejected=bad), errors)
+
+
+# --- CORS: posthog-js posts from the app's own origin --------------------------------------------
+
+
+def cors_headers(request: IngestRequest) -> dict[str, str]:
+    """PostHog's answer to a browser: the origin mirrored, credentials allowed."""
+    if not request.origin:
+        return {}
+    headers = {
+        "Access-Control-Allow-Origin": request.origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }
+    if request.method == "OPTIONS":
+        headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = request.cors_request_headers or "content-type"
+        headers["Access-Control-Max-Age"] = "86400"
+    return headers
+
+
+def with_cors[**P](endpoint: Callable[P, IngestResponse]) -> Callable[P, IngestResponse]:
+    """An endpoint answering a preflight by itself, and every answer with CORS headers; errors
+    in Tidelog's JSON shape (endpoints.handle). Its first argument is the IngestRequest."""
+    handled = endpoints.handle(endpoint)
+
+    @functools.wraps(endpoint)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> IngestResponse:
+        request = args[0]
+        assert isinstance(request, IngestRequest)
+        if request.method == "OPTIONS":
+            return IngestResponse(200, b"", cors_headers(request), content_type="text/plain")
+        answer = handled(*args, **kwargs)
+        if request.origin:
+            answer.headers.update(cors_headers(request))
+        return answer
+
+    return wrapped
+
+
+# --- The endpoint -------------------------------------------------------------------------------
+
+
+def _read(request: IngestRequest, query: dict[str, str]) -> bytes:
+    """The body (or a GET's `data` field), unwrapped."""
+    if request.method == "GET":
+        if "data" not in query:
+            raise Rejection(400, ErrorCode.NO_EVENTS, "a GET carries its events in the `data` field", "data")
+        body = query["data"].encode("utf-8", errors="surrogateescape")
+        return unwrap(body, content_type="", query=query)
+    raw = endpoints.read_body(request)
+    return unwrap(raw, content_type=request.content_type, query=query)
+
+
+def _project(request: IngestRequest, keys: set[str]) -> int:
+    header = endpoints.header_key(request)
+    if header:
+        keys = keys | {header}
+    if len(keys) > 1:
+        raise Rejection(401, ErrorCode.INVALID_API_KEY, "the request names more than one project key", "api_key")
+    return endpoints.authenticate(next(iter(keys), None))
+
+
+def _capture(request: IngestRequest, *, engage: bool) -> IngestResponse:
+    received_at = endpoints.now()
+    query = query_fields(request.query)
+    try:
+        body = _read(request, query)
+    except endpoints.UnreadableBody as unreadable:
+        project_id = _project(request, {k for k in (query.get("api_key"), query.get("token")) if k})
+        endpoints.keep_refused(
+            project_id, EventError(unreadable.code, None, str(unreadable)), unreadable.raw, received_at
+        )
+        raise
+    found = payload(body, query=query)
+    if isinstance(found, EventError):
+        project_id = _project(request, {k for k in (query.get("api_key"), query.get("token")) if k})
+        return endpoints.keep_refused(project_id, found, body, received_at)
+    keys = set(found.keys)
+    if not keys:  # no request-level key: the events name it (old posthog-js, /engage/)
+        for raw in found.events:
+            keys |= event_keys(raw)
+    project_id = _project(request, keys)
+    if not found.events:
+        raise Rejection(400, ErrorCode.NO_EVENTS, "the batch has no events", "batch")
+    if len(found.events) > limits.MAX_BATCH_EVENTS:
+        raise Rejection(
+            413, ErrorCode.TOO_MANY_EVENTS, f"{len(found.events)} events, over {limits.MAX_BATCH_EVENTS} a batch",
+            "batch",
+        )  # fmt: skip
+    result = outcome(project_id, found.events, sent_at=found.sent_at, received_at=received_at, engage=engage)
+    endpoints.enqueue(result)
+    rejected = [endpoints.event_error_body(error) for error in result.errors]
+    if not result.accepted:
+        error = error_body(ErrorCode.ALL_EVENTS_INVALID, "no event in the request is valid", "batch")
+        return endpoints.respond(400, {**error, "status": 0, "accepted": 0, "rejected": rejected})
+    if query.get("beacon") == "1":
+        return IngestResponse(204, b"")  # navigator.sendBeacon reads no answer
+    return endpoints.respond(200, {"status": 1, "accepted": result.accepted, "rejected": rejected})
+
+
+@with_cors
+def capture(request: IngestRequest) -> IngestResponse:
+    """`/batch/`, `/e/`, `/capture/`, `/i/v0/e/`, `/track/`: one event, an array or a batch."""
+    return _capture(request, engage=False)
+
+
+@with_cors
+def engage(request: IngestRequest) -> IngestResponse:
+    """`/engage/`: person properties (`$set` at the top level), as `$identify` events."""
+    return _capture(request, engage=True)
