@@ -31,6 +31,8 @@ class Request:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=lambda: {"HTTP_AUTHORIZATION": f"Bearer {KEY}"})
     query: str = ""
+    prefix: str = PREFIX
+    """Where `path` is: Tidelog's API, or "/" for PostHog's paths."""
 
 
 def event_bytes(**fields) -> bytes:
@@ -132,7 +134,7 @@ def django_views(settings, redis_client):
 def call(app, request: Request, key: str) -> tuple[int, dict[str, str], bytes]:
     headers = {name: value.replace(KEY, key) for name, value in request.headers.items()}
     # PEP 3333: the path unquoted to bytes, each byte one latin-1 character.
-    path = unquote_to_bytes(PREFIX + request.path).decode("latin-1")
+    path = unquote_to_bytes(request.prefix + request.path).decode("latin-1")
     environ = {
         "REQUEST_METHOD": request.method, "PATH_INFO": path, "QUERY_STRING": request.query.replace(KEY, key),
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
@@ -172,13 +174,13 @@ def call_rsgi(edge, request: Request, key: str) -> tuple[int, dict[str, str], by
     from tests.integration.test_rsgi_edge import Headers, Protocol, Scope
 
     headers = Headers({name[5:].lower().replace("_", "-"): value.replace(KEY, key)
-                       for name, value in request.headers.items()})  # fmt: skip
+                       for name, value in request.headers.items() if name.startswith("HTTP_")})  # fmt: skip
     headers["content-length"] = str(len(request.body))
-    headers["content-type"] = "application/json"
+    headers["content-type"] = request.headers.get("CONTENT_TYPE", "application/json")
     protocol = Protocol([request.body])
     request_started.disconnect(close_old_connections)
     try:
-        scope = Scope(request.method, unquote(PREFIX + request.path, errors="replace"), headers,
+        scope = Scope(request.method, unquote(request.prefix + request.path, errors="replace"), headers,
                       query_string=request.query.replace(KEY, key))  # fmt: skip
         asyncio.run(edge(scope, protocol))
     finally:
