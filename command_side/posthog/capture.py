@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 import msgspec
 
@@ -104,6 +104,15 @@ def query_fields(query: str) -> dict[str, str]:
     return fields
 
 
+def form_fields(body: bytes) -> dict[bytes, bytes]:
+    """A urlencoded form's fields as bytes (a value is JSON or base64, whatever its charset)."""
+    fields: dict[bytes, bytes] = {}
+    for part in body.split(b"&") if body else ():
+        name, _, value = part.partition(b"=")
+        fields[unquote_to_bytes(name.replace(b"+", b" "))] = unquote_to_bytes(value.replace(b"+", b" "))
+    return fields
+
+
 def _unquote(text: str) -> str:
     return unquote_plus(text, errors="surrogateescape")
 
@@ -114,9 +123,9 @@ def unwrap(body: bytes, *, content_type: str, query: dict[str, str]) -> bytes:
     be unwrapped; lz64 (lz-string, very old posthog-js) is refused as unsupported."""
     compression = query.get("compression", "")
     if content_type.split(";")[0].strip().lower() == _FORM:
-        form = query_fields(body.decode("latin-1"))
-        body = form.get("data", "").encode("latin-1")
-        compression = form.get("compression", compression)
+        form = form_fields(body)
+        body = form.get(b"data", b"")
+        compression = form.get(b"compression", compression.encode()).decode("latin-1")
     if compression == "lz64":
         raise Rejection(415, ErrorCode.UNSUPPORTED_ENCODING, "lz64 compression is not supported: use gzip-js or base64")
     if body.startswith(GZIP_MAGIC):
