@@ -1,6 +1,6 @@
 """Fuzzing the command API with hostile requests (issue 6): random bytes, broken JSON and UTF-8,
 wrong types in every field, extreme numbers and times, deep nesting, huge strings, NULs, gzip
-garbage, odd content types, odd keys and paths; on every ingestion endpoint, through the WSGI
+garbage, odd content types, odd keys and paths; on every ingestion endpoint (PostHog's paths too), through the WSGI
 fast path (core.wsgi_command, called with a WSGI environ) and through the Django views.
 
 Whatever comes in: never a 500; every 4xx in the documented shape {"code", "field", "message"};
@@ -8,6 +8,7 @@ and every event the answer says it rejected is in tidelog_bad_events after a dra
 code and field. Seeded (derandomize) and bounded: 1,600 examples, ~16 s here.
 """
 
+import base64
 import gzip
 import io
 import json
@@ -276,5 +277,94 @@ def test_hostile_requests_through_the_django_views(project, redis_client, lenien
     @given(request=requests(project))
     def one(request: dict) -> None:
         check(through_django(lenient_client), request, project.project_id)
+
+    one()
+
+
+# --- PostHog's paths (command_side/posthog/capture.py): PostHog-shaped bodies, hostile --------
+
+POSTHOG_PATHS = ["/batch/", "/batch", "/e/", "/capture/", "/i/v0/e/", "/track/", "/engage/"]
+POSTHOG_GOOD = {
+    "event": st.sampled_from(["$pageview", "app_opened", "e" * 200]).map(dumps),
+    "distinct_id": st.one_of(st.sampled_from(["user-1", "é" * 200]).map(dumps), st.integers().map(dumps)),
+    "uuid": st.uuids().map(lambda value: dumps(str(value))),
+    "timestamp": st.datetimes(timezones=st.timezones()).map(lambda moment: dumps(moment.isoformat())),
+    "offset": st.integers(-(10**12), 10**12).map(dumps),
+    "properties": st.fixed_dictionaries(
+        {},
+        optional={
+            "$session_id": st.text(max_size=5),
+            "$app_version": st.text(max_size=120),
+            "$os": st.integers(),
+            "token": st.sampled_from(["tlp_x", ""]),
+            "distinct_id": st.text(max_size=3),
+            "$set": st.integers(),
+        },
+    ).map(dumps),
+    "$set": st.dictionaries(st.text(max_size=5), st.integers(), max_size=3).map(dumps),
+}
+POSTHOG_FIELDS = [*POSTHOG_GOOD, "$set_once", "$distinct_id", "token", "api_key", "$token"]
+
+
+@st.composite
+def posthog_events(draw: st.DrawFn, key: str) -> bytes:
+    members = {
+        name: draw(strategy)
+        for name, strategy in POSTHOG_GOOD.items()
+        if draw(st.booleans()) or name in ("event", "distinct_id")
+    }
+    for name in draw(st.lists(st.sampled_from(POSTHOG_FIELDS), max_size=3)):
+        members[name] = draw(st.one_of(VALUES, DEEP, st.just(dumps(key))) if name != "properties" else VALUES)
+    return json_object([(dumps(name), value) for name, value in members.items()])
+
+
+@st.composite
+def posthog_requests(draw: st.DrawFn, project) -> dict:
+    key = draw(st.sampled_from([project.api_key] * 6 + ["tlp_nope", project.personal_api_key, ""]))
+    events = draw(st.lists(posthog_events(key), min_size=0, max_size=4))
+    shape = draw(st.sampled_from(["batch", "batch", "array", "single", "garbage"]))
+    if shape == "batch":
+        extra = [(b'"sent_at"', draw(VALUES))] if draw(st.booleans()) else []
+        body = json_object([(b'"api_key"', dumps(key)), (b'"batch"', b"[" + b",".join(events) + b"]"), *extra])
+    elif shape == "array":
+        body = b"[" + b",".join(events) + b"]"
+    elif shape == "single":
+        body = events[0] if events else b"{}"
+    else:
+        body = draw(st.one_of(st.binary(max_size=200), DEEP, st.sampled_from([b"", b"null", b"[]", b"{,}"])))
+    headers: dict[str, str] = {}
+    query = draw(st.sampled_from(["", f"api_key={key}", "compression=gzip-js", "compression=base64", "compression=lz64",
+                                  f"token={key}&_=1700000000000", "_=nope", "sent_at=99999999999999999999"]))  # fmt: skip
+    content_type = draw(st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]))
+    encoding = draw(st.sampled_from(["none"] * 4 + ["gzip header", "gzip magic", "base64", "form", "gzip garbage"]))
+    if encoding == "gzip header":
+        body, headers["HTTP_CONTENT_ENCODING"] = gzip.compress(body), "gzip"
+    elif encoding == "gzip magic":
+        body = gzip.compress(body)
+    elif encoding == "base64":
+        body = base64.b64encode(body)
+    elif encoding == "form":
+        content_type = "application/x-www-form-urlencoded"
+        body = b"data=" + quote(base64.b64encode(draw(st.sampled_from([body, gzip.compress(body)])))).encode()
+    elif encoding == "gzip garbage":
+        body = b"\x1f\x8b\x08" + draw(st.binary(max_size=40))
+    method = draw(st.sampled_from(["POST"] * 8 + ["GET", "PUT"]))
+    path = draw(st.sampled_from(POSTHOG_PATHS))
+    return {
+        "path": path + (f"?{query}" if query else ""), "method": method, "body": body, "headers": headers,
+        "content_type": content_type, "content_length": str(len(body)),
+    }  # fmt: skip
+
+
+def through_fast_path_with_query(request: dict) -> tuple[int, str, bytes]:
+    path, _, query = request["path"].partition("?")
+    return through_fast_path({**request, "path": path, "headers": {**request["headers"], "QUERY_STRING": query}})
+
+
+def test_hostile_posthog_requests_through_the_fast_path(project, redis_client):
+    @settings(FUZZ, max_examples=600)
+    @given(request=posthog_requests(project))
+    def one(request: dict) -> None:
+        check(through_fast_path_with_query, request, project.project_id)
 
     one()
