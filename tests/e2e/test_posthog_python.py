@@ -111,8 +111,8 @@ def test_events_people_and_aliases_from_the_python_sdk_reach_the_read_models(tid
     assert merged["properties"] == {"plan": "pro", "source": "ad"}
 
 
-def test_flags_answer_as_tidelogs_own_evaluation_remotely_and_locally(tidelog, project):
-    _, command, _ = tidelog
+def test_flags_answer_as_tidelogs_own_evaluation_remotely_and_locally_and_count_as_exposures(tidelog, project):
+    _, command, query = tidelog
     remote = client(project, host_of(command), enable_local_evaluation=False)
     local = client(project, host_of(command), secret_key=project.personal_api_key)
     local.load_feature_flags()
@@ -129,6 +129,12 @@ def test_flags_answer_as_tidelogs_own_evaluation_remotely_and_locally(tidelog, p
         evaluated = remote.evaluate_flags(distinct_id, person_properties=properties)
         for key in ("beta", "checkout", "vip", "off"):
             assert evaluated.get_flag(key) == (expected[key]["variant"] or expected[key]["enabled"]), key
+    # The SDKs' $feature_flag_called events are Tidelog's exposures: every user was exposed to beta.
+    def exposed() -> int:
+        body = query_get(query, project, "admin/feature-flags/beta/exposures/")
+        return sum(row["users"] for row in body["users"])
+
+    wait_for(lambda: exposed() == len(USERS), f"the exposures of beta to count {len(USERS)} users")
     # Locally, but for the flag whose override PostHog's format cannot hold: the SDK asks the server.
     assert local.get_feature_flag("beta", "user-3", person_properties={}, only_evaluate_locally=True) in (True, False)
     assert local.get_feature_flag("vip", "user-3", only_evaluate_locally=True) is None
