@@ -129,6 +129,7 @@ def test_flags_answer_as_tidelogs_own_evaluation_remotely_and_locally_and_count_
         evaluated = remote.evaluate_flags(distinct_id, person_properties=properties)
         for key in ("beta", "checkout", "vip", "off"):
             assert evaluated.get_flag(key) == (expected[key]["variant"] or expected[key]["enabled"]), key
+
     # The SDKs' $feature_flag_called events are Tidelog's exposures: every user was exposed to beta.
     def exposed() -> int:
         body = query_get(query, project, "admin/feature-flags/beta/exposures/")

@@ -1,7 +1,8 @@
 """Fuzzing the command API with hostile requests (issue 6): random bytes, broken JSON and UTF-8,
 wrong types in every field, extreme numbers and times, deep nesting, huge strings, NULs, gzip
 garbage, odd content types, odd keys and paths; on every ingestion endpoint (PostHog's paths
-too), through the WSGI fast path (core.wsgi_command, called with a WSGI environ) and through the Django views.
+too), through the WSGI fast path (core.wsgi_command, called with a WSGI environ) and through
+the Django views.
 
 Whatever comes in: never a 500; every 4xx in the documented shape {"code", "field", "message"};
 and every event the answer says it rejected is in tidelog_bad_events after a drain, with its
