@@ -4,7 +4,6 @@ person properties and aliases land in Tidelog's read models; flags answer as Tid
 for_user does, evaluated remotely and locally; a batch the SDK sends again after losing the
 answer is stored once."""
 
-import json
 import socket
 import threading
 import urllib.parse
@@ -15,7 +14,7 @@ from typing import Any
 import posthog
 import pytest
 
-from tests.e2e.stack import http, running_tidelog
+from tests.e2e.posthog_sdks import USERS, host_of, query_get, tidelog_for_user, tidelog_with_flags
 from tests.process_helpers import free_port, wait_for
 
 pytestmark = [
@@ -24,59 +23,15 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:tests.e2e.test_posthog_python"),
 ]
 
-FLAGS: list[dict[str, Any]] = [
-    {"key": "beta", "enabled": True, "rollout_percentage": 50, "payload": {"color": "blue"}},
-    {
-        "key": "checkout",
-        "enabled": True,
-        "variants": [
-            {"key": "control", "rollout_percentage": 50, "payload": "old"},
-            {"key": "test", "rollout_percentage": 50, "payload": {"steps": 2}},
-        ],
-        "conditions": [
-            {"properties": [{"key": "plan", "operator": "exact", "value": ["pro", "team"]}], "rollout_percentage": 80},
-            {"properties": [{"key": "app_version", "operator": "semver_gte", "value": "2.0.0"}], "variant": "test"},
-        ],
-    },
-    {"key": "vip", "enabled": True, "rollout_percentage": 0, "overrides": {"user-3": True}},
-    {"key": "off", "enabled": False},
-]
-USERS = [(f"user-{n}", {"plan": ("pro", "free", "team")[n % 3], "app_version": f"{1 + n % 3}.0.0"}) for n in range(30)]
-
 
 @pytest.fixture
 def tidelog(tmp_path, redis_client, project):
-    with running_tidelog(tmp_path, interface="rsgi") as (processes, command, query):
-        admin = {"Authorization": f"Bearer {project.personal_api_key}", "Content-Type": "application/json"}
-        for flag in FLAGS:
-            status, body = http("POST", command + "admin/feature-flags/", json.dumps(flag).encode(), admin)
-            assert status == 201, body
-        yield processes, command, query
-
-
-def host_of(command: str) -> str:
-    return command.removesuffix("/api/v1/analytics/")
+    with tidelog_with_flags(tmp_path, project) as stack:
+        yield stack
 
 
 def client(project: Any, host: str, **options: Any) -> posthog.Posthog:
     return posthog.Posthog(project.api_key, host=host, sync_mode=True, max_retries=3, **options)
-
-
-def query_get(query: str, project: Any, path: str) -> Any:
-    status, body = http("GET", query + path, headers={"Authorization": f"Bearer {project.personal_api_key}"})
-    assert status == 200, body
-    return body
-
-
-def tidelog_for_user(command: str, project: Any, distinct_id: str, properties: dict[str, Any]) -> dict[str, Any]:
-    params = urllib.parse.urlencode({"distinct_id": distinct_id, "person_properties": json.dumps(properties)})
-    status, body = http(
-        "GET",
-        f"{command}public/feature-flags/for_user/?{params}",
-        headers={"Authorization": f"Bearer {project.api_key}"},
-    )
-    assert status == 200, body
-    return body["flags"]  # type: ignore[no-any-return]
 
 
 def test_events_people_and_aliases_from_the_python_sdk_reach_the_read_models(tidelog, project):
