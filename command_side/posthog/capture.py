@@ -53,7 +53,10 @@ _FIELD_NAMES: Final = {
     **{column: f"properties.{name}" for name, column in COLUMN_PROPERTIES.items()},
 }
 """A Tidelog field at fault, as the PostHog event names it."""
-_DROPPED: Final = frozenset({"token", "$token", "api_key", "distinct_id"})
+_COLUMNS: Final = tuple(COLUMN_PROPERTIES.items())
+_NUMBERS: Final = (int, float)
+"""The types of a JSON number (`type(x) in`: not bool, which isinstance would let through)."""
+_DROPPED: Final = ("token", "$token", "api_key", "distinct_id")
 """Properties that only carry what the request already says (the key, the id): not stored."""
 
 
@@ -223,35 +226,48 @@ def to_tidelog(raw: bytes, *, received_at: datetime, engage: bool = False) -> Ma
     decoded = decode(_decode_event, raw, is_depth_checked=True)
     if isinstance(decoded, EventError):
         return decoded
-    properties = decoded.properties if decoded.properties is not None else {}
-    if not isinstance(properties, dict):
+    # TRICKY: plain type() checks and no copies: this runs per event on the hot path (a first
+    # version, written with isinstance and comprehensions, cost 2.5x a native event's decoding).
+    properties = decoded.properties
+    if properties is None:
+        properties = {}
+    elif type(properties) is not dict:
         return EventError(ErrorCode.INVALID_TYPE, "properties", "Expected `object`")
-    event_type = "$identify" if engage and decoded.event is None else decoded.event
+    event_type = decoded.event
     if event_type is None:
-        return EventError(ErrorCode.MISSING_FIELD, "event", "Object missing required field `event`")
-    distinct_id = next(
-        (v for v in (decoded.distinct_id, decoded.dollar_distinct_id, properties.get("distinct_id")) if v is not None),
-        None,
-    )
+        if not engage:
+            return EventError(ErrorCode.MISSING_FIELD, "event", "Object missing required field `event`")
+        event_type = "$identify"
+    distinct_id = decoded.distinct_id
     if distinct_id is None:
-        return EventError(ErrorCode.MISSING_FIELD, "distinct_id", "Object missing required field `distinct_id`")
-    if isinstance(distinct_id, int | float) and not isinstance(distinct_id, bool):
+        distinct_id = decoded.dollar_distinct_id
+        if distinct_id is None:
+            distinct_id = properties.get("distinct_id")
+            if distinct_id is None:
+                return EventError(ErrorCode.MISSING_FIELD, "distinct_id", "Object missing required field `distinct_id`")
+    if type(distinct_id) in _NUMBERS:
         distinct_id = str(distinct_id)  # PostHog's server takes a number as its text
-    kept = {name: value for name, value in properties.items() if name not in _DROPPED}
-    for op, given in (("$set", decoded.set), ("$set_once", decoded.set_once)):
-        if given is None:
+    for name in _DROPPED:
+        properties.pop(name, None)
+    if decoded.set is not None or decoded.set_once is not None:
+        for op, given in (("$set", decoded.set), ("$set_once", decoded.set_once)):
+            if given is None:
+                continue
+            if type(given) is not dict:
+                return EventError(ErrorCode.INVALID_TYPE, op, "Expected `object`")
+            inner = properties.get(op)
+            properties[op] = {**inner, **given} if type(inner) is dict else given
+    fields: dict[str, Any] = {"event_type": event_type, "distinct_id": distinct_id, "properties": properties}
+    get = properties.get
+    for name, column in _COLUMNS:
+        value = get(name)
+        if value is None:
             continue
-        if not isinstance(given, dict):
-            return EventError(ErrorCode.INVALID_TYPE, op, "Expected `object`")
-        inner = kept.get(op)
-        kept[op] = {**inner, **given} if isinstance(inner, dict) else given
-    fields: dict[str, Any] = {"event_type": event_type, "distinct_id": distinct_id, "properties": kept}
-    for name, column in COLUMN_PROPERTIES.items():
-        value = properties.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
-        if isinstance(value, str) and value:
-            fields[column] = value
+        if type(value) is str:
+            if value:
+                fields[column] = value
+        elif type(value) in _NUMBERS:
+            fields[column] = str(value)
     uuid_text = decoded.uuid
     if uuid_text is not None and uuid_text != "":
         if not isinstance(uuid_text, str):
