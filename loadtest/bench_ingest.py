@@ -7,6 +7,8 @@ projection runner, PostgreSQL, Redis, and this load generator, all sharing the c
   1. batch/   : events/s accepted at 100 events a request, p50/p99 accept latency
   2. durable  : events/s stored in the event store over the batch phase and its drain tail
   3. capture/ : requests/s of single events, p50/p99
+  3b. PostHog /batch/ : events/s accepted at 100 events a request in posthog-python's shape
+                (docs/posthog-compat.md), beside batch/ with the same events in Tidelog's shape
   4. lag      : with projections on, a steady --lag-rate events/s (default 10,000) of batches,
                 and probe events among them: accept -> visible in the query API's event_counts,
                 p50 / p99 / max
@@ -107,12 +109,40 @@ def event_json(distinct_id: str, session_id: str, now: str) -> dict:
     }
 
 
-def build_requests(path: str, key: str, count: int, per_request: int) -> list[bytes]:
+def posthog_event_json(distinct_id: str, session_id: str, now: str) -> dict:
+    """The same event as event_json, as posthog-python sends it (Tidelog's columns as PostHog's
+    properties, the SDK's own properties beside them)."""
+    event = event_json(distinct_id, session_id, now)
+    properties = {
+        **event["properties"], "$session_id": session_id, "$app_version": event["app_version"],
+        "$os": event["os_name"], "$os_version": event["os_version"], "$device_id": event["device_id"],
+        "$lib": "posthog-python", "$lib_version": "7.91.1", "$geoip_disable": True,
+    }  # fmt: skip
+    return {"event": event["event_type"], "distinct_id": distinct_id, "uuid": event["uuid"], "timestamp": now,
+            "properties": properties}  # fmt: skip
+
+
+def rich_event_json(distinct_id: str, session_id: str, now: str) -> dict:
+    """event_json with posthog_event_json's properties: the same content, Tidelog's shape."""
+    return {
+        **event_json(distinct_id, session_id, now),
+        "properties": posthog_event_json(distinct_id, session_id, now)["properties"],
+    }
+
+
+def build_requests(
+    path: str, key: str, count: int, per_request: int, *, posthog: bool = False, rich: bool = False
+) -> list[bytes]:
     now = datetime.now(UTC).isoformat()
     requests = []
     for i in range(count):
         user = f"user-{i % 5000}"
-        if per_request == 1:
+        if posthog:
+            events = [posthog_event_json(user, f"s-{i % 9000}", now) for _ in range(per_request)]
+            body = {"batch": events, "historical_migration": False, "sent_at": now, "api_key": key}
+        elif rich:
+            body = {"events": [rich_event_json(user, f"s-{i % 9000}", now) for _ in range(per_request)], "sent_at": now}
+        elif per_request == 1:
             body = {**event_json(user, f"s-{i % 9000}", now), "sent_at": now}
         else:
             body = {
@@ -120,8 +150,9 @@ def build_requests(path: str, key: str, count: int, per_request: int) -> list[by
                 "sent_at": now,
             }
         payload = json.dumps(body, separators=(",", ":")).encode()
+        authorization = "" if posthog else f"Authorization: Bearer {key}\r\n"
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{authorization}"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         ).encode()
         requests.append(head + payload)
@@ -243,6 +274,31 @@ async def lag_probes(
     return lags, len(accepted) - len(lags)
 
 
+def settle(env: dict[str, str], accepted: int, projections: bool, limit: float = 300) -> None:
+    """Wait until `accepted` events are stored and, with projections, every projection has
+    applied them: the next phase starts from a quiet system."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        if stored(env) >= accepted and (
+            not projections
+            or int(psql(env, "SELECT coalesce(min(events_applied), 0) FROM projection_checkpoints") or 0) >= accepted
+        ):
+            return
+        time.sleep(0.2)
+
+
+def batch_phase(env: dict[str, str], requests: list[bytes], seconds: float, connections: int) -> dict:
+    """Batches of 100 for `seconds`: accepted events/s, latency, and how many were stored."""
+    before = stored(env)
+    elapsed, latencies, codes = asyncio.run(load(8000, requests, seconds, connections))
+    accepted = codes.get(200, 0) * 100
+    deadline = time.perf_counter() + 120
+    while stored(env) < before + accepted and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    return {"events_per_s": accepted / elapsed, "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99),
+            "codes": codes, "accepted": accepted, "stored": stored(env) - before}  # fmt: skip
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -352,6 +408,8 @@ def main() -> None:
         log("building request bodies")
         batch_requests = build_requests("/api/v1/analytics/batch/", key, int(args.seconds * 600), 100)
         capture_requests = build_requests("/api/v1/analytics/capture/", key, int(args.seconds * 8000), 1)
+        posthog_requests = build_requests("/batch/", key, int(args.seconds * 600), 100, posthog=True)
+        rich_requests = build_requests("/api/v1/analytics/batch/", key, int(args.seconds * 600), 100, rich=True)
 
         log(f"batch/ for {args.seconds}s, {args.batch_connections} connections, 100 events a request")
         t0 = time.perf_counter()
@@ -391,6 +449,17 @@ def main() -> None:
             time.sleep(0.1)
         capture["stored"] = stored(env) - before
         log(f"capture: {capture}")
+
+        # PostHog's shape beside Tidelog's with the same events (posthog-python's properties), each
+        # from a settled system, one after the other.
+        settle(env, stored(env), not args.no_projections)
+        log(f"batch/ with posthog-python's properties for {args.seconds}s, {args.batch_connections} connections")
+        rich = batch_phase(env, rich_requests, args.seconds, args.batch_connections)
+        log(f"rich: {rich}")
+        settle(env, stored(env), not args.no_projections)
+        log(f"PostHog /batch/ for {args.seconds}s, {args.batch_connections} connections, 100 events a request")
+        posthog = batch_phase(env, posthog_requests, args.seconds, args.batch_connections)
+        log(f"posthog: {posthog}")
 
         lag: dict = {}
         if not args.no_projections:
@@ -439,6 +508,11 @@ def main() -> None:
     print(f"| stored while accepting (during the phase) | {batch['stored_during_load_per_s']:,.0f} events/s | |")
     print(f"| capture/ accepted | {capture['requests_per_s']:,.0f} requests/s | >= 3,000 |")
     print(f"| capture/ latency p50 / p99 | {capture['p50_ms']:.1f} / {capture['p99_ms']:.1f} ms | p99 < 50 ms |")
+    print(f"| batch/, the same events as PostHog's below (Tidelog's shape) | {rich['events_per_s']:,.0f} events/s, "
+          f"p50 / p99 {rich['p50_ms']:.1f} / {rich['p99_ms']:.1f} ms | |")  # fmt: skip
+    print(f"| PostHog /batch/ (100 events a request, posthog-python's shape) | {posthog['events_per_s']:,.0f} events/s "
+          f"({posthog['events_per_s'] / rich['events_per_s']:.0%} of the same in batch/), p50 / p99 "
+          f"{posthog['p50_ms']:.1f} / {posthog['p99_ms']:.1f} ms | |")  # fmt: skip
     print(f"| ceiling: raw binary COPY into tidelog_events | {ceiling:,.0f} rows/s | |")
     if lag:
         print(f"| accept -> visible in the query API at {args.lag_rate:,.0f} events/s, p50 / p99 / max "
@@ -448,9 +522,13 @@ def main() -> None:
         rate = batch["stored"] / batch["projections_caught_up_s"]
         print(f"| read models current (every projection), batch phase incl. tail | {rate:,.0f} events/s | |")
     print(f"| stored exactly: batch {batch['stored']:,} of {batch['accepted']:,} accepted; "
-          f"capture {capture['stored']:,} of {capture['codes'].get(200, 0):,} | | |")  # fmt: skip
+          f"capture {capture['stored']:,} of {capture['codes'].get(200, 0):,}; "
+          f"rich {rich['stored']:,} of {rich['accepted']:,}; PostHog {posthog['stored']:,} of {posthog['accepted']:,}"
+          " | | |")  # fmt: skip
     print(f"| non-200 answers: batch {dict((k, v) for k, v in batch['codes'].items() if k != 200)}, "
-          f"capture {dict((k, v) for k, v in capture['codes'].items() if k != 200)} | | |")  # fmt: skip
+          f"capture {dict((k, v) for k, v in capture['codes'].items() if k != 200)}, "
+          f"rich {dict((k, v) for k, v in rich['codes'].items() if k != 200)}, "
+          f"PostHog {dict((k, v) for k, v in posthog['codes'].items() if k != 200)} | | |")  # fmt: skip
 
 
 if __name__ == "__main__":
