@@ -104,6 +104,6 @@ def sync_flags() -> None:
     (command_side/flags/service.py, flags_sync). Sent every few seconds; usually a no-op."""
     synced = flags_sync()
     if synced:
-        # Usually a write caught between saving its event and recording it (a few ms, and the
-        # writer's own record then finds it done); a crash or a Redis outage otherwise.
+        # A write caught between saving its event and recording it (its own record then finds it
+        # done), a crash, a Redis outage, or a lost sync position (every flag is checked again).
         log.info("flags: %d flag change(s) not yet recorded or published: recorded, published", synced)
