@@ -113,7 +113,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("operator", "value", "actual", "expected"), CASES)
+# Ids without the times made from NOW: each pytest-xdist worker collects at its own moment.
+@pytest.mark.parametrize(
+    ("operator", "value", "actual", "expected"),
+    CASES,
+    ids=[f"{n}-{operator}-{value}-{expected}" for n, (operator, value, _, expected) in enumerate(CASES)],
+)
 def test_each_operator_as_posthog(operator, value, actual, expected):
     f = PropertyFilter(key="prop", operator=operator, value=value)
     assert check_filter(f) is None
