@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from django.conf import settings
@@ -153,6 +154,32 @@ def gunzip(raw: bytes) -> bytes:
     if not inflater.eof:
         raise UnreadableBody("gzip body is truncated", raw)
     return body
+
+
+MAX_QUERY_FIELDS = 20
+
+
+def query_fields(query: str) -> dict[str, str]:
+    """A raw query string's fields (the last of a repeated name wins), percent-decoded as UTF-8;
+    a 400 past MAX_QUERY_FIELDS or for bytes that are not UTF-8. A plain split: parse_qs spends a
+    tenth of a flag evaluation on checks we do not need."""
+    fields: dict[str, str] = {}
+    if not query:
+        return fields
+    parts = query.split("&")
+    if len(parts) > MAX_QUERY_FIELDS:
+        raise Rejection(400, ErrorCode.INVALID_PARAMETER, f"at most {MAX_QUERY_FIELDS} query parameters")
+    for part in parts:
+        name, _, value = part.partition("=")
+        try:
+            fields[_unquoted(name)] = _unquoted(value)
+        except UnicodeDecodeError as exc:
+            raise Rejection(400, ErrorCode.INVALID_PARAMETER, f"query string is not UTF-8: {exc}") from exc
+    return fields
+
+
+def _unquoted(text: str) -> str:
+    return unquote_to_bytes(text.replace("+", " ")).decode()
 
 
 def header_key(request: IngestRequest) -> str | None:

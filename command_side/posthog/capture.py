@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import unquote_plus, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 
@@ -98,15 +98,6 @@ class Payload:
     sent_at: datetime | None
 
 
-def query_fields(query: str) -> dict[str, str]:
-    """The query string's fields, percent-decoded (the last of a repeated name wins)."""
-    fields: dict[str, str] = {}
-    for part in query.split("&") if query else ():
-        name, _, value = part.partition("=")
-        fields[_unquote(name)] = _unquote(value)
-    return fields
-
-
 def form_fields(body: bytes) -> dict[bytes, bytes]:
     """A urlencoded form's fields as bytes (a value is JSON or base64, whatever its charset)."""
     fields: dict[bytes, bytes] = {}
@@ -114,10 +105,6 @@ def form_fields(body: bytes) -> dict[bytes, bytes]:
         name, _, value = part.partition(b"=")
         fields[unquote_to_bytes(name.replace(b"+", b" "))] = unquote_to_bytes(value.replace(b"+", b" "))
     return fields
-
-
-def _unquote(text: str) -> str:
-    return unquote_plus(text, errors="surrogateescape")
 
 
 def unwrap(body: bytes, *, content_type: str, query: dict[str, str]) -> bytes:
@@ -148,6 +135,10 @@ def unwrap(body: bytes, *, content_type: str, query: dict[str, str]) -> bytes:
     return body
 
 
+def _query_keys(query: dict[str, str]) -> set[str]:
+    return {key for key in (query.get("api_key"), query.get("token")) if key}
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -157,7 +148,7 @@ def payload(body: bytes, *, query: dict[str, str]) -> Payload | EventError:
     be read. Each event stays raw, to be decoded (and refused) on its own."""
     if nesting.is_deeper_than(body, limits.MAX_JSON_DEPTH):
         return EventError(ErrorCode.INVALID_JSON, None, f"nested deeper than {limits.MAX_JSON_DEPTH} levels")
-    keys = {key for key in (query.get("api_key"), query.get("token")) if key}
+    keys = _query_keys(query)
     sent_at: Any = query.get("sent_at") or query.get("_") or None
     first = body.lstrip()[:1]
     if first == b"[":
@@ -390,18 +381,18 @@ def _project(request: IngestRequest, keys: set[str]) -> int:
 
 def _capture(request: IngestRequest, *, engage: bool) -> IngestResponse:
     received_at = endpoints.now()
-    query = query_fields(request.query)
+    query = endpoints.query_fields(request.query)
     try:
         body = _read(request, query)
     except endpoints.UnreadableBody as unreadable:
-        project_id = _project(request, {k for k in (query.get("api_key"), query.get("token")) if k})
+        project_id = _project(request, _query_keys(query))
         endpoints.keep_refused(
             project_id, EventError(unreadable.code, None, str(unreadable)), unreadable.raw, received_at
         )
         raise
     found = payload(body, query=query)
     if isinstance(found, EventError):
-        project_id = _project(request, {k for k in (query.get("api_key"), query.get("token")) if k})
+        project_id = _project(request, _query_keys(query))
         return endpoints.keep_refused(project_id, found, body, received_at)
     keys = set(found.keys)
     if not keys:  # no request-level key: the events name it (old posthog-js, /engage/)

@@ -28,7 +28,7 @@ from command_side import endpoints
 from command_side.endpoints import IngestRequest, IngestResponse, Rejection
 from command_side.flags.cache import ProjectFlags, flag_cache
 from command_side.flags.public import MAX_DISTINCT_ID
-from command_side.posthog.capture import query_fields, unwrap, with_cors
+from command_side.posthog.capture import unwrap, with_cors
 from contracts.errors import ErrorCode
 from flags.definition import FlagDefinition
 from flags.evaluate import Evaluation, Reason
@@ -100,7 +100,7 @@ def _text(value: Any) -> str | None:
 
 def _evaluate(request: IngestRequest) -> tuple[ProjectFlags, dict[str, tuple[FlagDefinition, Evaluation]]]:
     """The request's project and every active flag's evaluation for its user, by key."""
-    query = query_fields(request.query)
+    query = endpoints.query_fields(request.query)
     wanted = _request(request, query)
     body_keys = [_text(wanted.token), _text(wanted.dollar_token), _text(wanted.api_key)]
     key = endpoints.header_key(request) or next(
@@ -184,7 +184,7 @@ def _with_config(answer: dict[str, Any], query: dict[str, str], token: str) -> d
 def flags(request: IngestRequest) -> IngestResponse:
     """`/flags/`: `?v=2` and later (posthog-python 7.9x sends 4) PostHog's current shape, else
     the legacy one."""
-    query = query_fields(request.query)
+    query = endpoints.query_fields(request.query)
     project, answers = _evaluate(request)
     version = query.get("v", "")
     answer = _v2(project, answers) if version.isdigit() and int(version) >= 2 else _legacy(answers)
@@ -194,7 +194,7 @@ def flags(request: IngestRequest) -> IngestResponse:
 @with_cors
 def decide(request: IngestRequest) -> IngestResponse:
     """`/decide/`, the endpoint SDKs called before `/flags/` (by version: 1 to 4)."""
-    query = query_fields(request.query)
+    query = endpoints.query_fields(request.query)
     project, answers = _evaluate(request)
     version = query.get("v", "1")
     answer: dict[str, Any]
@@ -279,7 +279,7 @@ def _personal_key_project(request: IngestRequest) -> int:
     key = personal_api_key_find(secret)
     if key is None:
         raise Rejection(401, ErrorCode.INVALID_API_KEY, "unknown or revoked personal API key")
-    token = query_fields(request.query).get("token")
+    token = endpoints.query_fields(request.query).get("token")
     if token and endpoints.authenticate(token) != key.project_id:
         raise Rejection(403, ErrorCode.PERMISSION_DENIED, "the personal API key is not of the token's project", "token")
     return key.project_id
