@@ -38,7 +38,7 @@ def _project(request: IngestRequest, body_key: str | None, query: dict[str, str]
     return endpoints.authenticate(endpoints.header_key(request) or body_key or query.get("api_key"))
 
 
-def _check_distinct_id(distinct_id: str) -> str:
+def check_distinct_id(distinct_id: str) -> str:
     if not distinct_id.strip():
         raise Rejection(400, ErrorCode.MISSING_FIELD, "distinct_id is required", "distinct_id")
     if len(distinct_id) > MAX_DISTINCT_ID:
@@ -76,7 +76,7 @@ def for_user(request: IngestRequest) -> IngestResponse:
             raise Rejection(
                 400, ErrorCode.INVALID_PARAMETER, f"person_properties must be a JSON object: {exc}", "person_properties"
             ) from exc
-    _check_distinct_id(distinct_id)
+    check_distinct_id(distinct_id)
     project = flag_cache().project(project_id)
     results = {flag.key: flag.evaluate(distinct_id, properties) for flag in project.compiled}
     return IngestResponse(200, _encode({"distinct_id": distinct_id, "flags": results}))

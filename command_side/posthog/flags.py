@@ -27,7 +27,7 @@ import msgspec
 from command_side import endpoints
 from command_side.endpoints import IngestRequest, IngestResponse, Rejection
 from command_side.flags.cache import ProjectFlags, flag_cache
-from command_side.flags.public import MAX_DISTINCT_ID
+from command_side.flags.public import check_distinct_id
 from command_side.posthog.capture import unwrap, with_cors
 from contracts.errors import ErrorCode
 from flags.definition import FlagDefinition
@@ -110,12 +110,9 @@ def _evaluate(request: IngestRequest) -> tuple[ProjectFlags, dict[str, tuple[Fla
     distinct_id = next((v for v in (wanted.distinct_id, wanted.dollar_distinct_id) if v is not None), None)
     if isinstance(distinct_id, int | float) and not isinstance(distinct_id, bool):
         distinct_id = str(distinct_id)
-    if not isinstance(distinct_id, str) or not distinct_id.strip():
+    if not isinstance(distinct_id, str):
         raise Rejection(400, ErrorCode.MISSING_FIELD, "distinct_id is required", "distinct_id")
-    if len(distinct_id) > MAX_DISTINCT_ID:
-        raise Rejection(
-            400, ErrorCode.VALUE_TOO_LONG, f"distinct_id is at most {MAX_DISTINCT_ID} characters", "distinct_id"
-        )
+    check_distinct_id(distinct_id)
     properties: Any = next((v for v in (wanted.person_properties, wanted.dollar_properties) if v is not None), {})
     if not isinstance(properties, dict):
         raise Rejection(400, ErrorCode.INVALID_TYPE, "person_properties must be an object", "person_properties")
