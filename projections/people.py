@@ -74,6 +74,9 @@ class People:
         schema.PERSON_ALIASES.name,
         schema.IDENTITY_LINKS.name,
     )
+    deferred_indexes: Sequence[str] = ("rm_persons_list", "rm_persons_properties", "rm_persons_first_seen")
+    """Read by the query side only (the people list, property filters, retention's cohorts): a
+    replay builds them once it has caught up (projections/replay.py)."""
 
     def load(self, cursor: Any, tables: Mapping[str, str], checkpoint: tuple[str, int]) -> None:
         return None

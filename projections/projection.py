@@ -100,6 +100,9 @@ class ReadModelDrift(Exception):
 class Projection(Protocol):
     name: str
     tables: Sequence[str]
+    # Optional: `deferred_indexes: Sequence[str]`, the live names of indexes of `tables` that the
+    # projection's own writes never read (only the query side does): a replay drops them from its
+    # shadow tables and builds them once the shadow has caught up (projections/replay.py).
 
     def load(self, cursor: Any, tables: Mapping[str, str], checkpoint: tuple[str, int]) -> Any:
         """Return the inputs `apply` needs besides events (None: none), read through `cursor`

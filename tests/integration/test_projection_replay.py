@@ -161,3 +161,44 @@ def test_verify_stops_at_the_checkpoint_so_events_not_yet_applied_are_no_differe
     assert report.checkpoint == (checkpoint.xact_id, checkpoint.position)
     assert report.checked_rows == {schema.ACTIVE_DAYS.name: 1}
     assert report.differences == []
+
+
+def test_a_replay_builds_the_query_sides_indexes_after_the_rows_and_under_their_live_names():
+    insert_events(
+        [
+            {"timestamp": T0 + timedelta(minutes=i), "distinct_id": f"u{i % 9}", "event_type": "$identify"}
+            if i % 10 == 0
+            else {"timestamp": T0 + timedelta(minutes=i), "distinct_id": f"u{i % 9}"}
+            for i in range(200)
+        ]
+    )
+    project()
+    people = projection_get("people")
+    assert people.deferred_indexes  # type: ignore[attr-defined]
+
+    def definitions() -> list[tuple[str, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s ORDER BY 1", [schema.PERSONS.name]
+            )
+            return cursor.fetchall()
+
+    before, rows = definitions(), table_rows(schema.PERSONS.name)
+    assert {name for name, _ in before} >= set(people.deferred_indexes)  # type: ignore[attr-defined]
+    shadow_indexes_while_filling: list[int] = []
+
+    def count_shadow_indexes(_: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename = %s", [schema.PERSONS.name + "__shadow"])
+            shadow_indexes_while_filling.append(cursor.fetchone()[0])
+
+    replay(people, progress=count_shadow_indexes)
+    # While its rows were written the shadow had its primary key only; then the rest, once.
+    assert shadow_indexes_while_filling and shadow_indexes_while_filling[0] == len(before) - len(
+        people.deferred_indexes
+    )  # type: ignore[attr-defined]
+    assert definitions() == before
+    assert table_rows(schema.PERSONS.name) == rows
+    assert verify(people).differences == []
+    replay(people)  # the shadow's names do not collide with a previous replay's
+    assert definitions() == before
