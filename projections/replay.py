@@ -78,8 +78,10 @@ def replay(projection: Projection, *, progress: Callable[[int], None] | None = N
                 time.sleep(1)
     with connection.cursor() as cursor:
         for live in shadows:
-            # Fresh tables have no statistics: without them the query side's plans are guesses.
-            cursor.execute(f"ANALYZE {live}")
+            # Fresh tables have no statistics (without them the query side's plans are guesses)
+            # and no visibility map (without it no index-only scan: retention's first-seen
+            # cohorts at 10M, 138 to 88 ms).
+            cursor.execute(f"VACUUM (ANALYZE) {live}")
     checkpoint = checkpoint_get(projection.name)
     return checkpoint.events_applied if checkpoint else 0
 
