@@ -3,6 +3,7 @@ skew-corrected time. Pure: no I/O, so every rule here is tested without a server
 """
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -97,21 +98,27 @@ def rejected(error: EventError, raw: bytes, *, received_at: datetime) -> EventRe
     )
 
 
+def _decode_event(raw: bytes) -> EventIn | EventError:
+    # Within the depth limit: these are parts of a body decode_batch measured.
+    return decode_event(raw, is_depth_checked=True)
+
+
 def batch_outcome(
     *,
     project_id: int,
-    raw_events: list[msgspec.Raw],
+    raw_events: Sequence[msgspec.Raw | bytes],
     sent_at: datetime | None,
     received_at: datetime,
+    decode: Callable[[bytes], EventIn | EventError] = _decode_event,
 ) -> Outcome:
-    """Decode each event on its own: a bad one is reported and kept aside, the good ones go on."""
+    """Decode each event on its own (`decode`: Tidelog's wire event by default, PostHog's from
+    command_side/posthog/): a bad one is reported and kept aside, the good ones go on."""
     events: list[EventCaptured] = []
     bad: list[EventRejected] = []
     errors: list[EventError] = []
     for index, raw in enumerate(raw_events):
         raw_bytes = bytes(raw)
-        # Within the depth limit: these are parts of a body decode_batch measured.
-        decoded = decode_event(raw_bytes, is_depth_checked=True)
+        decoded = decode(raw_bytes)
         event = decoded if isinstance(decoded, EventError) else captured(
             decoded, sent_at=sent_at, received_at=received_at
         )  # fmt: skip

@@ -4,7 +4,6 @@ Each step is a short transaction: a replay interrupted anywhere is consistent an
 """
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -145,8 +144,8 @@ def _swap(
 
 def _defer_indexes(cursor, shadows: dict[str, str], names: Sequence[str]) -> list[str]:  # type: ignore[no-untyped-def]
     """Drop from the shadow tables the indexes `names` (their live names: ones the projection's
-    own writes never read, only the query side); return the statements that build them on the
-    shadows again, with the names LIKE gave them, for once the shadow has caught up.
+    own writes never read, only the query side); return the statements that build them again,
+    as they were, for once the shadow has caught up.
 
     A replay otherwise keeps every index up to date through millions of upserts: the people
     projection's persons, rewritten once a batch per person, left `rm_persons_first_seen` at
@@ -156,17 +155,14 @@ def _defer_indexes(cursor, shadows: dict[str, str], names: Sequence[str]) -> lis
         for shadow_index, live_index in _matching_index_names(cursor, live, shadow):
             if live_index not in names:
                 continue
-            cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [live_index])
-            definition = cursor.fetchone()[0]
+            # The shadow index's own definition is the statement that builds it again.
+            cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [f'"{shadow_index}"'])
+            statements.append(cursor.fetchone()[0])
             cursor.execute(f'DROP INDEX "{shadow_index}"')
-            statements.append(_INDEX_HEAD.sub(f'CREATE INDEX "{shadow_index}" ON {shadow} USING ', definition, count=1))
             found.add(live_index)
     if set(names) - found:
         raise ValueError(f"deferred_indexes names no plain index of its tables: {sorted(set(names) - found)}")
     return statements
-
-
-_INDEX_HEAD = re.compile(r"^CREATE INDEX \S+ ON \S+ USING ")
 
 
 def _matching_index_names(cursor, live: str, shadow: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

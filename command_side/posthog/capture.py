@@ -32,7 +32,6 @@ import msgspec
 from command_side import endpoints, ingest
 from command_side.endpoints import IngestRequest, IngestResponse, Rejection
 from contracts import limits, nesting
-from contracts.captured import BufferEntry, EventCaptured, EventRejected
 from contracts.errors import ErrorCode, error_body
 from contracts.events import EventError, EventIn, check_event, decode, error_from_validation
 
@@ -139,7 +138,8 @@ def _query_keys(query: dict[str, str]) -> set[str]:
     return {key for key in (query.get("api_key"), query.get("token")) if key}
 
 
-def _text(value: Any) -> str | None:
+def text_or_none(value: Any) -> str | None:
+    """A non-empty string, or None for anything else."""
     return value if isinstance(value, str) and value else None
 
 
@@ -160,7 +160,7 @@ def payload(body: bytes, *, query: dict[str, str]) -> Payload | EventError:
         wrapper = decode(_decode_batch, body, is_depth_checked=True)
         if isinstance(wrapper, EventError):
             return wrapper
-        keys.update(key for key in (_text(wrapper.api_key), _text(wrapper.token)) if key)
+        keys.update(key for key in (text_or_none(wrapper.api_key), text_or_none(wrapper.token)) if key)
         if wrapper.sent_at is not None:
             sent_at = wrapper.sent_at
         raw = [bytes(event) for event in wrapper.batch] if wrapper.batch is not None else [body]
@@ -197,23 +197,26 @@ def event_keys(raw: bytes) -> set[str]:
     properties = event.properties if isinstance(event.properties, dict) else {}
     return {
         key
-        for key in (_text(event.token), _text(event.dollar_token), _text(event.api_key), _text(properties.get("token")))
+        for key in (
+            text_or_none(event.token),
+            text_or_none(event.dollar_token),
+            text_or_none(event.api_key),
+            text_or_none(properties.get("token")),
+        )
         if key
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Mapped:
-    event: EventIn
-    sent_at_applies: bool
-    """False when the time came from `offset` (already on the server's clock)."""
-
-
-def to_tidelog(raw: bytes, *, received_at: datetime, engage: bool = False) -> Mapped | EventError:
+def to_tidelog(
+    raw: bytes, *, received_at: datetime, sent_at: datetime | None, engage: bool = False
+) -> EventIn | EventError:
     """One PostHog event as Tidelog's: `event` is the type; `distinct_id` from wherever the SDK
     put it; `$session_id`, `$device_id`, `$app_version`, `$os`, `$os_version` fill Tidelog's
     columns and stay in the properties; top-level `$set`/`$set_once` join the properties' own
-    (the people projection reads them there). `/engage/` bodies are `$identify` events."""
+    (the people projection reads them there). `/engage/` bodies are `$identify` events.
+
+    An `offset` (ms before the request arrived) becomes a time on the device's clock, `sent_at -
+    offset`, which the skew correction (ingest.captured) turns back into arrival - offset."""
     decoded = decode(_decode_event, raw, is_depth_checked=True)
     if isinstance(decoded, EventError):
         return decoded
@@ -264,26 +267,24 @@ def to_tidelog(raw: bytes, *, received_at: datetime, engage: bool = False) -> Ma
         if not isinstance(uuid_text, str):
             return EventError(ErrorCode.INVALID_UUID, "uuid", "Expected a UUID string")
         fields["uuid"] = uuid_text
-    sent_at_applies = True
     if decoded.timestamp is not None:
         fields["timestamp"] = decoded.timestamp
     elif decoded.offset is not None:
-        if not isinstance(decoded.offset, int) or isinstance(decoded.offset, bool):
+        if type(decoded.offset) is not int:
             return EventError(ErrorCode.INVALID_TYPE, "offset", "Expected `int` (milliseconds)")
         try:
-            fields["timestamp"] = received_at - timedelta(milliseconds=decoded.offset)
+            fields["timestamp"] = (sent_at or received_at) - timedelta(milliseconds=decoded.offset)
         except OverflowError:
             return EventError(ErrorCode.INVALID_TIMESTAMP, "offset", "offset is out of range")
-        sent_at_applies = False
     try:
-        event = _to_event(fields)
+        event: EventIn = _to_event(fields)
     except msgspec.ValidationError as exc:
         error = error_from_validation(exc)
         return EventError(error.code, _posthog_field(error.field), error.message)
     refused = check_event(event, size=len(raw))
     if refused is not None:
         return EventError(refused.code, _posthog_field(refused.field), refused.message)
-    return Mapped(event, sent_at_applies)
+    return event
 
 
 def _posthog_field(field: str | None) -> str | None:
@@ -291,31 +292,6 @@ def _posthog_field(field: str | None) -> str | None:
         return None
     head, dot, rest = field.partition(".")
     return _FIELD_NAMES.get(head, head) + dot + rest
-
-
-def outcome(
-    project_id: int, events: list[bytes], *, sent_at: datetime | None, received_at: datetime, engage: bool = False
-) -> ingest.Outcome:
-    """As ingest.batch_outcome: a bad event is reported by index and kept, the good go on."""
-    captured: list[EventCaptured] = []
-    bad: list[EventRejected] = []
-    errors: list[EventError] = []
-    for index, raw in enumerate(events):
-        mapped = to_tidelog(raw, received_at=received_at, engage=engage)
-        result = (
-            mapped
-            if isinstance(mapped, EventError)
-            else ingest.captured(
-                mapped.event, sent_at=sent_at if mapped.sent_at_applies else None, received_at=received_at
-            )
-        )
-        if isinstance(result, EventError):
-            error = EventError(result.code, _posthog_field(result.field), result.message, index)
-            errors.append(error)
-            bad.append(ingest.rejected(error, raw, received_at=received_at))
-        else:
-            captured.append(result)
-    return ingest.Outcome(BufferEntry(project_id=project_id, events=captured, rejected=bad), errors)
 
 
 # --- CORS: posthog-js posts from the app's own origin --------------------------------------------
@@ -364,7 +340,7 @@ def _read(request: IngestRequest, query: dict[str, str]) -> bytes:
     if request.method == "GET":
         if "data" not in query:
             raise Rejection(400, ErrorCode.NO_EVENTS, "a GET carries its events in the `data` field", "data")
-        body = query["data"].encode("utf-8", errors="surrogateescape")
+        body = query["data"].encode()
         return unwrap(body, content_type="", query=query)
     raw = endpoints.read_body(request)
     return unwrap(raw, content_type=request.content_type, query=query)
@@ -406,7 +382,10 @@ def _capture(request: IngestRequest, *, engage: bool) -> IngestResponse:
             413, ErrorCode.TOO_MANY_EVENTS, f"{len(found.events)} events, over {limits.MAX_BATCH_EVENTS} a batch",
             "batch",
         )  # fmt: skip
-    result = outcome(project_id, found.events, sent_at=found.sent_at, received_at=received_at, engage=engage)
+    result = ingest.batch_outcome(
+        project_id=project_id, raw_events=found.events, sent_at=found.sent_at, received_at=received_at,
+        decode=functools.partial(to_tidelog, received_at=received_at, sent_at=found.sent_at, engage=engage),
+    )  # fmt: skip
     endpoints.enqueue(result)
     rejected = [endpoints.event_error_body(error) for error in result.errors]
     if not result.accepted:

@@ -28,7 +28,7 @@ from command_side import endpoints
 from command_side.endpoints import IngestRequest, IngestResponse, Rejection
 from command_side.flags.cache import ProjectFlags, flag_cache
 from command_side.flags.public import check_distinct_id
-from command_side.posthog.capture import unwrap, with_cors
+from command_side.posthog.capture import text_or_none, unwrap, with_cors
 from contracts.errors import ErrorCode
 from flags.definition import FlagDefinition
 from flags.evaluate import Evaluation, Reason
@@ -67,7 +67,7 @@ def flag_id(project_id: int, key: str) -> int:
     return zlib.crc32(f"{project_id}:{key}".encode()) & 0x7FFFFFFF
 
 
-def payload_text(payload: Any) -> str | None:
+def payloadtext_or_none(payload: Any) -> str | None:
     """PostHog sends payloads JSON-encoded, as strings (every SDK decodes them)."""
     return None if payload is None else _encode(payload).decode()
 
@@ -94,15 +94,11 @@ def _request(request: IngestRequest, query: dict[str, str]) -> FlagsRequest:
         raise Rejection(400, ErrorCode.INVALID_JSON, f"the body is not a JSON object: {exc}") from exc
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _evaluate(request: IngestRequest) -> tuple[ProjectFlags, dict[str, tuple[FlagDefinition, Evaluation]]]:
     """The request's project and every active flag's evaluation for its user, by key."""
     query = endpoints.query_fields(request.query)
     wanted = _request(request, query)
-    body_keys = [_text(wanted.token), _text(wanted.dollar_token), _text(wanted.api_key)]
+    body_keys = [text_or_none(wanted.token), text_or_none(wanted.dollar_token), text_or_none(wanted.api_key)]
     key = endpoints.header_key(request) or next(
         (k for k in (*body_keys, query.get("token"), query.get("api_key")) if k), None
     )
@@ -146,7 +142,7 @@ def _v2(project: ProjectFlags, answers: dict[str, tuple[FlagDefinition, Evaluati
                 "id": flag_id(project.project_id, key),
                 "version": definition.version,
                 "description": None,
-                "payload": payload_text(evaluation.payload) if evaluation.enabled else None,
+                "payload": payloadtext_or_none(evaluation.payload) if evaluation.enabled else None,
             },
         }
     return {
@@ -163,7 +159,7 @@ def _legacy(answers: dict[str, tuple[FlagDefinition, Evaluation]]) -> dict[str, 
     for key, (_, evaluation) in answers.items():
         values[key] = evaluation.variant if evaluation.variant is not None else evaluation.enabled
         if evaluation.enabled and evaluation.payload is not None:
-            payloads[key] = payload_text(evaluation.payload) or "null"
+            payloads[key] = payloadtext_or_none(evaluation.payload) or "null"
     return {
         "featureFlags": values,
         "featureFlagPayloads": payloads,
@@ -225,7 +221,7 @@ def posthog_definition(project_id: int, definition: FlagDefinition) -> dict[str,
         for condition in definition.conditions
     ] or [{"properties": [], "rollout_percentage": definition.rollout_percentage, "variant": None}]
     if definition.variants:
-        payloads = {v.key: payload_text(v.payload) for v in definition.variants if v.payload is not None}
+        payloads = {v.key: payloadtext_or_none(v.payload) for v in definition.variants if v.payload is not None}
         multivariate: dict[str, Any] | None = {
             "variants": [
                 {"key": v.key, "name": v.name or None, "rollout_percentage": v.rollout_percentage}
@@ -233,7 +229,7 @@ def posthog_definition(project_id: int, definition: FlagDefinition) -> dict[str,
             ]
         }
     else:
-        payloads = {"true": payload_text(definition.payload)} if definition.payload is not None else {}
+        payloads = {"true": payloadtext_or_none(definition.payload)} if definition.payload is not None else {}
         multivariate = None
     return {
         "id": flag_id(project_id, definition.key),
