@@ -39,7 +39,7 @@ test: $(STAMP)
 	@$(BIN)/mypy
 	@echo "== import boundaries"
 	@$(BIN)/lint-imports
-	@bash bin/ensure-chromium
+	@bash bin/ensure-test-tools
 	@echo "== pytest"
 	@eval "$$(bash bin/ensure-services)" && $(BIN)/pytest $(PYTEST_ARGS)
 

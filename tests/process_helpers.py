@@ -58,6 +58,7 @@ class Processes:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         assert name not in self.running, f"{name} is already running"
@@ -66,7 +67,12 @@ class Processes:
                 argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.running[name] = child
+        self.commands[name] = (argv, env)
         return child
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start `name` again, stopped earlier by `signal`, with the same command and environment."""
+        return self.start(name, *self.commands[name])
 
     def signal(self, name: str, signum: int, timeout: float = 15) -> int:
         """Send `signum` to `name` (SIGKILL: to its whole process group), wait for the process,

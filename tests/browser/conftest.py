@@ -1,6 +1,6 @@
 """Fixtures of the browser tests: Debian's Chromium driven by Playwright (never a downloaded
 browser), a live server, and logged-in pages. Every test here skips, saying why, where Chromium
-is absent (bin/ensure-chromium installs it when it can)."""
+is absent (bin/ensure-test-tools installs it when it can)."""
 
 import os
 from collections.abc import Iterator
@@ -18,7 +18,7 @@ VIEWPORT = {"width": 1360, "height": 900}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if os.access(CHROMIUM, os.X_OK):
         return
-    skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM}: bin/ensure-chromium installs Debian's as root")
+    skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM}: bin/ensure-test-tools installs Debian's as root")
     for item in items:
         if Path(str(item.fspath)).parent == Path(__file__).parent:
             item.add_marker(skip)
