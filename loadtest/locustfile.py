@@ -11,26 +11,33 @@ TIDELOG_QUERY_HOST (default http://127.0.0.1:8001). Through nginx's combined por
 http://127.0.0.1:8080. Under compose, make the keys with
 `docker compose exec query-api python manage.py create_project loadtest --json`.
 
-Counted as failures: any status but 201 for session/start/ and 200 for the rest, a batch with
-rejected events, and 503 (buffer full or unavailable; its Retry-After is in the message). Like a
-mobile SDK, a user keeps what was not accepted and sends it again, same uuids, once Retry-After
-has passed, so a run through an overload also exercises deduplication.
-Imports only the standard library and locust.
+A mobile app speaks through the example Python client, sdk_examples/python (its queue in memory,
+its requests through locust's client), so the load follows the SDK rules of sdk_examples/README.md:
+gzipped batches of up to 100 events, sessions started with the client's own session id, flags
+from for_user with one `$feature_flag_called` per user, flag and value. Counted as failures: any
+status but 201 for session/start/ and 200 for the rest, a batch with rejected events, and 503
+(buffer full or unavailable; its Retry-After is in the message). The client keeps what was not
+accepted and sends it again, same uuids, once Retry-After (or its backoff) has passed, so a run
+through an overload also exercises deduplication.
+Imports only the standard library, locust and sdk_examples/python.
 """
 
-import gzip
-import json
 import logging
 import os
 import random
+import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, between, events, task
-from locust.contrib.fasthttp import ResponseContextManager
+from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sdk_examples" / "python"))
+from tidelog_sdk import Tidelog, TidelogConfig
+from tidelog_sdk.transport import Answer
 
 API_KEY = os.environ.get("TIDELOG_API_KEY", "")
 PERSONAL_API_KEY = os.environ.get("TIDELOG_PERSONAL_API_KEY", "")
@@ -38,14 +45,10 @@ QUERY_HOST = os.environ.get("TIDELOG_QUERY_HOST", "http://127.0.0.1:8001").rstri
 API = "/api/v1/analytics"
 
 # An SDK's queue is bounded while the server is away (PostHog's mobile SDKs: maxQueueSize 1,000,
-# oldest dropped), which is also the most one batch may carry (contracts.limits.MAX_BATCH_EVENTS).
+# oldest dropped).
 MAX_QUEUED_EVENTS = 1_000
-# PostHog's Android and iOS SDKs gzip their batches; others send plain JSON.
-GZIP_SHARE = 0.3
 # Phones whose clock is minutes off: the server corrects their times with sent_at.
 SKEWED_CLOCK_SHARE = 0.1
-# Seconds to back off after a 503 without a usable Retry-After, or when nothing answered.
-DEFAULT_RETRY_AFTER = 5.0
 
 SCREENS = ("Home", "Search", "ProductDetail", "Cart", "Checkout", "Profile", "Settings")
 BUTTONS = ("add_to_cart", "buy_now", "share", "favourite", "filter", "sort")
@@ -62,6 +65,13 @@ EVENT_MIX = {
 }
 APP_VERSIONS = ("3.4.0", "3.4.1", "3.5.0")
 PLATFORMS = (("iOS", ("17.5", "18.1", "18.2")), ("Android", ("13", "14", "15")))
+# The client's requests, named in locust's statistics by the end of their path.
+REQUEST_NAMES = (
+    ("/batch/", "batch/"),
+    ("/session/start/", "session/start/"),
+    ("/end/", "session/{session_id}/end/"),
+    ("/public/feature-flags/for_user/", "public/feature-flags/for_user/"),
+)
 
 log = logging.getLogger("tidelog.loadtest")
 
@@ -74,11 +84,56 @@ def warn_about_missing_keys(environment: Environment, **kwargs: Any) -> None:
         log.warning("TIDELOG_PERSONAL_API_KEY is not set: the query API will answer 401 to analysts")
 
 
+class LocustTransport:
+    """The client's Transport over locust's client: each request timed, named and judged."""
+
+    def __init__(self, client: FastHttpSession) -> None:
+        self.client = client
+
+    def send(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        name = next(name for suffix, name in REQUEST_NAMES if url.endswith(suffix))
+        expected = 201 if name == "session/start/" else 200
+        with self.client.request(method, url, data=body, headers=headers, name=name, catch_response=True) as response:
+            status = response.status_code
+            retry_after = response.headers.get("Retry-After") if response.headers else None
+            content = response.content or b""
+            if status == 0:
+                pass  # nothing answered (refused, reset, timed out): locust records the connection error
+            elif status == expected:
+                rejected = rejected_events(content) if name == "batch/" else []
+                if rejected:
+                    response.failure(f"{len(rejected)} events rejected, first: {rejected[0]}")
+                else:
+                    response.success()
+            elif status == 503:
+                code = error_code(content)
+                response.failure(f"503 {code or 'unavailable'}, Retry-After: {retry_after}")
+            else:
+                response.failure(f"{status}: {content[:200]!r}")
+        if status == 0:
+            raise ConnectionError(f"no answer to {method} {url}")
+        return Answer(status, {"retry-after": retry_after} if retry_after else {}, content)
+
+
+def rejected_events(content: bytes) -> list[Any]:
+    try:
+        return list(Answer(200, {}, content).json().get("rejected") or [])
+    except (ValueError, AttributeError):
+        return [f"200 without a JSON body: {content[:200]!r}"]
+
+
+def error_code(content: bytes) -> str | None:
+    try:
+        return str(Answer(503, {}, content).json().get("code"))
+    except (ValueError, AttributeError):
+        return None
+
+
 class MobileAppUser(FastHttpUser):
     """One install of a mobile app: starts a session, flushes a batch every few seconds of use,
-    sends a purchase at once, may log in (PostHog's `$identify`: the anonymous id becomes the
-    user's, with person properties by `$set`), and flushes and ends its session when it stops.
-    A fifth of installs never call session/start/: their sessions are inferred by inactivity."""
+    sends a purchase at once, may log in (identify(): the anonymous id becomes the user's, with
+    person properties by `$set`), and flushes and ends its session when it stops. A fifth of
+    installs never start a session: their sessions are inferred by inactivity."""
 
     weight = 20
     wait_time = between(1, 5)
@@ -86,154 +141,88 @@ class MobileAppUser(FastHttpUser):
     network_timeout = 30.0
 
     def on_start(self) -> None:
-        # Anonymous until it logs in, as a mobile SDK starts: a random id kept on the device.
-        self.distinct_id = f"anon-{uuid.uuid4().hex[:16]}"
-        self.logged_in = False
         os_name, os_versions = random.choice(PLATFORMS)
-        self.device = {
-            "device_id": f"device-{uuid.uuid4().hex[:16]}",
-            "app_version": random.choice(APP_VERSIONS),
-            "os_name": os_name,
-            "os_version": random.choice(os_versions),
-        }
+        app_version = random.choice(APP_VERSIONS)
         skewed = random.random() < SKEWED_CLOCK_SHARE
-        self.clock_skew = timedelta(seconds=random.uniform(-600, 600) if skewed else 0)
-        self.headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
-        self.queue: list[dict[str, Any]] = []
-        self.retry_at = 0.0
+        self.clock_skew = random.uniform(-600, 600) if skewed else 0.0
+        self.moment: float | None = None  # the time events are stamped with while collect() back-dates them
+        config = TidelogConfig(
+            host=self.host or "",
+            api_key=API_KEY,
+            storage_dir=None,  # the queue and state in memory
+            max_queue_size=MAX_QUEUED_EVENTS,
+            app_version=app_version,
+            os_name=os_name,
+            os_version=random.choice(os_versions),
+            person_properties={"app_version": app_version, "os_name": os_name},
+        )
+        # Not start()ed: no thread, the tasks below drive it (flush() sends in this greenlet).
+        self.tidelog = Tidelog(config, transport=LocustTransport(self.client), clock=self.clock)
+        self.logged_in = False
         self.screen = "Home"
+        if random.random() < 0.8:
+            self.tidelog.on_foreground()  # queues session/start/ with the client's own session id
         self.last_flush = self.clock()
-        self.session_id = self.start_session() if random.random() < 0.8 else None
-        self.queue.append(self.event("app_opened", self.clock()))
-        self.flags: dict[str, Any] = {}
+        self.track("app_opened")
         self.load_flags()
 
     def on_stop(self) -> None:
-        if self.queue and not self.backing_off():
-            self.send_batch()
-        if self.session_id is None:
-            return
-        body = {"distinct_id": self.distinct_id, "timestamp": self.now(), "sent_at": self.now(), **self.device}
-        with self.client.put(
-            f"{API}/session/{self.session_id}/end/",
-            data=json.dumps(body),
-            headers=self.headers,
-            name="session/{session_id}/end/",
-            catch_response=True,
-        ) as response:
-            self.check(response, 200)
+        self.tidelog.on_background()  # flushes
+        self.tidelog.sessions.end(self.clock())  # the app closed for good: its session ends now
+        self.tidelog.flush()
 
     @task(6)
     def flush_batch(self) -> None:
         self.collect(random.randint(20, 50))
-        if not self.backing_off():
-            self.send_batch()
+        self.tidelog.flush()  # nothing while backing off: kept, sent later with the same uuids
 
     @task(1)
     def log_in(self) -> None:
-        """Once per install: the SDK's identify(), queued like any event."""
+        """Once per install: the SDK's identify(), queued like any event; fetches the flags again."""
         if self.logged_in:
             return
-        anonymous, self.distinct_id = self.distinct_id, f"user-{uuid.uuid4().hex[:16]}"
-        event = self.event("$identify", self.clock())
-        event["properties"] = {"$anon_distinct_id": anonymous,
-                               "$set": {"plan": random.choice(("free", "pro")), "country": random.choice(("DE", "US"))},
-                               "$set_once": {"first_app_version": self.device["app_version"]}}  # fmt: skip
-        self.queue.append(event)
+        self.tidelog.identify(
+            f"user-{uuid.uuid4().hex[:16]}",
+            set={"plan": random.choice(("free", "pro")), "country": random.choice(("DE", "US"))},
+            set_once={"first_app_version": self.tidelog.config.app_version},
+        )
         self.logged_in = True
 
     @task(1)
     def capture_purchase(self) -> None:
-        """A purchase goes out at once, outside the batch; when refused it waits in the queue."""
-        event = self.event("purchase_completed", self.clock())
-        if self.backing_off():
-            self.queue.append(event)
-            return
-        with self.client.post(
-            f"{API}/capture/",
-            data=json.dumps({**event, "sent_at": self.now()}),
-            headers=self.headers,
-            name="capture/",
-            catch_response=True,
-        ) as response:
-            if not self.check(response, 200):
-                self.queue.append(event)
+        """A purchase goes out at once; when refused it waits in the queue."""
+        self.track("purchase_completed")
+        self.tidelog.flush()
 
     @task(1)
     def load_flags(self) -> None:
-        """The SDK's flag refresh (at start, then now and then), with the person properties it
-        knows; the first time a flag's value is used it reports `$feature_flag_called`."""
-        if self.backing_off():
+        """The SDK's flag refresh (at start, then now and then); the first time a flag's value
+        is used it reports `$feature_flag_called`."""
+        if self.tidelog.sender.backing_off():
             return
-        body = {"distinct_id": self.distinct_id,
-                "person_properties": {"app_version": self.device["app_version"], "os_name": self.device["os_name"]}}  # fmt: skip
-        with self.client.post(
-            f"{API}/public/feature-flags/for_user/",
-            data=json.dumps(body),
-            headers=self.headers,
-            name="public/feature-flags/for_user/",
-            catch_response=True,
-        ) as response:
-            if not self.check(response, 200):
-                return
-            try:
-                flags = response.json()["flags"]
-            except (ValueError, KeyError, TypeError):
-                response.failure(f"200 without flags: {(response.text or '')[:200]}")
-                return
-        for key, answer in flags.items():
-            if key not in self.flags:
-                value = answer["variant"] if answer["variant"] is not None else answer["enabled"]
-                exposure = self.event("$feature_flag_called", self.clock())
-                exposure["properties"].update({"$feature_flag": key, "$feature_flag_response": value})
-                self.queue.append(exposure)
-        self.flags = flags
+        self.tidelog.fetch_flags()
+        for key in self.tidelog.flags.keys():
+            self.tidelog.get_variant(key)
 
-    # --- the SDK -------------------------------------------------------------------------------
-
-    def clock(self) -> datetime:
+    def clock(self) -> float:
         """The phone's clock, which may be off by minutes."""
-        return datetime.now(UTC) + self.clock_skew
-
-    def now(self) -> str:
-        return self.clock().isoformat()
-
-    def backing_off(self) -> bool:
-        return time.monotonic() < self.retry_at
-
-    def start_session(self) -> str | None:
-        body: dict[str, Any] = {"distinct_id": self.distinct_id, "timestamp": self.now(), "sent_at": self.now()}
-        body.update(self.device)
-        if random.random() < 0.5:
-            body["session_id"] = str(uuid.uuid4())  # SDKs that make their own; the rest get one back
-        with self.client.post(
-            f"{API}/session/start/",
-            data=json.dumps(body),
-            headers=self.headers,
-            name="session/start/",
-            catch_response=True,
-        ) as response:
-            if not self.check(response, 201):
-                return None
-            try:
-                return str(response.json()["session_id"])
-            except (ValueError, KeyError, TypeError):
-                response.failure(f"201 without a session_id: {(response.text or '')[:200]}")
-                return None
+        return self.moment if self.moment is not None else time.time() + self.clock_skew
 
     def collect(self, count: int) -> None:
         """The events of the time since the last flush, spread over it in order of time."""
         now = self.clock()
-        span = max((now - self.last_flush).total_seconds(), 1.0)
-        start = now - timedelta(seconds=span)
+        span = max(now - self.last_flush, 1.0)
         offsets = sorted(random.uniform(0, span) for _ in range(count))
         kinds = random.choices(list(EVENT_MIX), weights=list(EVENT_MIX.values()), k=count)
-        for kind, offset in zip(kinds, offsets, strict=True):
-            self.queue.append(self.event(kind, start + timedelta(seconds=offset)))
+        try:
+            for kind, offset in zip(kinds, offsets, strict=True):
+                self.moment = now - span + offset
+                self.track(kind)
+        finally:
+            self.moment = None
         self.last_flush = now
-        del self.queue[:-MAX_QUEUED_EVENTS]
 
-    def event(self, event_type: str, moment: datetime) -> dict[str, Any]:
+    def track(self, event_type: str) -> None:
         if event_type == "screen_viewed":
             self.screen = random.choice(SCREENS)
         properties: dict[str, Any] = {"$screen_name": self.screen}
@@ -245,61 +234,7 @@ class MobileAppUser(FastHttpUser):
             properties.update(product_id=f"sku-{random.randint(1, 5_000)}", price=round(random.uniform(2, 300), 2))
         elif event_type == "purchase_completed":
             properties.update(revenue=round(random.uniform(5, 400), 2), currency="EUR", items=random.randint(1, 6))
-        event: dict[str, Any] = {
-            "event_type": event_type,
-            "distinct_id": self.distinct_id,
-            "timestamp": moment.isoformat(),
-            "uuid": str(uuid.uuid4()),
-            "properties": properties,
-            **self.device,
-        }
-        if self.session_id is not None:
-            event["session_id"] = self.session_id
-        return event
-
-    def send_batch(self) -> None:
-        batch = self.queue[:MAX_QUEUED_EVENTS]
-        body = json.dumps({"events": batch, "sent_at": self.now()}).encode()
-        headers, name = self.headers, "batch/"
-        if random.random() < GZIP_SHARE:
-            body = gzip.compress(body, compresslevel=6)
-            headers, name = {**self.headers, "Content-Encoding": "gzip"}, "batch/ (gzip)"
-        with self.client.post(f"{API}/batch/", data=body, headers=headers, name=name, catch_response=True) as response:
-            if not self.check(response, 200):
-                return  # kept, sent again with the same uuids: the server stores each once
-            del self.queue[: len(batch)]
-            try:
-                rejected = response.json().get("rejected") or []
-            except (ValueError, AttributeError):
-                response.failure(f"200 without a JSON body: {(response.text or '')[:200]}")
-                return
-            if rejected:
-                response.failure(f"{len(rejected)} of {len(batch)} events rejected, first: {rejected[0]}")
-
-    def check(self, response: ResponseContextManager, expected: int) -> bool:
-        """Record the outcome; on 503 or no answer, back off as an SDK does."""
-        if response.status_code == expected:
-            response.success()
-            return True
-        if response.status_code == 0:
-            # Nothing answered (refused, reset, timed out): locust records the connection error.
-            self.retry_at = time.monotonic() + DEFAULT_RETRY_AFTER
-            return False
-        if response.status_code == 503:
-            retry_after = response.headers.get("Retry-After") if response.headers else None
-            try:
-                wait = float(retry_after) if retry_after else DEFAULT_RETRY_AFTER
-            except ValueError:
-                wait = DEFAULT_RETRY_AFTER
-            self.retry_at = time.monotonic() + wait
-            try:
-                code = response.json().get("code")
-            except (ValueError, AttributeError):
-                code = None
-            response.failure(f"503 {code or 'unavailable'}, Retry-After: {retry_after}")
-            return False
-        response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
-        return False
+        self.tidelog.track(event_type, properties)
 
 
 class AnalystUser(FastHttpUser):
