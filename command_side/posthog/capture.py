@@ -39,11 +39,14 @@ GZIP_MAGIC: Final = b"\x1f\x8b"
 _FORM = "application/x-www-form-urlencoded"
 _BASE64 = re.compile(rb"[A-Za-z0-9+/=\s_-]+")
 
-# PostHog's property names for the fields Tidelog keeps in columns of their own.
+# PostHog's property names for the fields Tidelog keeps in columns of their own. The OS is
+# `$os_name` from PostHog's mobile SDKs (posthog-android, posthog-ios) and `$os` from posthog-js;
+# an event with both keeps `$os`, the later entry.
 COLUMN_PROPERTIES: Final = {
     "$session_id": "session_id",
     "$device_id": "device_id",
     "$app_version": "app_version",
+    "$os_name": "os_name",
     "$os": "os_name",
     "$os_version": "os_version",
 }
@@ -211,8 +214,8 @@ def to_tidelog(
     raw: bytes, *, received_at: datetime, sent_at: datetime | None, engage: bool = False
 ) -> EventIn | EventError:
     """One PostHog event as Tidelog's: `event` is the type; `distinct_id` from wherever the SDK
-    put it; `$session_id`, `$device_id`, `$app_version`, `$os`, `$os_version` fill Tidelog's
-    columns and stay in the properties; top-level `$set`/`$set_once` join the properties' own
+    put it; `$session_id`, `$device_id`, `$app_version`, `$os` or `$os_name`, `$os_version` fill
+    Tidelog's columns and stay in the properties; top-level `$set`/`$set_once` join the properties' own
     (the people projection reads them there). `/engage/` bodies are `$identify` events.
 
     An `offset` (ms before the request arrived) becomes a time on the device's clock, `sent_at -

@@ -167,9 +167,12 @@ def test_a_single_event_with_its_key_is_one_event(fast_path, project):
     assert [row["uuid"] for row in stored(project.project_id)] == [event["uuid"]]
 
 
-def test_posthogs_properties_fill_tidelogs_columns(fast_path, project):
+# posthog-js names the OS `$os`; PostHog's mobile SDKs name it `$os_name` (posthog-android's
+# PostHogAndroidContext, posthog-ios's PostHogContext).
+@pytest.mark.parametrize("os_property", ["$os", "$os_name"])
+def test_posthogs_properties_fill_tidelogs_columns(fast_path, project, os_property):
     properties = {
-        "$session_id": "s-9", "$device_id": "dev-1", "$app_version": "3.1.0", "$os": "Android",
+        "$session_id": "s-9", "$device_id": "dev-1", "$app_version": "3.1.0", os_property: "Android",
         "$os_version": "14", "$lib": "posthog-android", "plan": "pro",
     }  # fmt: skip
     event = posthog_event(distinct_id=42, properties=properties)
