@@ -374,6 +374,46 @@ def test_flags_v2_answers_every_live_flag_as_for_user_does(fast_path, project, f
             assert isinstance(detail["metadata"]["id"], int) and detail["metadata"]["version"] >= 1
 
 
+def test_posthogs_mobile_sdks_requests_as_posthog_android_sends_them(fast_path, project, flags):
+    """posthog-android's PostHogApi: every body gzipped by its GzipRequestInterceptor, `/batch`
+    (no slash) with PostHogBatchEvent's {api_key, batch, sent_at}, `/flags/?v=2` with
+    PostHogFlagsRequest's fields, `/array/<key>/config` by GET. posthog-ios sends the same."""
+    gz = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Content-Encoding": "gzip",
+        "User-Agent": "posthog-android/3.21.0",
+    }
+    context = {"$app_version": "1.4.0", "$app_build": 140, "$os_name": "Android", "$os_version": "15",
+               "$device_manufacturer": "Google", "$device_model": "Pixel 8", "$device_type": "Mobile",
+               "$lib": "posthog-android", "$lib_version": "3.21.0", "$session_id": "0193e2d4-session", "$is_emulator": False}  # fmt: skip
+    events = [
+        posthog_event(event="Application Opened", distinct_id="anon-7", timestamp="2026-11-27T09:00:00.120Z",
+                      properties={**context, "from_background": False, "version": "1.4.0", "build": 140}),
+        posthog_event(event="$screen", distinct_id="anon-7", timestamp="2026-11-27T09:00:01.500Z",
+                      properties={**context, "$screen_name": "Checkout"}),
+    ]  # fmt: skip
+    body = gzip.compress(batch(project.api_key, *events, sent_at="2026-11-27T09:00:02.000Z"))
+    assert send(fast_path, "POST", "batch", body, **gz)[0] == 200
+    rows = {row["event_type"]: row for row in stored(project.project_id)}
+    assert set(rows) == {"Application Opened", "$screen"}
+    for row in rows.values():
+        fields = (row["session_id"], row["app_version"], row["os_name"], row["os_version"])
+        assert fields == ("0193e2d4-session", "1.4.0", "Android", "15")
+    assert rows["$screen"]["properties"]["$screen_name"] == "Checkout"
+    flag_request = {"api_key": project.api_key, "distinct_id": "user-42", "$anon_distinct_id": "anon-7",
+                    "person_properties": {"plan": "pro"}}  # fmt: skip
+    status, _, answer = send(
+        fast_path, "POST", "flags/", gzip.compress(json.dumps(flag_request).encode()), query="v=2", **gz
+    )
+    expected = for_user(fast_path, project, "user-42", {"plan": "pro"})
+    assert status == 200
+    assert {k: (f["enabled"], f["variant"]) for k, f in answer["flags"].items()} == {
+        k: (f["enabled"], f["variant"]) for k, f in expected.items()
+    }
+    status, _, config = send(fast_path, "GET", f"array/{project.api_key}/config", **{"User-Agent": gz["User-Agent"]})
+    assert status == 200 and config["sessionRecording"] is False
+
+
 def test_flags_without_a_version_and_decide_answer_the_older_shapes(fast_path, project, flags):
     expected = for_user(fast_path, project, "u-vip", {"plan": "pro"})
     body = flags_request(project, "u-vip", person_properties={"plan": "pro"})
