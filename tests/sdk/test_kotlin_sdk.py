@@ -14,7 +14,14 @@ import pytest
 
 from tests.e2e.stack import http, running_tidelog
 from tests.process_helpers import wait_for
-from tests.sdk.kotlin_app import DemoApp, build_demo, holding_proxy, kotlinc_missing, scripted_server
+from tests.sdk.kotlin_app import (
+    DemoApp,
+    build_android_glue,
+    build_demo,
+    holding_proxy,
+    kotlinc_missing,
+    scripted_server,
+)
 
 pytestmark = pytest.mark.skipif(kotlinc_missing() is not None, reason=kotlinc_missing() or "")
 
@@ -24,6 +31,11 @@ KEY = "tlp_scripted"
 @pytest.fixture(scope="module")
 def jar() -> Path:
     return build_demo()
+
+
+def test_the_android_glue_compiles_against_androids_signatures():
+    classes = build_android_glue()
+    assert (classes / "dev" / "tidelog" / "sdk" / "android" / "TidelogAndroid.class").exists()
 
 
 def app(jar: Path, storage: Path, host: str, **options: str) -> DemoApp:

@@ -1,0 +1,10 @@
+package android.os
+
+class Bundle
+
+object Build {
+    object VERSION {
+        @JvmField
+        val RELEASE: String = "15"
+    }
+}
