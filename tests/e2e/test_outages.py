@@ -109,6 +109,57 @@ def test_redis_stopped_during_a_send_answers_503_then_recovers_with_nothing_lost
     )
 
 
+def test_an_app_on_the_python_sdk_loses_nothing_through_a_redis_outage(stack, report, tmp_path):
+    """The example client (sdk_examples/python), as an app uses it: it keeps tracking while the
+    buffer is away, waits the Retry-After it is given, and delivers everything once."""
+    from tidelog_sdk import Tidelog, TidelogConfig
+    from tidelog_sdk.transport import Answer, UrllibTransport
+
+    answered: list[tuple[float, int]] = []  # (when the answer came, its status), a batch at a time
+
+    class Recording(UrllibTransport):
+        def send(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+            answer = super().send(method, url, body, headers)
+            answered.append((time.monotonic(), answer.status))
+            return answer
+
+    config = TidelogConfig(host=f"http://127.0.0.1:{stack.command_port}", api_key=stack.api_key,
+                           storage_dir=tmp_path / "app", flush_at=20, flush_interval_seconds=0.2,
+                           base_backoff_seconds=0.2, max_backoff_seconds=2, app_version="2.0.0")  # fmt: skip
+    app = Tidelog(config, transport=Recording())
+    app.start()
+    app.on_foreground()
+    tracked = []
+    try:
+        for _ in range(100):
+            tracked.append(app.track("outage_tap"))
+            time.sleep(0.005)
+        stack.redis.stop()
+        stopped_at = time.monotonic()
+        for _ in range(200):
+            tracked.append(app.track("outage_tap"))
+            time.sleep(0.005)
+        wait_for(lambda: any(status == 503 for _, status in answered), 10, "a 503")
+        stack.redis.start()
+        started_at = time.monotonic()
+        for _ in range(100):
+            tracked.append(app.track("outage_tap"))
+        wait_for(lambda: len(app.queue) == 0, 40, "the client's queue to empty")
+        delivered_after = time.monotonic() - started_at
+    finally:
+        app.shutdown()
+    refused_at = next(at for at, status in answered if status == 503)
+    next_try = next(at for at, _ in answered if at > refused_at)
+    # Retry-After: 5, times 1 to 1.2; the next answer comes a moment after the next request.
+    assert 5.0 <= next_try - refused_at <= 6.5, answered
+    stored_after = stack.wait_stored(tracked, timeout=40)
+    report(
+        f"Python SDK through a Redis outage of {started_at - stopped_at:.1f}s: retried {next_try - refused_at:.1f}s"
+        f" after a 503 with Retry-After 5; queue empty {delivered_after:.1f}s after Redis was back; all"
+        f" {len(tracked)} tracked events stored once {stored_after:.1f}s later"
+    )
+
+
 def test_redis_refusing_writes_answers_503_with_retry_after(stack, report):
     sent = Sent()
     assert stack.send_batch(sent) == 200
