@@ -60,7 +60,7 @@ def test_it_sends_gzipped_batches_stamped_at_each_send_and_honours_retry_after(j
         # Stamped at each send: the retry says when it left, so the server corrects the clock right.
         assert first.body["sent_at"] != second.body["sent_at"]
         assert second.at - first.at >= 1.0
-        assert second.at - first.at < 1.2 + 0.5
+        assert second.at - first.at < 1.2 + 1.0  # not the 30 s tick: a retry timer of its own
         event = first.body["events"][0]
         assert event["event_type"] == "app_opened" and event["distinct_id"] == demo.distinct_id
         assert event["timestamp"].endswith("Z") and len(event["timestamp"]) == len("2026-11-27T07:02:27.120Z")
@@ -81,7 +81,7 @@ def test_it_keeps_everything_through_5xx_401_and_no_answer_backing_off_more_each
         gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(attempts)]
         # min(max, base * 2^(n-1)) * uniform(0.5, 1): 0.15-0.3 s, 0.3-0.6 s, 0.6-1.2 s.
         for n, gap in enumerate(gaps, start=1):
-            assert 0.3 * 2 ** (n - 1) * 0.5 <= gap <= 0.3 * 2 ** (n - 1) + 0.4, gaps
+            assert 0.3 * 2 ** (n - 1) * 0.5 <= gap <= 0.3 * 2 ** (n - 1) + 0.8, gaps
         demo.exit()
     # No answer at all: nothing listens there any more. Kept on disk for the next run.
     demo = app(jar, tmp_path, server.url)
