@@ -11,6 +11,8 @@ from typing import cast
 import redis
 from django.conf import settings
 
+from contracts import schema
+
 GROUP = "drainers"
 
 # TRICKY: the length check and the append must be one atomic step, or two API processes could
@@ -90,7 +92,7 @@ def client() -> redis.Redis:
 
 
 def stream_key() -> str:
-    return f"{settings.REDIS_PREFIX}:events"
+    return f"{settings.REDIS_PREFIX}:{schema.BUFFER_STREAM}"
 
 
 _scripts: dict[int, object] = {}
@@ -168,7 +170,7 @@ def dead_letter(entry: Entry, reason: str) -> None:
     it, in one MULTI: a crash can come before or after, never between (no loss, no second
     copy in the dead-letter stream when the entry is delivered again)."""
     pipe = client().pipeline(transaction=True)
-    pipe.xadd(f"{stream_key()}:dead", {"e": entry.data, "id": entry.entry_id, "why": reason})
+    pipe.xadd(f"{stream_key()}:{schema.DEAD_LETTER_SUFFIX}", {"e": entry.data, "id": entry.entry_id, "why": reason})
     pipe.xack(stream_key(), GROUP, entry.entry_id)
     pipe.xdel(stream_key(), entry.entry_id)
     pipe.execute()

@@ -20,6 +20,7 @@ from command_side.buffer import Entry
 from command_side.event_store import AppendResult
 from command_side.faults import fault_point
 from contracts.captured import BufferEntry, UnknownBufferVersion, decode_entry
+from observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def dead_letter(entry: Entry, reason: str) -> None:
     """Keep an entry the store cannot take beside the stream, with why: never drop it silently."""
     log.error("entry %s moved to the dead-letter stream: %s", entry.entry_id, reason)
     buffer.dead_letter(entry, reason)
+    metrics.ENTRIES_DEAD_LETTERED.inc()
 
 
 def append_isolating_poison(batch: list[tuple[Entry, BufferEntry]]) -> AppendResult:
@@ -98,6 +100,7 @@ def append_retrying(
 def drain_batch(consumer: str, *, count: int | None = None, reclaim_idle_ms: int | None = None) -> DrainStats:
     """One read-append-ack cycle. Returns what it did; `entries == 0` means the buffer is empty."""
     global _events_per_entry
+    started = time.perf_counter()
     entries = buffer.read(consumer, count or entries_to_read(), reclaim_idle_ms=reclaim_idle_ms)
     stats = DrainStats()
     if not entries:
@@ -121,6 +124,10 @@ def drain_batch(consumer: str, *, count: int | None = None, reclaim_idle_ms: int
     fault_point("after_commit")
     # Acknowledged only now: the transaction above has committed.
     buffer.ack(done)
+    metrics.DRAIN_BATCH_SECONDS.observe(time.perf_counter() - started)
+    metrics.EVENTS_STORED.inc(result.stored)
+    metrics.EVENTS_DUPLICATE.inc(result.duplicates)
+    metrics.BAD_EVENTS_STORED.inc(result.rejected)
     stats.entries = len(entries)
     stats.stored = result.stored
     stats.duplicates = result.duplicates

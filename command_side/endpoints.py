@@ -33,6 +33,7 @@ from contracts.events import (
     decode_session_end,
     decode_session_start,
 )
+from observability import metrics
 from tenancy.database import DatabaseUnavailable
 from tenancy.models import PERSONAL_KEY_PREFIX
 from tenancy.selectors import project_id_for_api_key
@@ -74,6 +75,8 @@ class IngestRequest:
     cors_request_headers: str = ""
     """Access-Control-Request-Headers of a CORS preflight."""
     if_none_match: str = ""
+    request_id: str = ""
+    """The caller's (or nginx's) X-Request-ID: kept when sane, else one is made (observability/logs.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,9 @@ def authenticate(key: str | None) -> int:
 def enqueue(outcome: ingest.Outcome) -> None:
     try:
         buffer.append(encode_entry(outcome.entry))
+        metrics.EVENTS_ACCEPTED.inc(len(outcome.entry.events))
+        if outcome.entry.rejected:
+            metrics.EVENTS_REJECTED.inc(len(outcome.entry.rejected))
     except buffer.BufferFull as exc:
         raise Rejection(503, ErrorCode.BUFFER_FULL, "ingestion is behind; retry later") from exc
     except (buffer.BufferUnavailable, buffer.BufferRefusing) as exc:
@@ -260,6 +266,7 @@ def handle[**P](view: Callable[P, IngestResponse]) -> Callable[P, IngestResponse
             headers = {}
             if rejection.status == 503:
                 headers["Retry-After"] = str(settings.TIDELOG_RETRY_AFTER_SECONDS)
+                metrics.REQUESTS_UNAVAILABLE.labels(code=rejection.code).inc()
             return respond(
                 rejection.status,
                 error_body(rejection.code, str(rejection), rejection.field),

@@ -9,7 +9,7 @@ Why: on this machine kind Django's per-request overhead (~350 us) was most of a 
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +18,7 @@ from command_side.flags import public
 from command_side.posthog import capture as posthog_capture
 from command_side.posthog import flags as posthog_flags
 from contracts import limits
+from observability import logs
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +121,23 @@ def route(path: str, *, path_text: Callable[[str], str] = str) -> Route | None:
 
 
 def answer(found: Route, request: endpoints.IngestRequest) -> endpoints.IngestResponse:
+    """The endpoint's answer, with the request's id on it and on what it logs (as Django's
+    RequestIdMiddleware does for the routes Django serves)."""
+    request_id = logs.request_id_from(request.request_id)
+    token = logs.REQUEST_ID.set(request_id)
     try:
-        return found.endpoint(request, **found.kwargs)
+        result = found.endpoint(request, **found.kwargs)
     except Exception:
         log.exception("ingestion endpoint %s failed", found.endpoint.__name__)
-        return endpoints.internal_error()
+        result = endpoints.internal_error()
+    finally:
+        logs.REQUEST_ID.reset(token)
+    return identified(result, request_id)
+
+
+def identified(result: endpoints.IngestResponse, request_id: str) -> endpoints.IngestResponse:
+    """The answer with its X-Request-ID: the caller's when sane, else a new one."""
+    return replace(result, headers={**result.headers, logs.HEADER: logs.request_id_from(request_id)})
 
 
 def wrap(django_app: WSGIApp) -> WSGIApp:
@@ -133,7 +146,8 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
         if found is None:
             return django_app(environ, start_response)
         if environ.get("REQUEST_METHOD") not in found.methods:
-            return _answer(start_response, endpoints.method_not_allowed(found.methods))
+            refusal = endpoints.method_not_allowed(found.methods)
+            return _answer(start_response, identified(refusal, environ.get("HTTP_X_REQUEST_ID", "")))
         length = endpoints.declared_length(environ.get("CONTENT_LENGTH") or "")
         stream = environ["wsgi.input"]
 
@@ -152,6 +166,7 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
             origin=environ.get("HTTP_ORIGIN", ""),
             cors_request_headers=environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", ""),
             if_none_match=environ.get("HTTP_IF_NONE_MATCH", ""),
+            request_id=environ.get("HTTP_X_REQUEST_ID", ""),
         )
         return _answer(start_response, answer(found, request))
 

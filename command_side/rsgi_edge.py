@@ -166,7 +166,9 @@ class Edge:
         found = fast_path.route(scope.path)
         if found is not None and scope.method not in found.methods:
             # Refused before the body is read, as the WSGI fast path did.
-            refusal = endpoints.method_not_allowed(found.methods)
+            refusal = fast_path.identified(
+                endpoints.method_not_allowed(found.methods), scope.headers.get("x-request-id", "")
+            )
             protocol.response_bytes(refusal.status, answer_headers(refusal), refusal.body)
             return
         length = endpoints.declared_length(scope.headers.get("content-length") or "")
@@ -207,6 +209,7 @@ class Edge:
             origin=scope.headers.get("origin", ""),
             cors_request_headers=scope.headers.get("access-control-request-headers", ""),
             if_none_match=scope.headers.get("if-none-match", ""),
+            request_id=scope.headers.get("x-request-id", ""),
         )
         with as_sync_code():
             result = fast_path.answer(found, request)

@@ -103,6 +103,13 @@ EXPERIMENTS: Final = Table(
 (whose properties match `goal_filter`, a flags.definition.PropertyFilter, when set) between
 start_at and end_at (open when null)."""
 
+# --- The Redis buffer (command_side/buffer.py) --------------------------------------------------
+
+BUFFER_STREAM: Final = "events"
+"""The buffer's stream, under the deployment's Redis prefix: `<prefix>:events`."""
+DEAD_LETTER_SUFFIX: Final = "dead"
+"""Entries the store could not take: `<prefix>:events:dead`, each with why."""
+
 # --- Read models and checkpoints (projections/migrations) --------------------------------------
 
 CHECKPOINTS: Final = Table(

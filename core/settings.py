@@ -65,6 +65,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every answer carries its request id, and its time is counted whole.
+    "observability.middleware.RequestIdMiddleware",
+    "observability.middleware.QueryLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Below WhiteNoise, which answers static files (already compressed) before this: compresses
@@ -307,11 +310,24 @@ TIDELOG_RESTART_BACKOFF_MAX_SECONDS = env_float("TIDELOG_RESTART_BACKOFF_MAX_SEC
 TIDELOG_RESTART_GIVE_UP_DEATHS = env_int("TIDELOG_RESTART_GIVE_UP_DEATHS", 5)
 TIDELOG_RESTART_GIVE_UP_WINDOW_SECONDS = env_float("TIDELOG_RESTART_GIVE_UP_WINDOW_SECONDS", 60.0)
 
+# Plain lines for a terminal (`make run`), or one JSON object a line for a log pipeline (docker):
+# TIDELOG_LOG_FORMAT=json. Either way each line carries its request's id (observability/logs.py).
+TIDELOG_LOG_FORMAT = env("TIDELOG_LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "observability.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "observability.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if TIDELOG_LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("TIDELOG_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
@@ -320,6 +336,12 @@ LOGGING = {
         "django.request": {"level": env("TIDELOG_REQUEST_LOG_LEVEL", "ERROR")},
     },
 }
+
+# /readyz (observability/health.py): a host is unready past these. The buffer's share of
+# TIDELOG_BUFFER_MAX_ENTRIES (past it the command API is about to answer 503 buffer_full), and a
+# projection's lag in events (past it the query API's answers are that far behind).
+TIDELOG_READY_MAX_BUFFER_FILL = env_float("TIDELOG_READY_MAX_BUFFER_FILL", 0.9)
+TIDELOG_READY_MAX_PROJECTION_LAG = env_int("TIDELOG_READY_MAX_PROJECTION_LAG", 100_000)
 
 # --- Feature flags -----------------------------------------------------------------------------
 # How often each evaluating process asks Redis whether any flag changed (one GET of a counter).

@@ -11,6 +11,7 @@ from core.settings import *  # noqa: F403
 ROOT_URLCONF = "core.urls_command"
 WSGI_APPLICATION = "core.wsgi_command.application"
 MIDDLEWARE = [
+    "observability.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

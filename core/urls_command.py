@@ -2,7 +2,12 @@
 
 from django.urls import include, path
 
-urlpatterns = [path("api/v1/analytics/", include("command_side.urls"))]
+from observability.urls import command_urlpatterns as observability_urlpatterns
+
+urlpatterns = [
+    path("", include((observability_urlpatterns, "observability"))),
+    path("api/v1/analytics/", include("command_side.urls")),
+]
 
 # Errors outside the endpoints (an unknown path, a bug) in the same JSON shape as theirs.
 handler400 = "command_side.views.bad_request"

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from core.openapi import SchemaView
+from observability.urls import query_urlpatterns as observability_urlpatterns
 
 # The OpenAPI document of both hosts (core/openapi.py) and Swagger UI over it, served from local
 # static files (drf-spectacular-sidecar). Public, as PostHog's /api/schema/: it says what
@@ -16,6 +17,7 @@ schema_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("", include((observability_urlpatterns, "observability"))),
     path("admin/", admin.site.urls),
     path("api/v1/analytics/", include("query_side.urls")),
     path("api/v1/schema/", include((schema_urlpatterns, "schema"))),

@@ -1,46 +1,23 @@
 """Where each projection stands: checkpoint, events applied, lag behind the event store."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Final
 
 from django.db import connection
 
-from contracts import schema
 from contracts.follow import APPENDERS
+from observability import health
+from observability.health import ProjectionLag
 from projections.registry import PROJECTIONS
 
-
-@dataclass(frozen=True)
-class ProjectionStatus:
-    name: str
-    xact_id: str
-    position: int
-    events_applied: int
-    updated_at: datetime | None
-    lag_events: int
-    """Events stored but not yet applied: exact up to LAG_CAP, LAG_CAP + 1 meaning "more"."""
-
-
-LAG_CAP = 1_000_000
+ProjectionStatus = ProjectionLag
+LAG_CAP: Final = health.LAG_CAP
 
 
 def projection_status_list() -> list[ProjectionStatus]:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT name, xact_id::text, position, events_applied, updated_at FROM {schema.CHECKPOINTS}")
-        rows = {row[0]: row for row in cursor.fetchall()}
-        result = []
-        for name in PROJECTIONS:
-            _, xact_id, position, applied, updated_at = rows.get(name, (name, "0", 0, 0, None))
-            # Counted along the (xact_id, position) index, and bounded: a status call must stay
-            # cheap when a projection is millions of events behind.
-            cursor.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {schema.EVENTS}"
-                " WHERE (xact_id, position) > (%s::xid8, %s) LIMIT %s) behind",
-                [xact_id, position, LAG_CAP + 1],
-            )
-            lag = cursor.fetchone()[0]
-            result.append(ProjectionStatus(name, xact_id, position, applied, updated_at, lag))
-    return result
+    """Every registered projection's checkpoint and lag (those not started yet included)."""
+    return health.projection_lags(PROJECTIONS)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ def running_tidelog(tmp_path: Path, *, interface: str) -> Iterator[tuple[Process
     """Yields the processes and the command and query API base URLs (under /api/v1/analytics/);
     kills everything it started. `interface`: the command API's, "rsgi" (make run) or "wsgi"."""
     command_port, query_port = free_port(), free_port()
-    env = process_env(dramatiq_queue_prefetch="100", TIDELOG_PROJECTION_POLL_SECONDS="0.05")
+    # One metrics folder for the stack's processes, as bin/tidelog-run makes (observability/metrics.py).
+    env = process_env(dramatiq_queue_prefetch="100", TIDELOG_PROJECTION_POLL_SECONDS="0.05",
+                      PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))  # fmt: skip
     # The same commands as bin/tidelog-run, with one worker each and our ports.
     granian = [str(BIN / "granian"), "--host", "127.0.0.1", "--no-ws", "--workers", "1"]
     wsgi_threads = ["--blocking-threads", "1"] if interface == "wsgi" else []

@@ -140,7 +140,9 @@ def call(app, request: Request, key: str) -> tuple[int, dict[str, str], bytes]:
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
         "HTTP_HOST": "127.0.0.1:8000", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
         "wsgi.input": io.BytesIO(request.body), "wsgi.errors": io.StringIO(),
-        "CONTENT_LENGTH": str(len(request.body)), "CONTENT_TYPE": "application/json", **headers,
+        "CONTENT_LENGTH": str(len(request.body)), "CONTENT_TYPE": "application/json",
+        # Answered back by every path (observability/logs.py): a fixed one, so answers compare.
+        "HTTP_X_REQUEST_ID": "parity-request", **headers,
     }  # fmt: skip
     seen = {}
 
@@ -175,6 +177,7 @@ def call_rsgi(edge, request: Request, key: str) -> tuple[int, dict[str, str], by
 
     headers = Headers({name[5:].lower().replace("_", "-"): value.replace(KEY, key)
                        for name, value in request.headers.items() if name.startswith("HTTP_")})  # fmt: skip
+    headers.setdefault("x-request-id", "parity-request")
     headers["content-length"] = str(len(request.body))
     headers["content-type"] = request.headers.get("CONTENT_TYPE", "application/json")
     protocol = Protocol([request.body])

@@ -27,6 +27,7 @@ NOT_THE_API = {
     "admin": "the Django admin: staff sessions only, tested in test_admin_and_commands.py",
     "schema": "the OpenAPI schema and Swagger UI: public, no project's data, tested in test_openapi.py",
     "dashboard": "the dashboard's pages: tested in test_dashboard_access.py and tests/browser/",
+    "observability": "/healthz, /readyz and /metrics: no project's data, tested in test_observability.py",
 }
 # The flag and experiment every seed below makes, and the routes' sample for their `{key}`.
 SAMPLE_KEY = "sample-key"
