@@ -11,12 +11,39 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 # prefix: tests/conftest.py): 12 to 7 minutes on this machine kind. PYTEST_ARGS= runs serially.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: run test install lint bench services help
+.PHONY: run test install lint bench services help up down logs shell migrate createsuperuser
+
+# Docker: the seed's commands. `make up` runs docker-compose.yml; `make up ENV=prod` adds
+# docker-compose.prod.yml over it (TLS, rate limits, tuned PostgreSQL, replicas): docs/deploy.md.
+ENV ?= dev
+COMPOSE_FILES := -f docker-compose.yml $(if $(filter prod,$(ENV)),-f docker-compose.prod.yml)
+COMPOSE ?= docker compose $(COMPOSE_FILES)
+SERVICE ?=
 
 help:
 	@echo "make run    start Tidelog (command API :8000, query API :8001, workers, projections)"
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  run loadtest/bench_ingest.py against a fresh private stack"
+	@echo "docker (ENV=prod adds docker-compose.prod.yml):"
+	@echo "make up | down | logs [SERVICE=…] | shell [SERVICE=…] | migrate | createsuperuser"
+
+up:
+	$(COMPOSE) up -d --build --wait
+
+down:
+	$(COMPOSE) down
+
+logs:
+	$(COMPOSE) logs -f --tail=200 $(SERVICE)
+
+shell:
+	$(COMPOSE) exec $(or $(SERVICE),query-api) python manage.py shell
+
+migrate:
+	$(COMPOSE) run --rm migrate
+
+createsuperuser:
+	$(COMPOSE) exec query-api python manage.py createsuperuser
 
 install: $(STAMP)
 

@@ -340,6 +340,10 @@ LOGGING = {
 # /readyz (observability/health.py): a host is unready past these. The buffer's share of
 # TIDELOG_BUFFER_MAX_ENTRIES (past it the command API is about to answer 503 buffer_full), and a
 # projection's lag in events (past it the query API's answers are that far behind).
+# Where every process writes its Prometheus counts for the query API's /metrics to add up
+# (observability/metrics.py). prometheus-client reads the same variable itself; bin/tidelog-run
+# and the docker image set it. Unset: each process counts for itself alone.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", "")
 TIDELOG_READY_MAX_BUFFER_FILL = env_float("TIDELOG_READY_MAX_BUFFER_FILL", 0.9)
 TIDELOG_READY_MAX_PROJECTION_LAG = env_int("TIDELOG_READY_MAX_PROJECTION_LAG", 100_000)
 

@@ -1,8 +1,9 @@
 """Container healthcheck of the two APIs: exit 0 when the HTTP server at URL answers (any status
-below 500), 1 otherwise. Standard library only; never touches PostgreSQL or Redis, whose outages
-the APIs report themselves (503 with Retry-After).
+below 500), 1 otherwise. Standard library only. Pointed at /healthz, which touches neither
+PostgreSQL nor Redis: their outages are /readyz's to report, and the APIs answer them with 503
+and Retry-After.
 
-    python docker/healthcheck.py http://127.0.0.1:8000/api/v1/analytics/capture/
+    python docker/healthcheck.py http://127.0.0.1:8000/healthz
 """
 
 import sys
@@ -15,7 +16,7 @@ def main(url: str) -> int:
         with urllib.request.urlopen(url, timeout=3) as response:
             status = response.status
     except urllib.error.HTTPError as error:
-        status = error.code  # a 405 from GET capture/ still proves the server answers
+        status = error.code  # a 4xx still proves the server answers
     except OSError as error:
         print(f"{url}: {error}", file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -69,6 +70,8 @@ def services_env() -> dict[str, str]:
     env["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + BENCH_DB
     env["TIDELOG_REDIS_PREFIX"] = f"tidelog-bench-{os.getpid()}"
     env["PYTHONUNBUFFERED"] = "1"
+    # Metrics counted across processes, as under bin/tidelog-run (observability/metrics.py).
+    env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tidelog-bench-metrics-")
     # A throwaway stack: any key will do, but one it must have (DEBUG is off, as in production).
     env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     env.setdefault("TIDELOG_LOG_LEVEL", "WARNING")

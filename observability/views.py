@@ -5,6 +5,7 @@ this host should take traffic, and why not; /metrics is for Prometheus inside th
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -35,14 +36,19 @@ def command_readyz(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def query_readyz(request: HttpRequest) -> HttpResponse:
-    """The query API needs PostgreSQL, and read models within TIDELOG_READY_MAX_PROJECTION_LAG of
-    the store. Redis and the buffer are reported: it reads neither."""
-    status, body = health.readiness([
-        health.database_check(critical=True),
-        health.projections_check(critical=True),
+    """The query API needs PostgreSQL (and its replica, when it reads one), and read models within
+    TIDELOG_READY_MAX_PROJECTION_LAG of the store, as it reads them. Redis and the buffer are
+    reported: it reads neither."""
+    checks = [health.database_check(critical=True)]  # keys, staff sessions: the primary
+    alias = settings.QUERY_DB_ALIAS
+    if alias != "default":  # the answers: QUERY_DATABASE_URL's replica
+        checks.append(health.database_check(critical=True, alias=alias))
+    checks += [
+        health.projections_check(critical=True, alias=alias),
         health.redis_check(critical=False),
         health.buffer_check(critical=False),
-    ])  # fmt: skip
+    ]
+    status, body = health.readiness(checks)
     return JsonResponse(body, status=status)
 
 
@@ -67,8 +73,10 @@ class LiveCollector(Collector):
             yield GaugeMetricFamily(
                 "tidelog_dead_letter_entries", "Entries in the dead-letter stream.", value=depth.dead_letters
             )
+        alias = settings.QUERY_DB_ALIAS
         try:
-            lags = health.projection_lags()
+            lags = health.projection_lags(alias=alias)
+            replica = health.database_check(critical=False, alias=alias) if alias != "default" else None
         except Exception:
             up.add_metric(["database"], 0)
         else:
@@ -86,6 +94,12 @@ class LiveCollector(Collector):
                 lag.add_metric([row.name], row.lag_events)
             yield applied
             yield lag
+            if replica is not None and replica.detail.get("replay_delay_seconds") is not None:
+                yield GaugeMetricFamily(
+                    "tidelog_query_replica_delay_seconds",
+                    "How far the query API's replica's replay is behind the primary (0: all received is replayed).",
+                    value=replica.detail["replay_delay_seconds"],
+                )
         yield up
 
 

@@ -146,7 +146,6 @@ class Stack:
             "DATABASE_URL": postgres.url,
             "REDIS_URL": redis.url,
             "TIDELOG_REDIS_PREFIX": "tidelog",
-            "DJANGO_SETTINGS_MODULE": "core.settings",
             "TIDELOG_COMMAND_PORT": str(self.command_port),
             "TIDELOG_QUERY_PORT": str(self.query_port),
             "TIDELOG_COMMAND_WORKERS": "1",
@@ -154,6 +153,9 @@ class Stack:
             **settings,
         }
         self.env.pop("TIDELOG_FAULT", None)
+        # As in production, each entry point picks its settings (the command API its own lean
+        # ones): a DJANGO_SETTINGS_MODULE here (pytest's) would give it the query API's URL root.
+        self.env.pop("DJANGO_SETTINGS_MODULE", None)
         self.lines: list[str] = []
         self.log = open(root / "tidelog-run.log", "w")
         self.process = subprocess.Popen(

@@ -25,7 +25,7 @@ from tests.integration.test_query_api import SAMPLES, seed_everything
 
 pytestmark = pytest.mark.django_db
 SCHEMA_URL = "/api/v1/schema/"
-NGINX_CONF = Path(__file__).resolve().parents[2] / "docker" / "nginx.conf"
+NGINX_ROUTES = Path(__file__).resolve().parents[2] / "docker" / "nginx-routes.conf"
 NGINX_UPSTREAMS = {"command_api": "command", "query_api": "query"}
 _PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
 _TEMPLATE_PART = re.compile(r"\{(\w+)\}")
@@ -131,9 +131,9 @@ def test_pages_for_people_are_not_api_routes():
 
 
 def nginx_locations() -> list[tuple[str, str, str]]:
-    """(modifier, path or regex, upstream) of each location of the :80 server, in order."""
-    text = NGINX_CONF.read_text()
-    server = next(block for block in text.split("server {") if re.search(r"listen 80;", block))
+    """(modifier, path or regex, upstream) of each location of the public origin's routes (the
+    file both nginx configurations include), in order."""
+    server = NGINX_ROUTES.read_text()
     found = []
     for modifier, where, body in re.findall(r"location\s+(?:(=|\^~|~\*?)\s+)?(\S+)\s*\{(.*?)\}", server, re.S):
         upstream = re.search(r"proxy_pass\s+http://(\w+)", body)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ["contracts", "command_side", "projections", "query_side", "tenancy", "core"]
+PACKAGES = ["contracts", "command_side", "projections", "query_side", "tenancy", "core", "observability"]
 
 
 def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
