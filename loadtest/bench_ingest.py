@@ -312,6 +312,17 @@ def stored(env: dict[str, str]) -> int:
     return int(psql(env, "SELECT count(*) FROM tidelog_events"))
 
 
+def stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each child's process group, then SIGKILL to any still there after 15 s."""
+    for child in children:
+        os.killpg(child.pid, signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+
+
 def wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -483,13 +494,7 @@ def main() -> None:
                    "p99_ms": pct(lags, 99), "max_ms": max(lags, default=float("nan")) * 1000}  # fmt: skip
             log(f"lag: {lag}")
     finally:
-        for child in children:
-            os.killpg(child.pid, signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+        stop(children)
 
     import redis
 

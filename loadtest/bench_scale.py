@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -106,13 +105,7 @@ def run_scale(env: dict[str, str], key: str, scale: int, seconds: float, connect
         return {"accepted_per_s": accepted / elapsed, "stored_per_s": stored / (time.perf_counter() - started),
                 "p99_ms": bench.pct(latencies, 99), "codes": codes, "accepted": accepted, "stored": stored}  # fmt: skip
     finally:
-        for child in children:
-            os.killpg(child.pid, signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+        bench.stop(children)
         shutil.rmtree(folder, ignore_errors=True)
 
 

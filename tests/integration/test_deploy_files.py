@@ -4,6 +4,7 @@ files valid against the Compose Specification's schema, every setting of core/se
 TLS and rate limits, and the Makefile's docker targets."""
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -137,6 +138,15 @@ def test_the_production_nginx_template_renders_every_variable_compose_gives_it()
     assert "rate=2000r/s" in rendered and "burst=200 nodelay" in rendered
 
 
+def make_dry_run(*arguments: str) -> str:
+    """What `make -n` prints, as from a shell (under `make test` the variables of the outer make
+    would make it print its directory changes)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    done = subprocess.run(["make", "--no-print-directory", "-n", *arguments], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return " ".join(done.stdout.split())
+
+
 def test_the_makefile_has_the_seeds_docker_commands():
     for target, expected in {
         "up": "docker compose -f docker-compose.yml up -d --build --wait",
@@ -146,7 +156,5 @@ def test_the_makefile_has_the_seeds_docker_commands():
         "migrate": "docker compose -f docker-compose.yml run --rm migrate",
         "createsuperuser": "docker compose -f docker-compose.yml exec query-api python manage.py createsuperuser",
     }.items():
-        printed = subprocess.run(["make", "-n", target], cwd=REPO, capture_output=True, text=True, check=True).stdout
-        assert " ".join(printed.split()) == expected, target
-    printed = subprocess.run(["make", "-n", "up", "ENV=prod"], cwd=REPO, capture_output=True, text=True, check=True)
-    assert "-f docker-compose.yml -f docker-compose.prod.yml up" in printed.stdout
+        assert make_dry_run(target) == expected, target
+    assert "-f docker-compose.yml -f docker-compose.prod.yml up" in make_dry_run("up", "ENV=prod")
