@@ -36,9 +36,18 @@ def buffer_stream() -> str:
     return f"{settings.REDIS_PREFIX}:{schema.BUFFER_STREAM}"
 
 
+_clients: dict[str, redis.Redis] = {}
+
+
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=PROBE_TIMEOUT_MS / 1000,
-                                socket_connect_timeout=PROBE_TIMEOUT_MS / 1000)  # fmt: skip
+    """One client (and connection pool) per Redis URL for the probes of this process: a probe
+    every few seconds must not open a connection each time."""
+    url = settings.REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_MS / 1000,
+                                                      socket_connect_timeout=PROBE_TIMEOUT_MS / 1000)  # fmt: skip
+    return client
 
 
 @dataclass(frozen=True)
