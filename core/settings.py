@@ -43,6 +43,14 @@ if not DEBUG and SECRET_KEY in ("", _DEVELOPMENT_SECRET_KEY):
     )
 ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto itself (docker's nginx in
+# production): Django then knows a request came over https, so the admin's CSRF origin check
+# accepts the https:// origin, and the session and CSRF cookies are Secure. Never without such a
+# proxy: a client could then claim https by sending the header.
+TIDELOG_TLS_PROXY = env_bool("TIDELOG_TLS_PROXY", False)
+if TIDELOG_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 # The dashboard's login (query host, query_side/dashboard); after it, the overview.
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"

@@ -1,7 +1,8 @@
 """Liveness, readiness and the figures only a look at PostgreSQL or Redis can give (the buffer's
 depth, each projection's lag), for /healthz, /readyz and /metrics on both hosts.
 
-Each check is cheap and bounded (a statement timeout, a socket timeout): a probe must answer
+Each check is cheap and bounded: its statements by PROBE_TIMEOUT_MS, a connection attempt by
+TIDELOG_DATABASE_CONNECT_TIMEOUT_SECONDS (3 s), Redis by a socket timeout. A probe must answer
 within a load balancer's timeout even when what it probes hangs.
 """
 
@@ -95,7 +96,7 @@ def register_projections(names: Iterable[str]) -> None:
 
 
 def projection_lags(
-    names: Iterable[str] | None = None, cap: int = LAG_CAP, *, alias: str = "default"
+    names: Iterable[str] | None = None, cap: int = LAG_CAP, *, alias: str = "default", timeout_ms: int | None = None
 ) -> list[ProjectionLag]:
     """Each projection's checkpoint and lag behind the event store, counted along the
     (xact_id, position) index and bounded by `cap`: a probe must stay cheap when a projection is
@@ -103,18 +104,28 @@ def projection_lags(
     other with a checkpoint. `alias`: the database read (the query API's replica: its lag as
     the query API sees it)."""
     with connections[alias].cursor() as cursor:
-        cursor.execute(f"SELECT name, xact_id::text, position, events_applied, updated_at FROM {schema.CHECKPOINTS}")
-        rows = {row[0]: row for row in cursor.fetchall()}
-        result = []
-        for name in names if names is not None else sorted({*_registered, *rows}):
-            _, xact_id, position, applied, updated_at = rows.get(name, (name, "0", 0, 0, None))
-            cursor.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {schema.EVENTS}"
-                " WHERE (xact_id, position) > (%s::xid8, %s) LIMIT %s) behind",
-                [xact_id, position, cap + 1],
-            )
-            lag = cursor.fetchone()[0]
-            result.append(ProjectionLag(name, xact_id, position, applied, updated_at, lag))
+        if timeout_ms is not None:
+            cursor.execute(f"SET statement_timeout = {int(timeout_ms)}")
+        try:
+            return _lags(cursor, names, cap)
+        finally:
+            if timeout_ms is not None:
+                cursor.execute("RESET statement_timeout")
+
+
+def _lags(cursor: Any, names: Iterable[str] | None, cap: int) -> list[ProjectionLag]:
+    cursor.execute(f"SELECT name, xact_id::text, position, events_applied, updated_at FROM {schema.CHECKPOINTS}")
+    rows = {row[0]: row for row in cursor.fetchall()}
+    result = []
+    for name in names if names is not None else sorted({*_registered, *rows}):
+        _, xact_id, position, applied, updated_at = rows.get(name, (name, "0", 0, 0, None))
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {schema.EVENTS}"
+            " WHERE (xact_id, position) > (%s::xid8, %s) LIMIT %s) behind",
+            [xact_id, position, cap + 1],
+        )
+        lag = cursor.fetchone()[0]
+        result.append(ProjectionLag(name, xact_id, position, applied, updated_at, lag))
     return result
 
 
@@ -179,7 +190,7 @@ def projections_check(*, critical: bool, alias: str = "default") -> Check:
 
     def probe() -> tuple[bool, dict[str, Any]]:
         bound = settings.TIDELOG_READY_MAX_PROJECTION_LAG
-        lags = projection_lags(cap=bound, alias=alias)
+        lags = projection_lags(cap=bound, alias=alias, timeout_ms=PROBE_TIMEOUT_MS)
         behind = {lag.name: lag.lag_events for lag in lags if lag.lag_events > bound}
         return not behind, {"max_lag_events": bound, "behind": behind}
 
