@@ -177,6 +177,7 @@ def test_413_splits_a_batch_in_half_and_deletes_a_single_request(scripted):
     sent = [[event["uuid"] for event in request.body["events"]] for request in batches(script)]
     assert sent == [uuids, uuids[:2], uuids[2:]]
     assert len(client.queue) == 0 and client.sender.refused_requests == 0
+    assert client.sender.batch_limit == 8  # halved to 2, then doubled by each of two successes
     client.track("app_opened", {"huge": True})
     client.flush()
     assert len(batches(script)) == 4 and len(client.queue) == 0

@@ -32,7 +32,7 @@ class Sender:
         self.failures = 0  # in a row, for the backoff
         self.retry_at = 0.0  # the clock's time before which nothing is sent
         self.last_failed = False
-        self.batch_limit = config.flush_at  # halved by a 413, back to flush_at after a success
+        self.batch_limit = config.flush_at  # halved by a 413, doubled back up to flush_at by each success
         self.rejected_events = 0  # events a 200 named as rejected (the server kept them as bad events)
         self.refused_requests = 0  # requests deleted unsent by a 400 or a 413
 
@@ -85,7 +85,7 @@ class Sender:
         self.last_failed = False
         if status in (200, 201):
             self.queue.remove(items)
-            self.failures, self.batch_limit = 0, self.config.flush_at
+            self.failures, self.batch_limit = 0, min(self.config.flush_at, self.batch_limit * 2)
             if items[0].kind == EVENT:
                 self.log_rejected(answer)
         elif status == 400:
