@@ -136,8 +136,8 @@ def answer(found: Route, request: endpoints.IngestRequest) -> endpoints.IngestRe
 
 
 def identified(result: endpoints.IngestResponse, request_id: str) -> endpoints.IngestResponse:
-    """The answer with its X-Request-ID: the caller's when sane, else a new one."""
-    return replace(result, headers={**result.headers, logs.HEADER: logs.request_id_from(request_id)})
+    """The answer with its X-Request-ID (one logs.request_id_from has given)."""
+    return replace(result, headers={**result.headers, logs.HEADER: request_id})
 
 
 def wrap(django_app: WSGIApp) -> WSGIApp:
@@ -147,7 +147,8 @@ def wrap(django_app: WSGIApp) -> WSGIApp:
             return django_app(environ, start_response)
         if environ.get("REQUEST_METHOD") not in found.methods:
             refusal = endpoints.method_not_allowed(found.methods)
-            return _answer(start_response, identified(refusal, environ.get("HTTP_X_REQUEST_ID", "")))
+            request_id = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+            return _answer(start_response, identified(refusal, request_id))
         length = endpoints.declared_length(environ.get("CONTENT_LENGTH") or "")
         stream = environ["wsgi.input"]
 

@@ -22,6 +22,7 @@ import msgspec
 from command_side import endpoints, fast_path
 from contracts import limits
 from contracts.errors import ErrorCode, error_body
+from observability import logs
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -166,9 +167,8 @@ class Edge:
         found = fast_path.route(scope.path)
         if found is not None and scope.method not in found.methods:
             # Refused before the body is read, as the WSGI fast path did.
-            refusal = fast_path.identified(
-                endpoints.method_not_allowed(found.methods), scope.headers.get("x-request-id", "")
-            )
+            request_id = logs.request_id_from(scope.headers.get("x-request-id"))
+            refusal = fast_path.identified(endpoints.method_not_allowed(found.methods), request_id)
             protocol.response_bytes(refusal.status, answer_headers(refusal), refusal.body)
             return
         length = endpoints.declared_length(scope.headers.get("content-length") or "")

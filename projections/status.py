@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final
 
 from django.db import connection
 
@@ -11,11 +10,8 @@ from observability import health
 from observability.health import ProjectionLag
 from projections.registry import PROJECTIONS
 
-ProjectionStatus = ProjectionLag
-LAG_CAP: Final = health.LAG_CAP
 
-
-def projection_status_list() -> list[ProjectionStatus]:
+def projection_status_list() -> list[ProjectionLag]:
     """Every registered projection's checkpoint and lag (those not started yet included)."""
     return health.projection_lags(PROJECTIONS)
 

@@ -8,10 +8,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from observability.health import LAG_CAP
 from projections.registry import PROJECTIONS, projection_get
 from projections.replay import ReplayRunning, replay
 from projections.runner import run_forever, run_until_caught_up
-from projections.status import LAG_CAP, open_appenders, projection_status_list
+from projections.status import open_appenders, projection_status_list
 from projections.verify import verify
 
 log = logging.getLogger("tidelog.projections")
