@@ -12,7 +12,7 @@ from django.db import close_old_connections, connections
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 
-from command_side import buffer, drain, event_store
+from command_side import buffer, drain, event_store, storage
 from command_side.flags.service import flags_sync
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,15 @@ def prune_event_ids() -> None:
         removed,
         settings.TIDELOG_DEDUP_WINDOW_DAYS,
     )
+
+
+@dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=3, time_limit=3_600_000)
+def apply_storage_policies() -> None:
+    """The settings' compression policy (TimescaleDB's job does the compressing) and retention."""
+    if event_store.engine() == "timescaledb":
+        storage.compression_policy_apply(settings.TIDELOG_EVENT_COMPRESS_AFTER_DAYS)
+    if settings.TIDELOG_EVENT_RETENTION_DAYS:
+        storage.retention_run(settings.TIDELOG_EVENT_RETENTION_DAYS)
 
 
 @dramatiq.actor(queue_name=MAINTENANCE_QUEUE, max_retries=1)

@@ -127,6 +127,13 @@ def partitions_ensure(days: Iterable[date]) -> None:
         _ensured_days.update(missing)
 
 
+def partitions_forget(days: Iterable[date]) -> None:
+    """Retention dropped these days' partitions: ensure them again before trusting them (the
+    partition creator then refuses a day the watermark has passed; its events go to default)."""
+    with _ensured_lock:
+        _ensured_days.difference_update(days)
+
+
 def partitions_ensure_ahead() -> None:
     today = datetime.now(UTC).date()
     partitions_ensure(today + timedelta(days=d) for d in range(-1, settings.TIDELOG_PARTITIONS_AHEAD_DAYS + 1))

@@ -69,6 +69,14 @@ EVENT_IDS: Final = Table(
 """The dedup ledger: a (project, uuid) is here if and only if its event was stored (pruned after
 TIDELOG_DEDUP_WINDOW_DAYS). A person's erasure deletes the event and keeps its uuid here."""
 
+EVENT_RETENTION: Final = Table(
+    "tidelog_event_retention",
+    _columns("singleton bool, retained_from timestamptz, updated_at timestamptz"),
+    key=("singleton",),
+)
+"""At most one row: every event with a timestamp before `retained_from` may have been dropped by
+retention, every one at or after it is stored (command_side/storage.py). No row: nothing dropped."""
+
 BAD_EVENTS: Final = Table(
     "tidelog_bad_events",
     _columns(
@@ -117,6 +125,9 @@ CHECKPOINTS: Final = Table(
     _columns("name text, xact_id xid8, position int8, events_applied int8, updated_at timestamptz"),
     key=("name",),
 )
+SHADOW_SUFFIX: Final = "__shadow"
+"""A replay's shadow tables and checkpoint are named as the live ones with this suffix
+(projections/replay.py): a checkpoint so named is a rebuild under way, not a live read model."""
 
 USER_NUMBERS: Final = Table(
     "tidelog_user_numbers",
@@ -287,6 +298,7 @@ EVENT_PROPERTY_VALUES: Final = Table(
 SHARED: Final = (
     EVENTS,
     EVENT_IDS,
+    EVENT_RETENTION,
     BAD_EVENTS,
     FLAG_DEFINITIONS,
     EXPERIMENTS,

@@ -216,6 +216,16 @@ TIDELOG_DRAIN_PARALLELISM = env_int("TIDELOG_DRAIN_PARALLELISM", 2)
 # (project, uuid) pairs are remembered this long for exact deduplication. It must outlast any
 # SDK retry: PostHog's and Aptabase's mobile SDKs retry a failed flush for hours, at most days.
 TIDELOG_DEDUP_WINDOW_DAYS = env_int("TIDELOG_DEDUP_WINDOW_DAYS", 14)
+# Storage policies (command_side/storage.py), applied hourly by the scheduler's upkeep and at once
+# by `manage.py event_store compress|retention`. Retention: raw events are kept this many whole
+# UTC days before today, then dropped a day at a time (never one a projection has not applied);
+# read models keep their history (docs/operations.md, "Retention"). 0 keeps every event forever.
+TIDELOG_EVENT_RETENTION_DAYS = env_int("TIDELOG_EVENT_RETENTION_DAYS", 0)
+# TimescaleDB only: its compression job compresses chunks older than this many days (0: off).
+TIDELOG_EVENT_COMPRESS_AFTER_DAYS = env_int("TIDELOG_EVENT_COMPRESS_AFTER_DAYS", 7)
+for _name in ("TIDELOG_EVENT_RETENTION_DAYS", "TIDELOG_EVENT_COMPRESS_AFTER_DAYS"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 (off) or a number of days, not {globals()[_name]}")
 # Daily partitions are created this many days ahead (plain PostgreSQL only).
 TIDELOG_PARTITIONS_AHEAD_DAYS = env_int("TIDELOG_PARTITIONS_AHEAD_DAYS", 3)
 # Events older than this many days go to the default partition instead of one of their own.

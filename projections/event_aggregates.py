@@ -38,6 +38,8 @@ def rollup_keys(project_id: int, event_type: str, hour: datetime, version: str, 
 class EventAggregates(EventsOnly):
     name: str = "event_aggregates"
     tables: Sequence[str] = (schema.EVENT_ROLLUPS.name,)
+    # Past retention (projections/retention.py): a bucket that starts at or after the watermark.
+    retained_windows: Mapping[str, str] = {schema.EVENT_ROLLUPS.name: "{t}.bucket >= %(retained_from)s"}
 
     def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Counter[UserHour]:
         # One C-speed Counter update per event; the rows are built from its (fewer) keys.

@@ -173,6 +173,13 @@ def _no_statement_timeout(cursor: Any) -> Iterator[None]:
 class ExperimentConversions:
     name: str = "experiment_conversions"
     tables: Sequence[str] = (schema.EXPERIMENT_CONVERSIONS.name, schema.EXPERIMENT_BACKFILLS.name)
+    # Past retention (projections/retention.py): a goal event at or after the watermark. The
+    # backfills (which goal the rows were computed for) are a replay's own, always rebuilt. A goal
+    # changed past retention is recomputed from the retained events: earlier conversions go.
+    retained_windows: Mapping[str, str] = {
+        schema.EXPERIMENT_CONVERSIONS.name: '{t}."timestamp" >= %(retained_from)s',
+        schema.EXPERIMENT_BACKFILLS.name: "true",
+    }
 
     def load(self, cursor: Any, tables: Mapping[str, str], checkpoint: tuple[str, int]) -> Goals:
         cursor.execute(_EXPERIMENTS_SQL)

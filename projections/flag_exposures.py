@@ -63,6 +63,12 @@ def exposure_of(properties: Any) -> tuple[str, str] | None:
 class FlagExposures:
     name: str = "flag_exposures"
     tables: Sequence[str] = (schema.FLAG_EXPOSURES.name, schema.FLAG_EXPOSURE_DAYS.name)
+    # Past retention (projections/retention.py): a user first exposed at or after the watermark
+    # (first_at is their earliest exposure: every one of theirs is retained); a day after it.
+    retained_windows: Mapping[str, str] = {
+        schema.FLAG_EXPOSURES.name: "{t}.first_at >= %(retained_from)s",
+        schema.FLAG_EXPOSURE_DAYS.name: "({t}.day::timestamp AT TIME ZONE 'UTC') >= %(retained_from)s",
+    }
 
     def load(self, cursor: Any, tables: Mapping[str, str], checkpoint: tuple[str, int]) -> None:
         return None

@@ -90,6 +90,9 @@ class VerifyQuery:
     actual: str | None = None
     """What the table holds as `expected` selects it, when not its columns as stored (a set of
     users, which SQL cannot read, compared by its size and fingerprint); may use `params`."""
+    columns: Sequence[str] | None = None
+    """The names of `expected`'s (and `actual`'s) columns when not the table's: the retained
+    window's predicate (projections/retention.py) reads the rows by them."""
 
 
 class ReadModelDrift(Exception):

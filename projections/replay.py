@@ -12,12 +12,13 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
 from contracts import schema
+from projections import retention
 from projections.projection import Projection
 from projections.runner import LOCK_NAMESPACE, catch_up, checkpoint_ensure, checkpoint_get, lock_key, run_batch
 
 log = logging.getLogger("tidelog.projections")
 
-SHADOW = "__shadow"
+SHADOW = schema.SHADOW_SUFFIX
 
 
 class ReplayRunning(Exception):
@@ -38,11 +39,21 @@ def replay_lock_key(name: str) -> tuple[int, str]:
     return LOCK_NAMESPACE, f"replay:{name}"
 
 
-def replay(projection: Projection, *, progress: Callable[[int], None] | None = None) -> int:
+def replay(
+    projection: Projection, *, progress: Callable[[int], None] | None = None, retained_only: bool = False
+) -> int:
     """Rebuild `projection` from zero and swap it in; return the events the live checkpoint
-    has applied just after the swap. `progress` is called with each batch's event count."""
+    has applied just after the swap. `progress` is called with each batch's event count.
+
+    Past retention (projections/retention.py) the rebuild covers the retained window and the
+    history before it is carried over from the live tables; a projection with lifetime tables
+    raises HistoryWouldBeLost unless `retained_only` (then they hold the retained events' alone)."""
     shadows = shadow_tables(projection)
     shadow_name = shadow_checkpoint(projection)
+    with connection.cursor() as cursor:
+        watermark = retention.retained_from(cursor)
+    if watermark is not None and retention.lifetime_tables(projection) and not retained_only:
+        raise retention.HistoryWouldBeLost(retention.replay_refusal(projection, watermark))
     with _replay_lock(projection):
         checkpoint_ensure(projection.name)
         with transaction.atomic(), connection.cursor() as cursor:
@@ -119,6 +130,14 @@ def _swap(
             progress(applied)
         if applied >= settings.TIDELOG_PROJECTION_BATCH:
             return False  # still behind: commit this batch, catch up outside the lock first
+        # Under the live lock: the live history is final (no batch in flight), and the watermark
+        # read now is the one the swapped-in tables answer for.
+        watermark = retention.retained_from(cursor)
+        if watermark is not None:
+            for live, shadow in shadows.items():
+                if live in retention.windows(projection):
+                    carried = retention.carry_history(cursor, projection, live, shadow, live, watermark)
+                    log.info("%s: %s keeps %d rows of history before %s", projection.name, live, carried, watermark)
         timeout_ms = int(settings.TIDELOG_REPLAY_SWAP_LOCK_TIMEOUT_SECONDS * 1000)
         cursor.execute(f"SET LOCAL lock_timeout = '{timeout_ms}ms'")
         for live, shadow in shadows.items():

@@ -18,6 +18,10 @@ UserDay = tuple[int, date, str]
 class UserActivity(EventsOnly):
     name: str = "user_activity"
     tables: Sequence[str] = (schema.ACTIVE_DAYS.name,)
+    # Past retention (projections/retention.py): a UTC day that starts at or after the watermark.
+    retained_windows: Mapping[str, str] = {
+        schema.ACTIVE_DAYS.name: "({t}.day::timestamp AT TIME ZONE 'UTC') >= %(retained_from)s"
+    }
 
     def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Counter[UserDay]:
         return Counter((e.project_id, e.timestamp.astimezone(UTC).date(), e.distinct_id) for e in events)

@@ -129,4 +129,4 @@ def sets_verify_query(table: schema.Table, expected_per_user: str) -> VerifyQuer
         ", ".join(f"%(stored_{c.name})s::{c.type}[]" for c in (*columns, *table.take("event_count", "user_count")))
         + ", %(stored_users)s::text[]"
     )
-    return VerifyQuery(table, expected, params=stored, actual=actual)
+    return VerifyQuery(table, expected, params=stored, actual=actual, columns=[*names, *SET_COLUMNS])

@@ -52,6 +52,13 @@ def test_it_refuses_an_unknown_event_store_engine():
     assert "TIDELOG_EVENT_STORE_ENGINE must be 'auto' or 'postgres'" in loaded.stderr
 
 
+@pytest.mark.parametrize("name", ["TIDELOG_EVENT_RETENTION_DAYS", "TIDELOG_EVENT_COMPRESS_AFTER_DAYS"])
+def test_it_refuses_negative_storage_policy_days(name):
+    loaded = load_settings(DJANGO_SECRET_KEY="k", **{name: "-1"})
+    assert loaded.returncode != 0
+    assert f"{name} must be 0 (off) or a number of days, not -1" in loaded.stderr
+
+
 def test_only_the_settings_read_the_environment():
     readers = re.compile(r"os\.environ\.get|os\.getenv|os\.environ\[")
     offenders = [

@@ -1,5 +1,6 @@
 """`manage.py schedule_drains`: the ticker that sends drain messages while the buffer has entries,
-and the periodic upkeep (partitions ahead, dedup-ledger pruning, flags left unpublished). Sends messages, does no work.
+and the periodic upkeep (partitions ahead, dedup-ledger pruning, storage policies, flags left
+unpublished). Sends messages, does no work.
 
 Run exactly one (a second is harmless: the drain slots are taken with SET NX, so duplicates
 are skipped, not doubled).
@@ -19,6 +20,7 @@ log = logging.getLogger("tidelog.scheduler")
 UPKEEP = {
     "ensure_partitions": 600.0,
     "prune_event_ids": 3600.0,
+    "apply_storage_policies": 3600.0,
     "prune_consumers": 3600.0,
     "sync_flags": 5.0,
 }

@@ -1,4 +1,4 @@
-"""`manage.py projections status | run [--once] [NAME …] | replay NAME | verify [NAME …]`."""
+"""`manage.py projections status | run [--once] [NAME …] | replay NAME [--retained-only] | verify [NAME …]`."""
 
 import logging
 import signal
@@ -6,11 +6,13 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 from django.utils import timezone
 
 from observability.health import LAG_CAP
 from projections.registry import PROJECTIONS, projection_get
 from projections.replay import ReplayRunning, replay
+from projections.retention import HistoryWouldBeLost, lifetime_tables, retained_from, windows
 from projections.runner import run_forever, run_until_caught_up
 from projections.status import open_appenders, projection_status_list
 from projections.verify import verify
@@ -32,6 +34,12 @@ class Command(BaseCommand):
         run.add_argument("--once", action="store_true", help="catch up to now, then exit")
         rebuild = actions.add_parser("replay", help="rebuild one projection from zero and swap it in")
         rebuild.add_argument("names", nargs=1, metavar="NAME", help=known)
+        rebuild.add_argument(
+            "--retained-only",
+            action="store_true",
+            help="past retention, rebuild sessions, people or property counts from the retained events alone"
+            " (their history before the watermark is lost)",
+        )
         check = actions.add_parser("verify", help="recompute read models from raw events and compare")
         check.add_argument("names", nargs="*", metavar="NAME", help=f"default all: {known}")
 
@@ -102,26 +110,44 @@ class Command(BaseCommand):
                 )
 
         try:
-            total = replay(projection, progress=progress)
-        except ReplayRunning as exc:
+            total = replay(projection, progress=progress, retained_only=options.get("retained_only", False))
+        except (ReplayRunning, HistoryWouldBeLost) as exc:
             raise CommandError(str(exc)) from exc
         elapsed = max(time.monotonic() - started, 1e-6)
         self.stdout.write(
             f"{projection.name}: rebuilt {done:,} events in {elapsed:.1f}s ({done / elapsed:,.0f} events/s);"
             f" swapped in, its checkpoint has applied {total:,} events"
         )
+        with connection.cursor() as cursor:
+            watermark = retained_from(cursor)
+        if watermark is not None:
+            since = f"{projection.name}: rebuilt from the events retained since {watermark:%Y-%m-%d %H:%M} UTC"
+            if windows(projection):
+                since += f"; the history before it kept as it was in {', '.join(windows(projection))}"
+            if lifetime_tables(projection):
+                since += f"; {', '.join(lifetime_tables(projection))} now hold the retained events' alone"
+            self.stdout.write(since)
 
     def do_verify(self, names: list[str], options: dict[str, Any]) -> None:
         failed = []
         for name in names or PROJECTIONS:
             report = verify(projection_get(name))
-            rows = ", ".join(f"{table}: {count} rows" for table, count in report.checked_rows.items())
+            history = {table: f", {count} of history" for table, count in report.history_rows.items()}
+            rows = ", ".join(
+                f"{table}: {count} rows{history.get(table, '')}" for table, count in report.checked_rows.items()
+            )
             upto = f"up to ({report.checkpoint[0]}, {report.checkpoint[1]})"
+            if report.retained_from is not None:
+                upto += f", the window retained since {report.retained_from:%Y-%m-%d %H:%M} UTC"
+                if report.unverified:
+                    upto += f" ({', '.join(report.unverified)} not checked: they sum up history that was dropped)"
             if report.differences:
                 failed.append(name)
                 self.stdout.write(f"{name}: {len(report.differences)} differing rows {upto} ({rows})")
                 for diff in report.differences:
                     self.stdout.write(f"  {diff.table} {diff.side}: {diff.row}")
+            elif not report.checked_rows:
+                self.stdout.write(f"{name}: not checked {upto}")
             else:
                 self.stdout.write(f"{name}: OK {upto} ({rows})")
         if failed:
