@@ -117,11 +117,19 @@ def runner_argument_order() -> list[str] | None:
     horizon and limit; None when its source does not say plainly."""
     from projections import runner
 
-    call = re.search(r"\(\s*_READ_EVENTS\s*,\s*\[([^\]]*)\]", inspect.getsource(runner._apply_batch))
+    source = inspect.getsource(runner._apply_batch)
+    # `_READ_EVENTS, [a, b, ...]`, or `_READ_EVENTS, name` with `name = [a, b, ...]` above it.
+    call = re.search(r"\(\s*_READ_EVENTS\s*,\s*(?:\[([^\]]*)\]|(\w+))", source)
     if call is None:
         return None
+    listed = call.group(1)
+    if listed is None:
+        assigned = re.search(rf"^\s*{call.group(2)}\s*=\s*\[([^\]]*)\]", source, re.MULTILINE)
+        if assigned is None:
+            return None
+        listed = assigned.group(1)
     order = []
-    for argument in (part.strip() for part in call.group(1).split(",") if part.strip()):
+    for argument in (part.strip() for part in listed.split(",") if part.strip()):
         if "horizon" in argument:
             order.append("horizon")
         elif "limit" in argument:
@@ -185,7 +193,9 @@ def timed_read(read: Read, at: tuple[str, int], limit: int) -> tuple[float, list
         cursor.execute(HORIZON)
         (horizon,) = cursor.fetchone() or (None,)
         started = time.perf_counter()
-        cursor.execute(read.sql, read.arguments(at[0], at[1], str(horizon), limit), binary=True)
+        # As the runner executes it: prepared, with the generic plan _SETUP asks for.
+        prepare = getattr(runner, "PREPARED", None)
+        cursor.execute(read.sql, read.arguments(at[0], at[1], str(horizon), limit), binary=True, prepare=prepare)
         rows = cursor.fetchall()
         return (time.perf_counter() - started) * 1000, rows
 
@@ -662,7 +672,7 @@ def run(args: argparse.Namespace, env: dict[str, str], name: str, timings: dict[
                 " FROM hypertable_compression_stats('tidelog_events')"
             ).fetchone()
         compressed_text = f"{done} of {chunks} chunks" + ("" if altered else "; layout set by migrate, ALTER skipped")
-        log(f"  {compressed_text} compressed in {timings['compress']:.1f} s (with ANALYZE)")
+        log(f"  {done} of {chunks} chunks compressed in {timings['compress']:.1f} s (with ANALYZE)")
         if stats:
             timings["chunks_before"], timings["chunks_after"] = float(stats[0]), float(stats[1])
         log("runner reads, compressed")

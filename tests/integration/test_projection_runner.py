@@ -244,3 +244,27 @@ def test_a_projection_behind_the_others_runs_alone_until_it_catches_up(monkeypat
     assert checkpoint_get("event_aggregates").events_applied == 10
     assert checkpoint_get("user_activity").events_applied == 10
     assert event_counts() == {"e": 10}
+
+
+def test_the_prepared_read_sees_partitions_made_and_dropped_after_it_was_planned():
+    """The read runs one generic plan per connection (runner.PREPARED): a day partition or chunk
+    made after it was planned, and one dropped by retention, must change what it reads."""
+    from command_side import storage
+
+    checkpoint_ensure("event_aggregates")
+    insert_events([{"timestamp": T0, "distinct_id": "a"}])
+    assert run_batch(projection_get("event_aggregates")) == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE generic_plans > 0")
+        assert cursor.fetchone()[0] >= 1  # the read was prepared, and ran its generic plan
+
+    far = T0 + timedelta(days=40)  # a day with no partition or chunk until this event
+    insert_events([{"timestamp": far, "distinct_id": "b"}])
+    assert run_batch(projection_get("event_aggregates")) == 1
+
+    insert_events([{"timestamp": T0 - timedelta(days=20), "distinct_id": "c"}])
+    assert run_batch(projection_get("event_aggregates")) == 1
+    storage.retention_run(10)  # drops the day of "c" (applied), and every older empty day
+    insert_events([{"timestamp": T0 - timedelta(days=21), "distinct_id": "d"}])  # a late event past the watermark
+    assert run_batch(projection_get("event_aggregates")) == 1
+    assert event_counts() == {"e": 4}
