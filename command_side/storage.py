@@ -206,19 +206,17 @@ def _slowest_checkpoint(cursor) -> tuple[str, str, int] | None:  # type: ignore[
     return None if row is None else (row[0], row[1], row[2])
 
 
-def _unapplied(cursor, relation: str, checkpoint: tuple[str, str, int] | None, before: datetime | None) -> bool:  # type: ignore[no-untyped-def]
-    """Whether `relation` holds an event (of a time before `before`, if given) that the slowest
-    projection has not applied. (The plain `xact_id >=` lets a compressed chunk skip its batches
-    behind the checkpoint: projections/runner.py, _READ.)"""
+def _unapplied(cursor, relation: str, checkpoint: tuple[str, str, int] | None) -> bool:  # type: ignore[no-untyped-def]
+    """Whether `relation` holds an event the slowest projection has not applied. (The plain
+    `xact_id >=` lets a compressed chunk skip its batches behind the checkpoint: runner._READ.)"""
     if checkpoint is None:
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {relation})")
         return bool(cursor.fetchone()[0])
     _, xact_id, position = checkpoint
-    time_filter = 'AND "timestamp" < %s' if before is not None else ""
     cursor.execute(
         f"""SELECT EXISTS (SELECT 1 FROM {relation}
-                           WHERE xact_id >= %s::xid8 AND (xact_id, position) > (%s::xid8, %s) {time_filter})""",
-        [xact_id, xact_id, position, *([before] if before is not None else [])],
+                           WHERE xact_id >= %s::xid8 AND (xact_id, position) > (%s::xid8, %s))""",
+        [xact_id, xact_id, position],
     )
     return bool(cursor.fetchone()[0])
 
@@ -278,13 +276,14 @@ def _drop_part(part: Part, timescale: bool, run: RetentionRun, dry_run: bool) ->
             # The partition creator's lock: no drainer re-creates a day between our drop and the
             # watermark (both commit together; then the creator sees the watermark).
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tidelog_events_partitions'))")
-        # TRICKY: locked BEFORE the check. An appender's late event for this day, committed
-        # between a check and the drop, would be dropped unapplied. Held for milliseconds (one
-        # index probe, one drop); the events table first, as every appender and DROP take it.
-        cursor.execute(f"LOCK TABLE ONLY {EVENTS.name} IN ACCESS EXCLUSIVE MODE")
-        cursor.execute(f"LOCK TABLE {part.name} IN ACCESS EXCLUSIVE MODE")
+        if not dry_run:
+            # TRICKY: locked BEFORE the check. An appender's late event for this day, committed
+            # between a check and the drop, would be dropped unapplied. Held for milliseconds (one
+            # index probe, one drop); the events table first, as every appender and DROP take it.
+            cursor.execute(f"LOCK TABLE ONLY {EVENTS.name} IN ACCESS EXCLUSIVE MODE")
+            cursor.execute(f"LOCK TABLE {part.name} IN ACCESS EXCLUSIVE MODE")
         slowest = _slowest_checkpoint(cursor)
-        if _unapplied(cursor, part.name, slowest, None):
+        if _unapplied(cursor, part.name, slowest):
             who = f"projection {slowest[0]!r}" if slowest else "no projection"
             run.held = f"{part.name}: {who} has not applied all its events yet; the next run retries"
             return False
