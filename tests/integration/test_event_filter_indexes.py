@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from query_side import selectors
+from tests.projection_helpers import insert_events
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +47,9 @@ def plan_of_event_list(**kwargs) -> str:
 )
 @pytest.mark.parametrize("cursor", [None, (NOW - timedelta(days=1), UUID(int=7))])
 def test_each_filter_is_served_by_its_index(project, name, window, cursor):
+    # Days with a partition or chunk to plan over: a TimescaleDB hypertable has none until an
+    # event of that day is stored (and another test may have emptied it).
+    insert_events([{"project_id": project.project_id, "timestamp": NOW - timedelta(days=d)} for d in (0, 1, 3)])
     filters = selectors.EventFilter(after=window.get("after"), before=window.get("before"), **{name: "some-value"})
     plan = plan_of_event_list(project_id=project.project_id, filters=filters, limit=50, cursor=cursor)
     # Each partition's copy of the parent's index is named after its columns (PostgreSQL:

@@ -8,6 +8,7 @@ import itertools
 import json
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -178,7 +179,9 @@ def test_a_session_survives_the_background_and_a_cold_start_and_ends_after_the_t
         demo.do("track tap")
         assert demo.value("drain 10") == "true"
         starts, (end,) = server.of("session_start"), server.of("session_end")
-        assert [start.body["session_id"] for start in starts] == [first, second]
+        # At least once: a request answered just before the kill, its file not yet deleted, is
+        # sent again by the next process (the server keys sessions and events by their ids).
+        assert first_seen(start.body["session_id"] for start in starts) == [first, second]
         assert end.method == "PUT" and end.path == f"/api/v1/analytics/session/{first}/end/"
         # Stamped with when the app went to the background, not when the end was sent.
         ended = time.mktime(time.strptime(end.body["timestamp"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
@@ -186,7 +189,7 @@ def test_a_session_survives_the_background_and_a_cold_start_and_ends_after_the_t
         assert end.at > starts[0].at
         assert {"sent_at", "distinct_id", "device_id"} <= set(end.body)
         events = [event for request in server.of("batch") for event in request.body["events"]]
-        assert [event["session_id"] for event in events] == [first, second]
+        assert first_seen(event["session_id"] for event in events) == [first, second]
         demo.exit()
 
 
@@ -293,3 +296,8 @@ def test_exactly_1000_events_are_stored_through_a_server_restart_and_an_app_kill
         (stored,) = [s for s in sessions["results"] if not s["inferred"]]
         assert stored["session_id"] == session and stored["event_count"] >= 1002 and stored["screen_count"] == 1
         assert stored["app_version"] == "1.0.0" and stored["os_name"]
+
+
+def first_seen(values: Iterable[str]) -> list[str]:
+    """The values in the order each first appears, repeats left out."""
+    return list(dict.fromkeys(values))
