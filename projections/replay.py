@@ -136,7 +136,7 @@ def _swap(
         if watermark is not None:
             for live, shadow in shadows.items():
                 if live in retention.windows(projection):
-                    carried = retention.carry_history(cursor, projection, live, shadow, live, watermark)
+                    carried = retention.carry_history(cursor, projection, live, shadow, watermark)
                     log.info("%s: %s keeps %d rows of history before %s", projection.name, live, carried, watermark)
         timeout_ms = int(settings.TIDELOG_REPLAY_SWAP_LOCK_TIMEOUT_SECONDS * 1000)
         cursor.execute(f"SET LOCAL lock_timeout = '{timeout_ms}ms'")

@@ -64,10 +64,11 @@ def replay_refusal(projection: Projection, watermark: datetime) -> str:
     )
 
 
-def carry_history(cursor: Any, projection: Projection, live: str, shadow: str, table: str, watermark: datetime) -> int:
-    """In a replay's swap, before the shadow replaces `live`: the shadow's rows of the history
-    (and any of a key the live history holds) give way to the live history rows. Returns how
-    many rows were carried over."""
+def carry_history(cursor: Any, projection: Projection, live: str, shadow: str, watermark: datetime) -> int:
+    """In a replay's swap, before `shadow` replaces the live table `live`: the shadow's rows of
+    the history (and any of a key the live history holds) give way to the live history rows.
+    Returns how many rows were carried over."""
+    table = live
     key = _table(table).key
     params = {"retained_from": watermark}
     cursor.execute(
