@@ -283,3 +283,40 @@ def captured(when: datetime, distinct_id: str = "u") -> EventCaptured:
         client_timestamp=when, sent_at=None, skew_ms=None, session_id=None, device_id=None, app_version=None,
         os_name=None, os_version=None, properties_json=b"{}",
     )  # fmt: skip
+
+
+def test_retention_racing_late_events_of_the_days_it_drops_loses_none_of_them():
+    """A drainer storing late events of the very days retention is dropping, at the same time:
+    each is either still stored or was applied before its day went, so the read models count
+    every one exactly once."""
+    import threading
+
+    from django.db import connections
+
+    insert_events(events_on(range(0, 10)))
+    project()
+    late = 150
+    stored: list[int] = []
+
+    def drainer() -> None:
+        try:
+            for i in range(late):
+                when = day(9 - i % 2, hour=i % 24)  # days 9 and 8, which retention drops
+                result = event_store.append([BufferEntry(project_id=1, events=[captured(when, distinct_id=f"l{i}")])])
+                stored.append(result.stored)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=drainer)
+    thread.start()
+    while thread.is_alive():
+        project()
+        storage.retention_run(5)
+    thread.join()
+    project()
+    storage.retention_run(5)
+
+    assert sum(stored) == late
+    assert total_counted(day(12)) == 30 + late
+    assert stored_days() == [TODAY - timedelta(days=n) for n in range(5, -1, -1)]
+    assert verify(projection_get("event_aggregates")).differences == []
