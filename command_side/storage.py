@@ -296,7 +296,7 @@ def _drop_part(part: Part, timescale: bool, run: RetentionRun, dry_run: bool) ->
             transaction.set_rollback(True)
             return True
         if timescale:
-            # drop_chunks by time: this chunk and any older one (all checked before it).
+            # drop_chunks by time: this chunk and every older one, all checked just above.
             cursor.execute("SELECT count(*) FROM drop_chunks(%s, older_than => %s)", [EVENTS.name, part.end])
         else:
             cursor.execute(f"DROP TABLE {part.name}")
