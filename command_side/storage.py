@@ -154,11 +154,14 @@ def compress_now(after_days: int, *, progress: Callable[[Part], None] | None = N
     return done
 
 
-def storage_by_state() -> dict[str, int]:
-    """Bytes of the events table's compressed and uncompressed parts, and what the compressed
-    ones took before compression (TimescaleDB's own statistics); plain PostgreSQL: all plain."""
-    if event_store.engine() != "timescaledb":
-        return {"uncompressed": sum(part.total_bytes for part in parts())}
+def storage_by_state(found: list[Part] | None = None) -> dict[str, int]:
+    """Bytes of the events table's uncompressed and compressed parts, and what the compressed
+    ones took before compression (TimescaleDB's own statistics; 0 on plain PostgreSQL). `found`:
+    the parts() a caller already has."""
+    found = parts() if found is None else found
+    plain = sum(part.total_bytes for part in found if not part.compressed)
+    if not any(part.compressed for part in found):
+        return {"uncompressed": plain, "compressed": 0, "compressed_before": 0}
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT coalesce(sum(before_compression_total_bytes), 0)::int8,"
@@ -166,7 +169,6 @@ def storage_by_state() -> dict[str, int]:
             [EVENTS.name],
         )
         before, after = cursor.fetchone()
-    plain = sum(part.total_bytes for part in parts() if not part.compressed)
     return {"uncompressed": plain, "compressed": after, "compressed_before": before}
 
 
@@ -326,7 +328,3 @@ def _trim_default(run: RetentionRun, dry_run: bool) -> int:
         if dry_run:
             transaction.set_rollback(True)
     return deleted
-
-
-def retention_cutoff_label(days: int) -> str:
-    return f"{days} days (events before {retention_cutoff(days):%Y-%m-%d %H:%M} UTC)"

@@ -194,8 +194,7 @@ def timed_read(read: Read, at: tuple[str, int], limit: int) -> tuple[float, list
         (horizon,) = cursor.fetchone() or (None,)
         started = time.perf_counter()
         # As the runner executes it: prepared, with the generic plan _SETUP asks for.
-        prepare = getattr(runner, "PREPARED", None)
-        cursor.execute(read.sql, read.arguments(at[0], at[1], str(horizon), limit), binary=True, prepare=prepare)
+        cursor.execute(read.sql, read.arguments(at[0], at[1], str(horizon), limit), binary=True, prepare=True)
         rows = cursor.fetchall()
         return (time.perf_counter() - started) * 1000, rows
 

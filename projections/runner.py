@@ -57,7 +57,7 @@ LIMIT %s
 # of xact_id, and only a plain comparison on the column is checked against them; the row
 # comparison is not. Without it every read decompressed every compressed chunk: an idle runner's
 # read went from 0.4 to 12 ms at 200k events (linear in the store). With it the batches behind
-# the checkpoint are skipped unread (docs/performance.md, "Compressed chunks").
+# the checkpoint are skipped unread (docs/performance.md, "Compressed chunks under the projection runner").
 # The same read, with properties for the event types named by its first parameter, or without
 # (projection.py: EVENT_COLUMNS_WITH_PROPERTIES).
 _READ_EVENTS = _READ.replace("{columns}", EVENT_COLUMNS)
@@ -74,7 +74,7 @@ SELECT pg_advisory_xact_lock(%s, hashtext(%s)),
        set_config('statement_timeout', %s, true),
        set_config('enable_sort', 'off', true),
        set_config('enable_bitmapscan', 'off', true),
-       -- The read is a prepared statement (below, PREPARED): planned once, with the same plan.
+       -- The read is a prepared statement (below): planned once, with the same plan.
        set_config('plan_cache_mode', 'force_generic_plan', true),
        -- (JIT is off for every Tidelog connection: core/settings.py.)
        -- Quiet the "staging table already exists" notice of every batch (see upsert.py).
@@ -82,14 +82,13 @@ SELECT pg_advisory_xact_lock(%s, hashtext(%s)),
 """
 
 # TRICKY: the read is prepared once per connection and runs a generic plan (`plan_cache_mode`
-# above), PREPARED below. Planning it was most of an idle read's cost, and it grows with the
+# above; `prepare=True` on its execute). Planning it was most of an idle read's cost, and it grows with the
 # partitions or chunks: on TimescaleDB with 27 compressed chunks of 31, 4 ms planning and 0.3 ms
 # executing (docs/performance.md, "Compressed chunks"). The generic plan is the one the settings
 # above force anyway (each partition's (xact_id, position) order merged) and holds no value of a
 # parameter, so it serves every checkpoint. A partition or chunk made, dropped, compressed or
 # decompressed since invalidates it (PostgreSQL's plan cache; tests/integration/test_projection_runner.py
 # and test_timescale_storage.py read through those changes).
-PREPARED = True
 # Django turns psycopg's preparation off (prepare_threshold None: statement poolers); with this
 # threshold nothing is prepared but what asks to be (execute(..., prepare=True)).
 _ONLY_WHEN_ASKED = 2**31 - 1
@@ -217,18 +216,18 @@ def _apply_batch(members: Sequence[Member], limit: int | None) -> tuple[int, Sto
         bounds = [start_xact, start_position, start_xact, horizon, limit]
         # Binary results: Django registers a Python loader for text timestamptz (5 µs a row).
         if any(reads_every_property(member.projection) for member in members):
-            cursor.execute(_READ_EVENTS_WITH_ALL_PROPERTIES, bounds, binary=True, prepare=PREPARED)
+            cursor.execute(_READ_EVENTS_WITH_ALL_PROPERTIES, bounds, binary=True, prepare=True)
         elif property_keys:
             cursor.execute(
                 _READ_EVENTS_WITH_PROPERTIES_OR_KEYS,
                 [property_types, property_keys, *bounds],
                 binary=True,
-                prepare=PREPARED,
+                prepare=True,
             )
         elif property_types:
-            cursor.execute(_READ_EVENTS_WITH_PROPERTIES, [property_types, *bounds], binary=True, prepare=PREPARED)
+            cursor.execute(_READ_EVENTS_WITH_PROPERTIES, [property_types, *bounds], binary=True, prepare=True)
         else:
-            cursor.execute(_READ_EVENTS, bounds, binary=True, prepare=PREPARED)
+            cursor.execute(_READ_EVENTS, bounds, binary=True, prepare=True)
         events = [StoredEvent(*r) for r in cursor.fetchall()]
         if not events:
             return 0, None

@@ -247,7 +247,7 @@ def test_a_projection_behind_the_others_runs_alone_until_it_catches_up(monkeypat
 
 
 def test_the_prepared_read_sees_partitions_made_and_dropped_after_it_was_planned():
-    """The read runs one generic plan per connection (runner.PREPARED): a day partition or chunk
+    """The read runs one generic plan per connection (prepared: runner._READ): a day partition or chunk
     made after it was planned, and one dropped by retention, must change what it reads."""
     from command_side import storage
 

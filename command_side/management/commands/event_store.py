@@ -19,6 +19,10 @@ def _size(n: int) -> str:
     raise AssertionError
 
 
+def _retention_label(days: int) -> str:
+    return f"{days} days (events before {storage.retention_cutoff(days):%Y-%m-%d %H:%M} UTC)"
+
+
 class Command(BaseCommand):
     help = (
         "Report the event store's engine, size and policies; create partitions ahead; prune the dedup"
@@ -96,7 +100,7 @@ class Command(BaseCommand):
         def progress(part: storage.Part) -> None:
             self.stdout.write(f"  {verb} {part.name} ({part.start:%Y-%m-%d}, {_size(part.total_bytes)})")
 
-        self.stdout.write(f"retention: {storage.retention_cutoff_label(days)}")
+        self.stdout.write(f"retention: {_retention_label(days)}")
         run = storage.retention_run(days, dry_run=options["dry_run"], progress=progress)
         default = run.default_rows_deleted
         self.stdout.write(
@@ -130,9 +134,9 @@ class Command(BaseCommand):
         else:
             layout = f"{len(parts)} partitions (one a UTC day, plus default)"
             compression = "not available on plain PostgreSQL (large properties are TOAST-compressed)"
-        sizes = storage.storage_by_state()
-        size = _size(sizes["uncompressed"] + sizes.get("compressed", 0))
-        if sizes.get("compressed"):
+        sizes = storage.storage_by_state(parts)
+        size = _size(sizes["uncompressed"] + sizes["compressed"])
+        if sizes["compressed"]:
             size += f" ({_size(sizes['compressed'])} compressed from {_size(sizes['compressed_before'])})"
         retention_days = settings.TIDELOG_EVENT_RETENTION_DAYS
         self.stdout.write(f"engine          {engine}")
@@ -141,6 +145,6 @@ class Command(BaseCommand):
         self.stdout.write(f"last position   {position}")
         self.stdout.write(f"dedup ledger    ~{max(ids, 0)} ids, window {settings.TIDELOG_DEDUP_WINDOW_DAYS} days")
         self.stdout.write(f"compression     {compression}")
-        retention = storage.retention_cutoff_label(retention_days) if retention_days else "off"
+        retention = _retention_label(retention_days) if retention_days else "off"
         self.stdout.write(f"retention       {retention}")
         self.stdout.write(f"retained window {self._window(storage.retained_from())}")
