@@ -320,3 +320,14 @@ def test_retention_racing_late_events_of_the_days_it_drops_loses_none_of_them():
     assert total_counted(day(12)) == 30 + late
     assert stored_days() == [TODAY - timedelta(days=n) for n in range(5, -1, -1)]
     assert verify(projection_get("event_aggregates")).differences == []
+
+
+@pytest.mark.parametrize("action", [[], ["retention", "--days", "3"], ["compress"]])
+def test_event_store_on_a_database_without_the_event_store_says_to_migrate(action):
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE tidelog_events RENAME TO tidelog_events_elsewhere")
+        try:
+            with pytest.raises(CommandError, match=r"run `manage\.py migrate` first"):
+                call_command("event_store", *action)
+        finally:
+            cursor.execute("ALTER TABLE tidelog_events_elsewhere RENAME TO tidelog_events")

@@ -51,6 +51,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options.get("action") or "info"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [EVENTS.name])
+            if not cursor.fetchone()[0]:
+                raise CommandError(f"this database has no event store ({EVENTS.name}): run `manage.py migrate` first")
         if action == "ensure-partitions":
             event_store.partitions_ensure_ahead()
             self.stdout.write("partitions ensured")
