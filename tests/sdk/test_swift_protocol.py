@@ -174,6 +174,9 @@ def test_the_kotlin_client_sends_the_requests_the_swift_client_is_recorded_sendi
         demo = DemoApp(build_demo(), tmp_path, server.url, EXAMPLE_KEY, flush_at="3", session_timeout="1")
         demo.do("foreground")
         wait_for(lambda: server.of("flags"), "the flags fetched at start")
+        # The server has the request; the app holds the answer once it has cached it (Flags.kt
+        # sets it in memory, then writes flags.json). Asked before, the flag is still "false".
+        wait_for(lambda: (tmp_path / "flags.json").exists(), "the flags answer cached")
         demo.do("track app_opened")
         demo.do("screen Checkout")
         assert demo.value("flag onboarding") == "short"
