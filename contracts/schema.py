@@ -259,6 +259,17 @@ PERSON_ALIASES: Final = Table(
 person's (PERSONS.number). A set of users' numbers maps to its set of persons through these
 rows alone (query_side/user_sets.py): a merge recounts every past set at once."""
 
+PERSON_COHORTS: Final = Table(
+    "rm_person_cohorts",
+    _columns("project_id int8, day date, person_count int4, persons bytea"),
+    key=("project_id", "day"),
+)
+"""(project, UTC day) -> the persons (their PERSONS.number) first seen that day, as a
+contracts.user_sets bitmap (person_count is its size): retention's cohorts by first seen, a set a
+day instead of a scan of every person. Kept by the people projection in the statements that
+change PERSONS, so it is always PERSONS grouped by the day of first_seen; a day left with no
+person is deleted."""
+
 PERSON_PROPERTIES: Final = Table(
     "rm_person_properties",
     _columns(
@@ -317,6 +328,7 @@ SHARED: Final = (
     PERSON_PROPERTIES,
     IDENTITY_LINKS,
     PERSON_ALIASES,
+    PERSON_COHORTS,
     EVENT_PROPERTY_KEYS,
     EVENT_PROPERTY_VALUES,
 )

@@ -30,6 +30,7 @@ from people.properties import (
     person_properties,
     property_rows,
 )
+from projections import person_cohorts
 from projections.projection import StoredEvent, VerifyQuery
 from projections.upsert import stage_rows, upsert
 
@@ -73,10 +74,11 @@ class People:
         schema.PERSON_PROPERTIES.name,
         schema.PERSON_ALIASES.name,
         schema.IDENTITY_LINKS.name,
+        schema.PERSON_COHORTS.name,
     )
-    deferred_indexes: Sequence[str] = ("rm_persons_list", "rm_persons_properties", "rm_persons_first_seen")
-    """Read by the query side only (the people list, property filters, retention's cohorts): a
-    replay builds them once it has caught up (projections/replay.py)."""
+    deferred_indexes: Sequence[str] = ("rm_persons_list", "rm_persons_properties")
+    """Read by the query side only (the people list, property filters): a replay builds them
+    once it has caught up (projections/replay.py)."""
 
     def load(self, cursor: Any, tables: Mapping[str, str], checkpoint: tuple[str, int]) -> None:
         return None
@@ -297,6 +299,7 @@ class People:
             ),
             VerifyQuery(schema.PERSONS, _EXPECTED_PERSONS, params=verify_identity),
             VerifyQuery(schema.PERSON_ALIASES, _EXPECTED_ALIASES, params=verify_identity),
+            person_cohorts.verify_query(_EXPECTED_PERSONS, verify_identity),
         ]
 
 
@@ -420,8 +423,13 @@ def recompute_persons(
             ON CONFLICT DO NOTHING""",
         keys,
     )
+    persons = tables[schema.PERSONS.name]
+    # TRICKY: the outer SELECT reads PERSONS in the statement's snapshot, before the upsert: each
+    # person's old row beside its new one. Only the persons whose cohort (day first seen, number)
+    # changed come back (person_cohorts.move).
     cursor.execute(
-        f"""INSERT INTO {tables[schema.PERSONS.name]} AS t ({schema.PERSONS.column_list()})
+        f"""WITH upserted AS (
+            INSERT INTO {persons} AS t ({schema.PERSONS.column_list()})
             SELECT d.project_id, d.person_id,
                    bool_or(x.identified),
                    coalesce(min(v.properties::text)::jsonb, '{{}}'::jsonb),
@@ -441,7 +449,11 @@ def recompute_persons(
                 is_identified = EXCLUDED.is_identified, properties = EXCLUDED.properties,
                 first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
                 event_count = EXCLUDED.event_count, distinct_id_count = EXCLUDED.distinct_id_count,
-                number = EXCLUDED.number""",
+                number = EXCLUDED.number
+            RETURNING t.project_id, t.person_id, {_UTC_DAY.format("t")} AS day, t.number)
+            SELECT u.project_id, {_UTC_DAY.format("o")}, o.number, u.day, u.number
+            FROM upserted u LEFT JOIN {persons} o ON o.project_id = u.project_id AND o.person_id = u.person_id
+            WHERE o.person_id IS NULL OR o.number IS DISTINCT FROM u.number OR {_UTC_DAY.format("o")} <> u.day""",
         [
             *keys,
             [project_id for project_id, _ in with_properties],
@@ -449,6 +461,12 @@ def recompute_persons(
             [merged[person] for person in with_properties],
         ],
     )
+    left: list[person_cohorts.Place] = []
+    taken: list[person_cohorts.Place] = []
+    for project_id, old_day, old_number, day, number in cursor.fetchall():
+        if old_number is not None:
+            left.append((project_id, old_day, old_number))
+        taken.append((project_id, day, number))
     # The aliases of these persons' ids: each id but the person's own number maps to it.
     aliases = tables[schema.PERSON_ALIASES.name]
     cursor.execute(
@@ -457,7 +475,7 @@ def recompute_persons(
                 FROM unnest(%s::int8[], %s::uuid[]) k(project_id, person_id)
                 JOIN {ids} d ON d.project_id = k.project_id AND d.person_id = k.person_id
                 JOIN {numbers} n ON n.project_id = d.project_id AND n.distinct_id = d.distinct_id
-                JOIN {tables[schema.PERSONS.name]} p ON p.project_id = d.project_id AND p.person_id = d.person_id),
+                JOIN {persons} p ON p.project_id = d.project_id AND p.person_id = d.person_id),
             unaliased AS (
                 DELETE FROM {aliases} a USING members m
                 WHERE a.project_id = m.project_id AND a.number = m.number AND m.number = m.canonical)
@@ -470,13 +488,20 @@ def recompute_persons(
     gone = sorted(touched if emptied is None else emptied)
     if gone:
         cursor.execute(
-            f"""DELETE FROM {tables[schema.PERSONS.name]} p
+            f"""DELETE FROM {persons} p
                 USING unnest(%s::int8[], %s::uuid[]) k(project_id, person_id)
                 WHERE p.project_id = k.project_id AND p.person_id = k.person_id
                   AND NOT EXISTS (SELECT 1 FROM {ids} d
-                                  WHERE d.project_id = p.project_id AND d.person_id = p.person_id)""",
+                                  WHERE d.project_id = p.project_id AND d.person_id = p.person_id)
+                RETURNING p.project_id, {_UTC_DAY.format("p")}, p.number""",
             [[project_id for project_id, _ in gone], [person_id for _, person_id in gone]],
         )
+        left.extend((project_id, day, number) for project_id, day, number in cursor.fetchall() if number is not None)
+    person_cohorts.move(cursor, tables[schema.PERSON_COHORTS.name], left=left, taken=taken)
+
+
+_UTC_DAY: Final = "({0}.first_seen AT TIME ZONE 'UTC')::date"
+"""The UTC day a PERSONS row (by its alias) was first seen: its cohort's (PERSON_COHORTS)."""
 
 
 def _compact(text: str | None) -> str | None:

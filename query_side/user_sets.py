@@ -81,13 +81,6 @@ class Persons:
         return len(users) - len(merged) + persons.difference_cardinality(users)
 
 
-def numbers_set(blob: bytes | memoryview) -> BitMap:
-    """A set of the numbers in a bytea of big-endian int4s (SQL's `string_agg(int4send(n), '')`:
-    a third of an int4[]'s cost to load), sorted first (Roaring builds sorted input fastest)."""
-    numbers = np.sort(np.frombuffer(bytes(blob), dtype=">u4").astype(np.uint32))
-    return BitMap(array("I", numbers.tobytes()))
-
-
 def persons_of(project_id: int) -> Persons:
     """The project's aliases in one bytea of (number, canonical) pairs, 4-byte big-endian each,
     sorted here: unordered and binary, the load costs a third of two ordered int4 arrays (10 ms

@@ -1,14 +1,17 @@
 """people against real PostgreSQL: identity merges, person properties and counters through the
 real event store and runner; live == verify == replay; erasure leaves what the remaining events give."""
 
+import importlib
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from contracts import schema
+from contracts.user_sets import decode
 from people.identity import MERGED, REFUSED_BOTH_IDENTIFIED, SAME, person_id_of
 from projections.registry import projection_get
 from projections.replay import replay
@@ -42,8 +45,31 @@ def alias(distinct_id, other, minutes=0):
 
 
 def people_rows():
-    return {table.name: table_rows(table.name) for table in (
+    rows = {table.name: table_rows(table.name) for table in (
         schema.PERSON_DISTINCT_IDS, schema.PERSONS, schema.PERSON_PROPERTIES, schema.IDENTITY_LINKS)}  # fmt: skip
+    rows[schema.PERSON_COHORTS.name] = cohorts()
+    return rows
+
+
+def cohorts() -> dict[tuple[int, date], list[int]]:
+    """(project, day) -> the numbers of the persons first seen that day, as stored (the count
+    checked against the set)."""
+    found = {}
+    for project_id, day, count, blob in table_rows(schema.PERSON_COHORTS.name):
+        numbers = list(decode(blob))
+        assert count == len(numbers)
+        found[(project_id, day)] = numbers
+    return found
+
+
+def cohorts_of_persons() -> dict[tuple[int, date], list[int]]:
+    """The same, grouped from rm_persons."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT project_id, (first_seen AT TIME ZONE 'UTC')::date, array_agg(number ORDER BY number)
+               FROM rm_persons GROUP BY 1, 2"""
+        )
+        return {(project_id, day): numbers for project_id, day, numbers in cursor.fetchall()}
 
 
 def person_of() -> dict[str, uuid.UUID]:
@@ -187,8 +213,9 @@ def test_replay_rebuilds_the_same_rows_and_verify_finds_a_tampered_person():
     with connection.cursor() as cursor:
         cursor.execute("UPDATE rm_persons SET properties = '{}' WHERE distinct_id_count > 1")
         cursor.execute("UPDATE rm_identity_links SET outcome = 'merged' WHERE kind = 'alias'")
+        cursor.execute("UPDATE rm_person_cohorts SET person_count = person_count + 1")
     tables = {d.table for d in verify(projection_get(PEOPLE)).differences}
-    assert tables == {schema.PERSONS.name, schema.IDENTITY_LINKS.name}
+    assert tables == {schema.PERSONS.name, schema.IDENTITY_LINKS.name, schema.PERSON_COHORTS.name}
 
 
 def erase(project_id, distinct_ids):
@@ -232,6 +259,48 @@ def test_erasing_a_person_leaves_what_the_remaining_events_give():
     erase(1, ["B"])
     assert set(person_of()) == {"C"} and set(persons()) == {person_id_of(1, "C")}
     assert table_rows(schema.IDENTITY_LINKS.name) == [] and table_rows(schema.PERSON_PROPERTIES.name) == []
+    assert_verified()
+
+
+def test_a_persons_cohort_follows_its_first_seen_day_through_merges_late_events_and_erasure():
+    day = timedelta(days=1)
+    insert_events([event("U", 0), event("anon", 2 * 24 * 60), event("other", 24 * 60)])
+    project([PEOPLE])
+    directory, _, _ = numbers()
+    u, anon, other = directory["U"], directory["anon"], directory["other"]
+    assert cohorts() == cohorts_of_persons() == {
+        (1, T0.date()): [u], (1, (T0 + day).date()): [other], (1, (T0 + 2 * day).date()): [anon]}  # fmt: skip
+    # anon logs in as U: one person, first seen on U's day, numbered U's (identified); anon's day
+    # is left with nobody and goes.
+    insert_events([identify("U", "anon", 3 * 24 * 60)])
+    project([PEOPLE])
+    assert cohorts() == cohorts_of_persons() == {(1, T0.date()): [u], (1, (T0 + day).date()): [other]}
+    assert_verified()
+    # A late event of anon's, a day before U's first: the whole person moves to that day.
+    insert_events([event("anon", -24 * 60)])
+    project([PEOPLE])
+    assert cohorts() == cohorts_of_persons() == {(1, (T0 - day).date()): [u], (1, (T0 + day).date()): [other]}
+    assert_verified()
+    erase(1, ["U"])  # anon stays, alone: its own number again, on its own first day
+    assert cohorts() == cohorts_of_persons() == {(1, (T0 - day).date()): [anon], (1, (T0 + day).date()): [other]}
+    assert_verified()
+    erase(1, ["anon", "other"])
+    assert cohorts() == {}
+    assert_verified()
+
+
+def test_the_migration_fills_the_cohorts_from_the_persons_that_exist():
+    fill = importlib.import_module("projections.migrations.0009_person_cohorts").fill
+    insert_events([event(f"anon{i}", i * 600) for i in range(12)] + [identify("A", "anon3", 7000)])
+    insert_events([event("x", 60, project_id=2)])
+    project([PEOPLE])
+    kept = cohorts()
+    assert len(kept) > 2
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM rm_person_cohorts")
+    with transaction.atomic():  # as migrate runs it
+        fill(None, SimpleNamespace(connection=connection))
+    assert cohorts() == kept == cohorts_of_persons()
     assert_verified()
 
 
