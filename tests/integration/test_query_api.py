@@ -14,7 +14,7 @@ from django.db import connection
 from django.urls import URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
 
-from projections import session_durations
+from projections import person_cohorts, session_durations
 from projections.user_numbers import numbers_of
 from tenancy.models import PersonalAPIKey
 from tests.projection_helpers import insert_events, write_as_projected
@@ -266,6 +266,8 @@ def seed_person(project_id, person_id=SAMPLE_PERSON, distinct_ids=("u1",), prope
         )
         for number in numbers[1:]:
             cursor.execute("INSERT INTO rm_person_aliases VALUES (%s, %s, %s)", [project_id, number, numbers[0]])
+        # And its cohort: the day it was first seen.
+        person_cohorts.move(cursor, "rm_person_cohorts", left=[], taken=[(project_id, first_seen.date(), numbers[0])])
 
 
 def insert_session_events(rows):

@@ -142,6 +142,8 @@ class Request:
     headers: dict[str, str]
     body: Any
     at: float
+    status: int = 0
+    """What the server answered (0 until it has)."""
 
     @property
     def kind(self) -> str:
@@ -203,6 +205,7 @@ def scripted_server() -> Iterator[ScriptedServer]:
             request = Request(self.command, self.path, dict(self.headers), decoded(self.headers, raw), time.monotonic())
             state.requests.append(request)
             status, headers, body = state.answer(request)
+            request.status = status
             content = json.dumps(body).encode()
             self.send_response(status)
             for name, value in {"Content-Type": "application/json", **headers}.items():
