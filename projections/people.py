@@ -501,7 +501,7 @@ def recompute_persons(
 
 
 _UTC_DAY: Final = "({0}.first_seen AT TIME ZONE 'UTC')::date"
-"""The UTC day a PERSONS row (by its alias) was first seen: its cohort's (PERSON_COHORTS)."""
+"""The UTC day the PERSONS row named {0} in a query was first seen: its cohort (PERSON_COHORTS)."""
 
 
 def _compact(text: str | None) -> str | None:
