@@ -16,6 +16,7 @@ from typing import Any
 from contracts import schema
 from contracts.user_sets import BitMap, decode, encode, fingerprint
 from projections.projection import VerifyQuery
+from projections.upsert import delete_keys, upsert
 
 TABLE = schema.PERSON_COHORTS
 Place = tuple[int, date, int]
@@ -49,19 +50,11 @@ def move(cursor: Any, into: str, *, left: Iterable[Place], taken: Iterable[Place
         elif key in stored:
             gone.append(key)
     if rows:
-        cursor.execute(
-            f"""INSERT INTO {into} AS t (project_id, day, person_count, persons)
-                SELECT * FROM unnest(%s::int8[], %s::date[], %s::int4[], %s::bytea[])
-                ON CONFLICT (project_id, day) DO UPDATE
-                SET person_count = EXCLUDED.person_count, persons = EXCLUDED.persons""",
-            [[row[i] for row in rows] for i in range(4)],
-        )
-    if gone:
-        cursor.execute(
-            f"""DELETE FROM {into} t USING unnest(%s::int8[], %s::date[]) k(project_id, day)
-                WHERE t.project_id = k.project_id AND t.day = k.day""",
-            [[project_id for project_id, _ in gone], [day for _, day in gone]],
-        )
+        upsert(
+            cursor, table=TABLE, into=into, update="person_count = EXCLUDED.person_count, persons = EXCLUDED.persons",
+            rows=rows,
+        )  # fmt: skip
+    delete_keys(cursor, table=TABLE, into=into, keys=gone)
 
 
 def verify_query(expected_persons: str, identity: Callable[[Any, Mapping[str, Any]], Mapping[str, Any]]) -> VerifyQuery:

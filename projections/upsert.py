@@ -29,6 +29,20 @@ def upsert(
     )
 
 
+def delete_keys(cursor: psycopg.Cursor, *, table: Table, into: str, keys: Sequence[Sequence[Any]]) -> None:
+    """Delete the rows of these keys (values in the order of `table.key`) from `into`."""
+    if not keys:
+        return
+    columns = table.take(*table.key)
+    names = ", ".join(column.sql for column in columns)
+    casts = ", ".join(f"%s::{column.type}[]" for column in columns)
+    cursor.execute(
+        f"DELETE FROM {into} t USING unnest({casts}) k({names}) WHERE ({', '.join(f't.{c.sql}' for c in columns)})"
+        f" = ({', '.join(f'k.{c.sql}' for c in columns)})",
+        [[key[i] for key in keys] for i in range(len(columns))],
+    )
+
+
 def _copy_type(typname: str) -> str:
     # pg_type names an array of text `_text`; psycopg's registry knows it as `text[]`.
     return f"{typname[1:]}[]" if typname.startswith("_") else typname

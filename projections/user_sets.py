@@ -13,7 +13,7 @@ from typing import Any
 from contracts import schema
 from contracts.user_sets import BitMap, decode, encode, fingerprint
 from projections.projection import ReadModelDrift, VerifyQuery
-from projections.upsert import upsert
+from projections.upsert import delete_keys, upsert
 
 Key = tuple[Any, ...]
 SET_COLUMNS = ("event_count", "user_count", "users")
@@ -88,15 +88,7 @@ def remove_from_sets(cursor: Any, *, table: schema.Table, into: str, changes: Ma
             rows.append((*key, count, len(remaining), encode(remaining)))
     if rows:
         _write(cursor, table, into, rows)
-    if gone:
-        columns = _key_columns(table)
-        names = ", ".join(column.sql for column in columns)
-        casts = ", ".join(f"%s::{column.type}[]" for column in columns)
-        cursor.execute(
-            f"DELETE FROM {into} t USING unnest({casts}) k({names}) WHERE ({', '.join(f't.{c.sql}' for c in columns)})"
-            f" = ({', '.join(f'k.{c.sql}' for c in columns)})",
-            [[key[i] for key in gone] for i in range(len(columns))],
-        )
+    delete_keys(cursor, table=table, into=into, keys=gone)
     return len(rows) + len(gone)
 
 
