@@ -1,6 +1,8 @@
 """Event rollups per project, event type, app version and OS, by UTC hour and by UTC day: the
 events and the set of their users (schema.EVENT_ROLLUPS). Counts over a range sum the rows;
-unique users over a range, a week or a breakdown union their sets, exactly.
+unique users over a range, a week or a breakdown union their sets, exactly. Beside them the same
+per event type alone (schema.EVENT_TYPE_ROLLUPS), for the questions with no app_version or
+os_name in them: one row a bucket and type to read instead of one for each version and OS.
 """
 
 from collections import Counter
@@ -35,11 +37,31 @@ def rollup_keys(project_id: int, event_type: str, hour: datetime, version: str, 
     )
 
 
+def type_key(key: Key) -> Key:
+    """The EVENT_TYPE_ROLLUPS key of an EVENT_ROLLUPS key: its first four columns (project,
+    grain, bucket, event type), without the version and the OS."""
+    return key[:4]
+
+
+def by_type(rows: Mapping[Key, tuple[int, BitMap]]) -> dict[Key, tuple[int, BitMap]]:
+    """EVENT_ROLLUPS rows (or changes to them) summed into their EVENT_TYPE_ROLLUPS keys."""
+    counts: dict[Key, int] = {}
+    sets: dict[Key, list[BitMap]] = {}
+    for key, (count, users) in rows.items():
+        short = type_key(key)
+        counts[short] = counts.get(short, 0) + count
+        sets.setdefault(short, []).append(users)
+    return {key: (counts[key], BitMap.union(*sets[key])) for key in counts}
+
+
 class EventAggregates(EventsOnly):
     name: str = "event_aggregates"
-    tables: Sequence[str] = (schema.EVENT_ROLLUPS.name,)
+    tables: Sequence[str] = (schema.EVENT_ROLLUPS.name, schema.EVENT_TYPE_ROLLUPS.name)
     # Past retention (projections/retention.py): a bucket that starts at or after the watermark.
-    retained_windows: Mapping[str, str] = {schema.EVENT_ROLLUPS.name: "{t}.bucket >= %(retained_from)s"}
+    retained_windows: Mapping[str, str] = {
+        schema.EVENT_ROLLUPS.name: "{t}.bucket >= %(retained_from)s",
+        schema.EVENT_TYPE_ROLLUPS.name: "{t}.bucket >= %(retained_from)s",
+    }
 
     def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Counter[UserHour]:
         # One C-speed Counter update per event; the rows are built from its (fewer) keys.
@@ -52,17 +74,26 @@ class EventAggregates(EventsOnly):
         if not changes:
             return
         numbers = numbers_of(cursor, {(key[0], key[3]) for key in changes})
-        rows: dict[Key, tuple[int, BitMap]] = {}
+        # Each key's events and its users' numbers, gathered in lists: a set built once from a
+        # list is cheaper than one grown number by number.
+        rows: dict[Key, tuple[list[int], list[int]]] = {}
         for (project_id, event_type, hour, distinct_id, version, os_name), n in changes.items():
             number = numbers[(project_id, distinct_id)]
             for key in rollup_keys(project_id, event_type, hour, version, os_name):
                 row = rows.get(key)
                 if row is None:
-                    rows[key] = (n, BitMap([number]))
+                    rows[key] = ([n], [number])
                 else:
-                    row[1].add(number)
-                    rows[key] = (row[0] + n, row[1])
-        add_to_sets(cursor, table=schema.EVENT_ROLLUPS, into=tables[schema.EVENT_ROLLUPS.name], changes=rows)
+                    row[0].append(n)
+                    row[1].append(number)
+        detailed = {key: (sum(counts), BitMap(users)) for key, (counts, users) in rows.items()}
+        add_to_sets(cursor, table=schema.EVENT_ROLLUPS, into=tables[schema.EVENT_ROLLUPS.name], changes=detailed)
+        add_to_sets(
+            cursor,
+            table=schema.EVENT_TYPE_ROLLUPS,
+            into=tables[schema.EVENT_TYPE_ROLLUPS.name],
+            changes=by_type(detailed),
+        )
 
     def erase(
         self,
@@ -90,18 +121,28 @@ class EventAggregates(EventsOnly):
         if not shares:
             return 0
         users = BitMap(numbers_known(cursor, project_id, distinct_ids))
-        table = tables[schema.EVENT_ROLLUPS.name]
-        return remove_from_sets(cursor, table=schema.EVENT_ROLLUPS, into=table, changes=shares, users=users)
+        type_shares: Counter[Key] = Counter()
+        for key, n in shares.items():
+            type_shares[type_key(key)] += n
+        return sum(
+            remove_from_sets(cursor, table=table, into=tables[table.name], changes=changed, users=users)
+            for table, changed in ((schema.EVENT_ROLLUPS, shares), (schema.EVENT_TYPE_ROLLUPS, type_shares))
+        )
 
     def verify_queries(self) -> list[VerifyQuery]:
         return [
             sets_verify_query(
-                schema.EVENT_ROLLUPS,
-                f"""SELECT e.project_id, g.grain, date_trunc(g.grain, e."timestamp", 'UTC'), e.event_type,
-                           coalesce(e.app_version, ''), coalesce(e.os_name, ''), n.number, count(*)
-                    FROM {schema.EVENTS} e
-                    JOIN {schema.USER_NUMBERS} n ON n.project_id = e.project_id AND n.distinct_id = e.distinct_id
-                    CROSS JOIN (VALUES ('hour'), ('day')) g(grain)
-                    WHERE {{upto}} GROUP BY 1, 2, 3, 4, 5, 6, 7""",
-            )
+                schema.EVENT_ROLLUPS, _expected("coalesce(e.app_version, '')", "coalesce(e.os_name, '')")
+            ),
+            sets_verify_query(schema.EVENT_TYPE_ROLLUPS, _expected()),
         ]
+
+
+def _expected(*split: str) -> str:
+    """Per rollup key (with `split`'s columns after the event type) and user: their events."""
+    columns = ["e.project_id", "g.grain", """date_trunc(g.grain, e."timestamp", 'UTC')""", "e.event_type", *split]
+    return f"""SELECT {", ".join(columns)}, n.number, count(*)
+               FROM {schema.EVENTS} e
+               JOIN {schema.USER_NUMBERS} n ON n.project_id = e.project_id AND n.distinct_id = e.distinct_id
+               CROSS JOIN (VALUES ('hour'), ('day')) g(grain)
+               WHERE {{upto}} GROUP BY {", ".join(str(i) for i in range(1, len(columns) + 2))}"""

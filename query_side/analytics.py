@@ -294,14 +294,14 @@ def _day_sets(rows: Iterable[tuple[date, BitMap]]) -> dict[date, list[BitMap]]:
 
 
 def _event_days(project_id: int, event_type: str, first: date | None, last: date) -> dict[date, list[BitMap]]:
-    """The day rollups' sets of one event type, per UTC day (all versions and OSes)."""
+    """The day rollups' sets of one event type, per UTC day."""
     clauses = ["project_id = %s", "grain = 'day'", "event_type = %s", "bucket < %s"]
     params: list[Any] = [project_id, event_type, _midnight(last) + timedelta(days=1)]
     if first is not None:
         clauses.append("bucket >= %s")
         params.append(_midnight(first))
     rows = user_sets.fetch_binary(
-        f"SELECT bucket, users FROM {schema.EVENT_ROLLUPS} WHERE {' AND '.join(clauses)}", params
+        f"SELECT bucket, users FROM {schema.EVENT_TYPE_ROLLUPS} WHERE {' AND '.join(clauses)}", params
     )
     return _day_sets((bucket.astimezone(UTC).date(), decode(blob)) for bucket, blob in rows)
 

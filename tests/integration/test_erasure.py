@@ -42,7 +42,7 @@ from tests.projection_helpers import project as run_projections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
-SET_TABLES = [schema.EVENT_ROLLUPS.name, schema.ACTIVE_DAYS.name]
+SET_TABLES = [schema.EVENT_ROLLUPS.name, schema.EVENT_TYPE_ROLLUPS.name, schema.ACTIVE_DAYS.name]
 PERSONAL_TABLES = [*SET_TABLES, schema.FLAG_EXPOSURES.name, schema.EXPERIMENT_CONVERSIONS.name]
 
 
@@ -109,8 +109,9 @@ def assert_verify_clean() -> None:
 
 def assert_no_zero_counters() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM rm_event_rollups WHERE event_count <= 0 OR user_count <= 0")
-        assert cursor.fetchone()[0] == 0
+        for table in (schema.EVENT_ROLLUPS, schema.EVENT_TYPE_ROLLUPS):
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE event_count <= 0 OR user_count <= 0")
+            assert cursor.fetchone()[0] == 0
         cursor.execute("SELECT count(*) FROM rm_flag_exposure_days WHERE exposure_count <= 0")
         assert cursor.fetchone()[0] == 0
 

@@ -18,7 +18,7 @@ from tests.projection_helpers import conninfo, event_counts, insert_events, proj
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-ALL_TABLES = (schema.EVENT_ROLLUPS.name, schema.ACTIVE_DAYS.name)
+ALL_TABLES = (schema.EVENT_ROLLUPS.name, schema.EVENT_TYPE_ROLLUPS.name, schema.ACTIVE_DAYS.name)
 
 
 def index_names() -> list[tuple[str, str]]:

@@ -64,6 +64,10 @@ def test_events_arriving_later_are_added_to_the_same_buckets():
         (1, "day", day, "e", "", "", 2, ["u1", "u2"]),
         (1, "hour", T0, "e", "", "", 2, ["u1", "u2"]),
     ]
+    assert set_rows(schema.EVENT_TYPE_ROLLUPS.name) == [
+        (1, "day", day, "e", 2, ["u1", "u2"]),
+        (1, "hour", T0, "e", 2, ["u1", "u2"]),
+    ]
     assert set_rows(schema.ACTIVE_DAYS.name) == [(1, day.date(), 2, ["u1", "u2"])]
 
 
@@ -74,13 +78,14 @@ def test_small_batches_give_the_same_read_model_as_one_big_one(settings):
     ]
     insert_events(events)
     project()
-    whole = [table_rows(t) for t in (schema.EVENT_ROLLUPS.name, schema.ACTIVE_DAYS.name)]
+    tables = (schema.EVENT_ROLLUPS.name, schema.EVENT_TYPE_ROLLUPS.name, schema.ACTIVE_DAYS.name)
+    whole = [table_rows(t) for t in tables]
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE projection_checkpoints, rm_event_rollups, rm_active_days")
+        cursor.execute(f"TRUNCATE projection_checkpoints, {', '.join(tables)}")
     settings.TIDELOG_PROJECTION_BATCH = 7
     project()
     # Byte for byte, sets included: the users keep their numbers (the directory is not truncated).
-    assert [table_rows(t) for t in (schema.EVENT_ROLLUPS.name, schema.ACTIVE_DAYS.name)] == whole
+    assert [table_rows(t) for t in tables] == whole
 
 
 def test_a_lower_position_committing_last_is_not_skipped():

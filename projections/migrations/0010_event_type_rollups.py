@@ -1,0 +1,70 @@
+"""The event rollups summed over app_version and os_name (schema.EVENT_TYPE_ROLLUPS, kept by the
+event_aggregates projection beside EVENT_ROLLUPS): the questions with neither read one row a
+bucket and event type. Filled here from the rollups that exist, under a lock that keeps the
+event_aggregates runner out meanwhile, so an upgrade needs no replay."""
+
+from typing import Any
+
+from django.db import migrations
+
+from contracts.user_sets import BitMap, decode, encode
+
+CREATE = """
+CREATE TABLE rm_event_type_rollups (
+    project_id  bigint      NOT NULL,
+    grain       text        NOT NULL CHECK (grain IN ('hour', 'day')),
+    bucket      timestamptz NOT NULL,
+    event_type  text        NOT NULL,
+    event_count bigint      NOT NULL,
+    user_count  integer     NOT NULL,
+    users       bytea       NOT NULL,
+    PRIMARY KEY (project_id, grain, bucket, event_type)
+);
+-- A serialized bitmap does not compress: store it as it is, without pglz's try.
+ALTER TABLE rm_event_type_rollups ALTER COLUMN users SET STORAGE EXTERNAL;
+"""
+
+
+def fill(apps: Any, schema_editor: Any) -> None:
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        cursor.execute("LOCK TABLE rm_event_rollups IN SHARE MODE")
+    key: tuple[Any, ...] | None = None
+    count, sets = 0, list[BitMap]()
+    rows: list[tuple[Any, ...]] = []
+
+    def close() -> None:
+        if key is not None:
+            users = BitMap.union(*sets)
+            rows.append((*key, count, len(users), encode(users)))
+
+    def flush() -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany("INSERT INTO rm_event_type_rollups VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+        rows.clear()
+
+    # Read in key order through a server-side cursor: one key's rows at a time in memory.
+    with connection.connection.cursor(name="event_type_rollups_fill") as source:
+        source.itersize = 2_000
+        source.execute(
+            """SELECT project_id, grain, bucket, event_type, event_count, users FROM rm_event_rollups
+               ORDER BY project_id, grain, bucket, event_type"""
+        )
+        for *row_key, events, blob in source:
+            if tuple(row_key) != key:
+                close()
+                if len(rows) >= 1_000:
+                    flush()
+                key, count, sets = tuple(row_key), 0, []
+            count += events
+            sets.append(decode(blob))
+    close()
+    flush()
+
+
+class Migration(migrations.Migration):
+    dependencies = [("projections", "0009_person_cohorts")]
+    operations = [
+        migrations.RunSQL(CREATE, "DROP TABLE rm_event_type_rollups;"),
+        migrations.RunPython(fill, migrations.RunPython.noop),
+    ]
