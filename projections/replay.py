@@ -66,7 +66,15 @@ def replay(
         while True:
             # Batches of short transactions, each committing its shadow rows with the shadow
             # checkpoint: a replay interrupted anywhere is consistent (and simply restarted).
-            catch_up(projection, checkpoint=shadow_name, tables=shadows, on_batch=progress)
+            # Larger than the live runner's: no reader waits on a shadow table, and each batch
+            # rewrites the rows it touches (a set of users whole), so fewer batches write less.
+            catch_up(
+                projection,
+                checkpoint=shadow_name,
+                tables=shadows,
+                on_batch=progress,
+                limit=settings.TIDELOG_REPLAY_BATCH,
+            )
             if deferred:
                 # Built once over the whole shadow, caught up: compact, and the rows were
                 # written without their upkeep.

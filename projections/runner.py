@@ -257,6 +257,7 @@ def run_batch_logged(
     *,
     checkpoint: str | None = None,
     tables: Mapping[str, str] | None = None,
+    limit: int | None = None,
 ) -> int:
     """run_batch, logging each applied batch at INFO, retrying a batch rolled back because the
     checkpoint moved, and logging any error (then re-raising it: never swallowed)."""
@@ -264,7 +265,7 @@ def run_batch_logged(
     while True:
         started = time.monotonic()
         try:
-            applied, last = _apply_next_batch(projection, name, tables, None)
+            applied, last = _apply_next_batch(projection, name, tables, limit)
         except CheckpointMoved:
             log.info("%s: the checkpoint moved under this batch; rolled back, retrying", name)
             continue
@@ -286,17 +287,20 @@ def catch_up(
     checkpoint: str | None = None,
     tables: Mapping[str, str] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    limit: int | None = None,
 ) -> int:
-    """Run batches until one comes back short of a full batch (nothing more was safe to read
-    when it started); return the events applied. Errors propagate."""
+    """Run batches of `limit` events (default TIDELOG_PROJECTION_BATCH) until one comes back
+    short of a full batch (nothing more was safe to read when it started); return the events
+    applied. Errors propagate."""
     total = 0
+    limit = limit or settings.TIDELOG_PROJECTION_BATCH
     checkpoint_ensure(checkpoint or projection.name)
     while True:
-        applied = run_batch_logged(projection, checkpoint=checkpoint, tables=tables)
+        applied = run_batch_logged(projection, checkpoint=checkpoint, tables=tables, limit=limit)
         total += applied
         if applied and on_batch:
             on_batch(applied)
-        if applied < settings.TIDELOG_PROJECTION_BATCH:
+        if applied < limit:
             return total
 
 

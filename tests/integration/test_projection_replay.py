@@ -66,8 +66,23 @@ def test_replaying_a_projection_that_never_ran_hands_over_its_checkpoint():
     assert [row[2] for row in table_rows(schema.ACTIVE_DAYS.name)] == [4]
 
 
+def test_replay_applies_batches_of_its_own_size(settings):
+    settings.TIDELOG_PROJECTION_BATCH = 7
+    settings.TIDELOG_REPLAY_BATCH = 100
+    insert_events([{"timestamp": T0 + timedelta(seconds=i), "distinct_id": f"u{i % 13}"} for i in range(250)])
+    project()
+    live = [table_rows(table) for table in ALL_TABLES]
+    batches: list[int] = []
+    assert replay(projection_get("event_aggregates"), progress=batches.append) == 250
+    # Two full replay batches, the rest short of one (caught up), then nothing left for the
+    # swap's batch under the live lock.
+    assert batches == [100, 100, 50]
+    assert [table_rows(table) for table in ALL_TABLES] == live
+
+
 def test_replay_loses_and_doubles_nothing_while_writers_and_the_live_runner_go_on(settings):
     settings.TIDELOG_PROJECTION_BATCH = 100
+    settings.TIDELOG_REPLAY_BATCH = 100
     insert_events([{"timestamp": T0 + timedelta(seconds=i), "distinct_id": f"u{i % 13}"} for i in range(1000)])
     project()
     done = threading.Event()
