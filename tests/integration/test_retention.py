@@ -154,8 +154,9 @@ def test_verify_checks_the_retained_window_and_leaves_the_history():
     report = verify(projection_get("event_aggregates"))
     assert report.differences == []
     assert report.retained_from == TODAY - timedelta(days=3)
-    # 2 dropped days (5 and 4): one day row and three hour rows each.
-    assert report.history_rows == {"rm_event_rollups": 8}
+    # 2 dropped days (5 and 4): one day row and three hour rows each, per type with its version
+    # and OS and per type alone.
+    assert report.history_rows == {"rm_event_rollups": 8, "rm_event_type_rollups": 8}
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -194,15 +195,16 @@ def test_replay_past_retention_rebuilds_the_window_and_carries_the_history_over(
     insert_events(events_on(range(0, 6)))
     project()
     storage.retention_run(3)
-    history = [row for row in table_rows("rm_event_rollups") if row[2] < TODAY - timedelta(days=3)]
-    assert len(history) == 8
+    tables = ("rm_event_rollups", "rm_event_type_rollups")
+    history = {t: [row for row in table_rows(t) if row[2] < TODAY - timedelta(days=3)] for t in tables}
+    assert [len(rows) for rows in history.values()] == [8, 8]
     with connection.cursor() as cursor:  # drift in the window, which replay must heal
         cursor.execute("UPDATE rm_event_rollups SET event_count = 99 WHERE bucket = %s", [day(0, hour=0)])
 
     replay(projection_get("event_aggregates"))
 
-    rows = table_rows("rm_event_rollups")
-    assert [row for row in rows if row[2] < TODAY - timedelta(days=3)] == history
+    for table in tables:
+        assert [row for row in table_rows(table) if row[2] < TODAY - timedelta(days=3)] == history[table]
     assert verify(projection_get("event_aggregates")).differences == []
     assert total_counted(day(8)) == 18
 
