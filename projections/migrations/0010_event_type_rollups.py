@@ -3,6 +3,7 @@ event_aggregates projection beside EVENT_ROLLUPS): the questions with neither re
 bucket and event type. Filled here from the rollups that exist, under a lock that keeps the
 event_aggregates runner out meanwhile, so an upgrade needs no replay."""
 
+from itertools import groupby
 from typing import Any
 
 from django.db import migrations
@@ -23,43 +24,29 @@ CREATE TABLE rm_event_type_rollups (
 -- A serialized bitmap does not compress: store it as it is, without pglz's try.
 ALTER TABLE rm_event_type_rollups ALTER COLUMN users SET STORAGE EXTERNAL;
 """
+INSERT = "INSERT INTO rm_event_type_rollups VALUES (%s, %s, %s, %s, %s, %s, %s)"
 
 
 def fill(apps: Any, schema_editor: Any) -> None:
     connection = schema_editor.connection
     with connection.cursor() as cursor:
         cursor.execute("LOCK TABLE rm_event_rollups IN SHARE MODE")
-    key: tuple[Any, ...] | None = None
-    count, sets = 0, list[BitMap]()
     rows: list[tuple[Any, ...]] = []
-
-    def close() -> None:
-        if key is not None:
-            users = BitMap.union(*sets)
-            rows.append((*key, count, len(users), encode(users)))
-
-    def flush() -> None:
-        with connection.cursor() as cursor:
-            cursor.executemany("INSERT INTO rm_event_type_rollups VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
-        rows.clear()
-
     # Read in key order through a server-side cursor: one key's rows at a time in memory.
-    with connection.connection.cursor(name="event_type_rollups_fill") as source:
+    with connection.connection.cursor(name="event_type_rollups_fill") as source, connection.cursor() as cursor:
         source.itersize = 2_000
         source.execute(
             """SELECT project_id, grain, bucket, event_type, event_count, users FROM rm_event_rollups
                ORDER BY project_id, grain, bucket, event_type"""
         )
-        for *row_key, events, blob in source:
-            if tuple(row_key) != key:
-                close()
-                if len(rows) >= 1_000:
-                    flush()
-                key, count, sets = tuple(row_key), 0, []
-            count += events
-            sets.append(decode(blob))
-    close()
-    flush()
+        for key, group in groupby(source, key=lambda row: tuple(row[:4])):
+            parts = list(group)
+            users = BitMap.union(*(decode(part[5]) for part in parts))
+            rows.append((*key, sum(part[4] for part in parts), len(users), encode(users)))
+            if len(rows) >= 1_000:
+                cursor.executemany(INSERT, rows)
+                rows.clear()
+        cursor.executemany(INSERT, rows)
 
 
 class Migration(migrations.Migration):
