@@ -288,6 +288,9 @@ TIDELOG_PROJECTION_BATCH = env_int("TIDELOG_PROJECTION_BATCH", 5_000)
 # A replay's batches into its shadow tables (projections/replay.py); its last batch, under the
 # live runner's lock at the swap, is a live one. docs/performance.md: "Rollups per event type".
 TIDELOG_REPLAY_BATCH = env_int("TIDELOG_REPLAY_BATCH", 20_000)
+for _name in ("TIDELOG_PROJECTION_BATCH", "TIDELOG_REPLAY_BATCH"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be a number of events, at least 1, not {globals()[_name]}")
 TIDELOG_PROJECTION_POLL_SECONDS = env_float("TIDELOG_PROJECTION_POLL_SECONDS", 0.2)
 # A batch is a few hundred milliseconds of work; one that runs this long is stuck (a lock held by
 # someone else, a runaway plan): it is cancelled, rolled back and retried. Nothing is lost.

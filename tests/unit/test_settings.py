@@ -46,6 +46,14 @@ def test_a_production_server_runs_on_its_own_key():
     assert loaded.stdout.split() == ["False", "a-real-secret"]
 
 
+@pytest.mark.parametrize("name", ["TIDELOG_PROJECTION_BATCH", "TIDELOG_REPLAY_BATCH"])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_it_refuses_a_batch_of_no_events(name, value):
+    loaded = load_settings(DJANGO_SECRET_KEY="k", **{name: value})
+    assert loaded.returncode != 0
+    assert f"{name} must be a number of events, at least 1, not {value}" in loaded.stderr
+
+
 def test_it_refuses_an_unknown_event_store_engine():
     loaded = load_settings(DJANGO_SECRET_KEY="k", TIDELOG_EVENT_STORE_ENGINE="timescale")
     assert loaded.returncode != 0
