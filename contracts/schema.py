@@ -167,6 +167,22 @@ no app_version / os_name filter or breakdown read one row a bucket and type, not
 version and OS (which hold the same users split, so the bytes are the same, but a month at 10M
 was 14,311 rows to fetch, decode and union instead of 1,643)."""
 
+EVENT_TIMELINES: Final = Table(
+    "rm_event_timelines",
+    _columns(
+        "project_id int8, event_type text, hour timestamptz, chunk int4, event_count int4, app_versions _text,"
+        " os_names _text, events bytea"
+    ),
+    key=("project_id", "event_type", "hour", "chunk"),
+)
+"""(project, event type, UTC hour, chunk) -> every event of that type in that hour as columns
+(contracts/timelines.py): its user's number (USER_NUMBERS), its microseconds into the hour and
+its (app_version, os_name) as an index into the row's two arrays ('' where unknown). What a
+funnel reads instead of the event store (query_side/funnels.py): the steps' events per person,
+in order, without a join per event. An hour's events of a type fill chunks 0, 1, ... of at most
+projections.event_timelines.CHUNK_EVENTS events each (a batch rewrites only its hours' last
+chunks, so a busy hour is never rewritten whole); the events within a chunk are in no order."""
+
 ACTIVE_DAYS: Final = Table(
     "rm_active_days",
     _columns("project_id int8, day date, event_count int8, user_count int4, users bytea"),
@@ -331,6 +347,7 @@ SHARED: Final = (
     USER_NUMBERS,
     EVENT_ROLLUPS,
     EVENT_TYPE_ROLLUPS,
+    EVENT_TIMELINES,
     ACTIVE_DAYS,
     FLAG_EXPOSURES,
     FLAG_EXPOSURE_DAYS,

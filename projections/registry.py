@@ -2,6 +2,7 @@
 
 from projections.event_aggregates import EventAggregates
 from projections.event_properties import EventProperties
+from projections.event_timelines import EventTimelines
 from projections.experiment_conversions import ExperimentConversions
 from projections.flag_exposures import FlagExposures
 from projections.people import People
@@ -19,6 +20,7 @@ PROJECTIONS: dict[str, Projection] = {
         Sessions(),
         People(),
         EventProperties(),
+        EventTimelines(),
     )
 }
 

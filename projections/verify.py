@@ -97,7 +97,8 @@ def _retained_window(projection: Projection, query: VerifyQuery, expected: str, 
     names = ", ".join(query.columns or [column.name for column in query.table.columns])
     window = retention.in_window(projection, table, "x")
     history = f"NOT {retention.in_window(projection, table, 'o')}"
-    key = retention.same_key(query.table.key, "o", "x")
+    # By the key's columns the comparison has (a table of chunks compares whole hours).
+    key = retention.same_key([k for k in query.table.key if query.columns is None or k in query.columns], "o", "x")
     return (
         f"""SELECT x.* FROM ({expected}) x({names}) WHERE {window}
             AND NOT EXISTS (SELECT 1 FROM ({actual}) o({names}) WHERE {history} AND {key})""",

@@ -1,18 +1,19 @@
-"""Ordered funnels, per person, from a bounded scan of the raw events of the steps' types
-(docs/api.md, "Funnels"). Never scans more than TIDELOG_FUNNEL_MAX_EVENTS events: the event
-counts read model says beforehand how many a funnel would read, and a larger one is refused.
+"""Ordered funnels, per person (docs/api.md, "Funnels"). Never reads more than
+TIDELOG_FUNNEL_MAX_EVENTS events: the event counts read model says beforehand how many a funnel
+would read, and a larger one is refused.
 
-The scan is one statement that hands back each event as 14 bytes (person, time, step type) in
-one bytea per breakdown value; the chains are then walked in numpy, every step-1 event at once.
-(The same walk as nested window functions in SQL took 6 s for a week of common steps at 10M
-events; the scan alone is ~1 s of it.) The scan reads the event store's (project, event_type,
-time) index alone, which INCLUDEs the other columns it needs (command_side migration 0009), in
-parallel workers where the server has them.
+The steps' events come from the event timelines read model (schema.EVENT_TIMELINES: each hour's
+events of a type as arrays of user numbers, times and variants), up to the event_timelines
+projection's checkpoint; the few past it (the projection lag) from the event store, in one
+snapshot, so the answer is as current as the store. The chains are then walked in numpy, every
+step-1 event at once. (Before the timelines, the whole scan came from the event store's
+(project, event_type, time) index, joined to the numbers per event: ~1 s for a month of common
+steps at 10M events; the same walk as nested window functions in SQL took 6 s.)
 """
 
 import struct
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
 from contracts import schema
+from contracts.timelines import HOUR_US, columns, hour_us
 from query_side import user_sets
 from query_side.user_sets import JOIN_PERSON
 from tenancy.api_errors import RangeTooLarge
@@ -31,6 +33,8 @@ MAX_STEPS = 10
 Breakdown = Literal["app_version", "os_name"]
 BREAKDOWNS: tuple[Breakdown, ...] = ("app_version", "os_name")
 OTHER = "$other"
+TIMELINES = "event_timelines"
+"""The projection keeping schema.EVENT_TIMELINES: its checkpoint splits the two sources."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,14 @@ FROM (
     FROM {schema.EVENTS} u {JOIN_PERSON}
     WHERE u.project_id = %(project_id)s AND u.event_type = ANY(%(types)s)
       AND u."timestamp" >= %(after)s AND u."timestamp" < %(before)s
+      -- Past the timelines' checkpoint only (the runner's order; the plain comparison lets the
+      -- planner see, from the index's end, how few events that is).
+      AND (u.xact_id, u.position) > (%(xact_id)s::xid8, %(position)s) AND u.xact_id >= %(xact_id)s::xid8
 ) e
 GROUP BY 1"""
+_TIMELINES_SQL = f"""
+SELECT event_type, hour, app_versions, os_names, events FROM {schema.EVENT_TIMELINES}
+WHERE project_id = %s AND event_type = ANY(%s) AND hour >= %s AND hour < %s"""
 _NUMBERED = np.dtype([("who", ">i4"), ("ts", ">i8"), ("type", ">i2")])
 _UNNUMBERED = struct.Struct(">qhi")
 """An unnumbered id's event: time, type, the id's length in bytes (the UTF-8 id follows)."""
@@ -112,18 +122,58 @@ class _Events:
     values: list[str]
 
 
-def _unpack(found: list[tuple[str, bytes, bytes]]) -> _Events:
-    values = sorted(row[0] for row in found)
+def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ...]], persons: user_sets.Persons,
+            span: tuple[int, int], types: list[str], breakdown: "Breakdown | None") -> _Events:  # fmt: skip
+    """The events of both sources as one _Events: the timelines' rows (their numbers mapped to
+    persons through `persons`, their times cut to `span`, [after, before) in us since 2000) and
+    the event store's tail (`found`, per breakdown value: _EVENTS_SQL's bytes)."""
+    code = {event_type: n for n, event_type in enumerate(types, start=1)}
+    column = None if breakdown is None else BREAKDOWNS.index(breakdown)
+    # Per row: its type's code, its hour, its variants' breakdown values, its three columns.
+    rows = [
+        (code[kind], hour_us(hour), (versions, os_names)[column] if column is not None else [""] * len(versions),
+         columns(bytes(blob)))
+        for kind, hour, versions, os_names, blob in timelines
+    ]  # fmt: skip
+    values = sorted({row[0] for row in found} | {value for row in rows for value in row[2]})
     index = {value: n for n, value in enumerate(values)}
     orphans: dict[str, int] = {}
-    parts: list[tuple[Any, ...]] = []
-    for value, numbered, unnumbered in found:
-        events = np.frombuffer(bytes(numbered), dtype=_NUMBERED)
-        who, ts, types = (
-            [events["who"].astype(np.int64)],
-            [events["ts"].astype(np.int64)],
-            [events["type"].astype(np.int64)],
-        )
+    who: list[npt.NDArray[np.int64]] = []
+    ts: list[npt.NDArray[np.int64]] = []
+    kinds: list[npt.NDArray[np.int64]] = []
+    at_value: list[npt.NDArray[np.int64]] = []
+    if rows:
+        # All rows at once: each row's columns are views of its bytes, concatenated once; what
+        # is per row (its hour, its type, its variants' values) is repeated over its events.
+        # Only the hours at the range's edges are cut to it, row by row.
+        for n, (kind, hour, row_values, (numbers, offsets, codes)) in enumerate(rows):
+            if hour < span[0] or hour + HOUR_US > span[1]:
+                moments = offsets.astype(np.int64) + hour
+                inside = (moments >= span[0]) & (moments < span[1])
+                rows[n] = (kind, hour, row_values, (numbers[inside], offsets[inside], codes[inside]))
+        counts = np.array([len(row[3][0]) for row in rows], np.int64)
+        numbered = np.concatenate([row[3][0] for row in rows])
+        times = np.repeat(np.array([row[1] for row in rows], np.int64), counts)
+        times += np.concatenate([row[3][1] for row in rows])
+        # Each number to its person's: an alias to its canonical number, any other to itself.
+        lookup = np.arange(max(int(numbered.max(initial=0)), int(persons.aliases.max(initial=0))) + 1, dtype=np.int64)
+        lookup[persons.aliases] = persons.canonical
+        who.append(lookup[numbered])
+        ts.append(times)
+        kinds.append(np.repeat(np.array([row[0] for row in rows], np.int64), counts))
+        if column is None:
+            at_value.append(np.full(len(numbered), index[""], np.int64))
+        else:
+            # Each row's variants' value indexes in one table; a row's codes index its stretch.
+            table = np.array([index[value] for row in rows for value in row[2]] or [0], np.int64)
+            base = np.repeat(np.cumsum([0] + [len(row[2]) for row in rows[:-1]]), counts)
+            at_value.append(table[base + np.concatenate([row[3][2] for row in rows])])
+    for value, numbered_bytes, unnumbered in found:
+        events = np.frombuffer(bytes(numbered_bytes), dtype=_NUMBERED)
+        who.append(events["who"].astype(np.int64))
+        ts.append(events["ts"].astype(np.int64))
+        kinds.append(events["type"].astype(np.int64))
+        at_value.append(np.full(len(events), index[value], np.int64))
         raw, at = bytes(unnumbered), 0
         while at < len(raw):  # few: only ids the projections have not reached yet
             time, kind, size = _UNNUMBERED.unpack_from(raw, at)
@@ -131,14 +181,12 @@ def _unpack(found: list[tuple[str, bytes, bytes]]) -> _Events:
             distinct_id = raw[at - size : at].decode()
             who.append(np.array([-orphans.setdefault(distinct_id, len(orphans) + 1)], np.int64))
             ts.append(np.array([time], np.int64))
-            types.append(np.array([kind], np.int64))
-        count = sum(len(part) for part in who)
-        parts.append((np.concatenate(who), np.concatenate(ts), np.concatenate(types), np.full(count, index[value])))
-    if not parts:
-        empty = np.zeros(0, np.int64)
-        return _Events(empty, empty, empty, empty, values)
-    joined: list[npt.NDArray[np.int64]] = [np.concatenate([part[n] for part in parts]) for n in range(4)]
-    return _Events(joined[0], joined[1], joined[2], joined[3], values)
+            kinds.append(np.array([kind], np.int64))
+            at_value.append(np.array([index[value]], np.int64))
+    if not who:
+        none = np.zeros(0, np.int64)
+        return _Events(none, none, none, none, values)
+    return _Events(np.concatenate(who), np.concatenate(ts), np.concatenate(kinds), np.concatenate(at_value), values)
 
 
 def _percentile_cont_half(values: npt.NDArray[np.float64]) -> float | None:
@@ -161,9 +209,11 @@ class _Keys:
     its rank among the distinct times (np.unique: two sorts of every event more)."""
 
     def __init__(self, events: _Events) -> None:
-        low = events.who.min(initial=0)
+        # TRICKY: not min(initial=0), which is 0 for any positive times (µs since 2000): the
+        # offsets would then take 50 bits, not a month's 42, and miss the 62-bit packing.
+        low = events.who.min() if len(events.who) else 0
         self.person = events.who - low
-        self.start = int(events.ts.min(initial=0))
+        self.start = int(events.ts.min()) if len(events.ts) else 0
         offset = events.ts - self.start
         self.bits = int(offset.max(initial=0)).bit_length()
         self.times: npt.NDArray[np.int64] | None = None
@@ -197,11 +247,18 @@ def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta
     step's time (n x entries)."""
     code = {event_type: n for n, event_type in enumerate(types, start=1)}
     keys_of = _Keys(events)
-    person, key = keys_of.person, keys_of.key
+    key = keys_of.key
     by_type = {n: np.sort(key[events.type == n]) for n in code.values()}
     entry = events.type == code[steps[0]]
-    start, entry_person = key[entry], person[entry]
-    start_ts, values = events.ts[entry], events.value[entry]
+    # The entries in (person, time) order: one sort, which makes each step's binary searches
+    # look up keys in order, and each person's entries one stretch.
+    if len(events.values) > 1:
+        order = np.argsort(key[entry])
+        start, values = key[entry][order], events.value[entry][order]
+    else:  # one value (or none): the sorted keys of step 1 are the entries
+        start = by_type[code[steps[0]]]
+        values = np.zeros(len(start), np.int64)
+    entry_person, start_ts = keys_of.person_of(start), keys_of.time_of(start)
     reached = np.ones(len(start), np.int64)
     chain = np.zeros((len(steps), len(start)), np.int64)
     chain[0] = start_ts
@@ -217,10 +274,26 @@ def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta
         chain[k] = keys_of.time_of(later)
         reached[alive & (chain[k] - start_ts <= window_us)] = k + 1
         current = np.where(alive, later, current)
-    order = np.lexsort((values, start_ts, -reached, entry_person))
-    first = np.ones(len(order), bool)
-    first[1:] = entry_person[order][1:] != entry_person[order][:-1]
-    best = order[first]
+    # Each person's entry: of the entries reaching their furthest step, the first in time, and
+    # of those at that instant (the same chain), the smallest breakdown value.
+    if len(start) == 0:
+        best = np.zeros(0, np.int64)
+    else:
+        stretch = np.flatnonzero(np.concatenate(([True], entry_person[1:] != entry_person[:-1])))
+        furthest = np.maximum.reduceat(reached, stretch)
+        candidate = np.flatnonzero(reached == np.repeat(furthest, np.diff(np.append(stretch, len(start)))))
+        who = entry_person[candidate]
+        firsts = np.flatnonzero(np.concatenate(([True], who[1:] != who[:-1])))
+        best = candidate[firsts]
+        if len(events.values) > 1:
+            # Ties at the first instant: the argsort left them in no order.
+            same = start[candidate] == np.repeat(start[best], np.diff(np.append(firsts, len(candidate))))
+            tied = candidate[same]
+            values = values.copy()
+            values[best] = np.minimum.reduceat(
+                values[tied],
+                np.flatnonzero(np.concatenate(([True], entry_person[tied][1:] != entry_person[tied][:-1]))),
+            )
     return {"reached": reached[best], "start": start_ts[best], "value": values[best], "chain": chain[:, best]}
 
 
@@ -281,17 +354,27 @@ def funnel_compute(
             f" at most {limit:,} are read per funnel: narrow the range",
         )
     types = sorted(set(steps))
-    params: dict[str, Any] = {"project_id": project_id, "types": types, "after": after, "before": before}
     value = f"coalesce(u.{breakdown}, '')" if breakdown else "''"
     timeout = f"{int(settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS * 1000)}ms"
+    alias = settings.QUERY_DB_ALIAS
+    is_nested = connections[alias].in_atomic_block
     try:
-        with (
-            transaction.atomic(using=settings.QUERY_DB_ALIAS),
-            connections[settings.QUERY_DB_ALIAS].cursor() as cursor,
-        ):
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            if not is_nested:  # inside a caller's transaction (a test), its snapshot rules
+                # One snapshot for the checkpoint, the timelines, the aliases and the tail: a
+                # runner committing meanwhile gives neither source a batch the other lacks.
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             # The timeout guards what the estimate cannot see: events the counts have not reached.
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [timeout])
             cursor.execute("SET LOCAL parallel_tuple_cost = 0.001")
+            cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s", [TIMELINES])
+            checkpoint = cursor.fetchone() or ("0", 0)
+            timelines = user_sets.fetch_binary(_TIMELINES_SQL, [project_id, types, user_sets.floor_hour(after), before])
+            persons = user_sets.persons_of(project_id)
+            params: dict[str, Any] = {
+                "project_id": project_id, "types": types, "after": after, "before": before,
+                "xact_id": checkpoint[0], "position": checkpoint[1],
+            }  # fmt: skip
             cursor.execute(_EVENTS_SQL.format(value=value), params)
             found = cursor.fetchall()
     except DatabaseError as exc:
@@ -301,7 +384,8 @@ def funnel_compute(
             "after",
             f"this funnel ran past {settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS:g} s and was stopped: narrow the range",
         ) from exc
-    events = _unpack(found)
+    span = (hour_us(after.astimezone(UTC)), hour_us(before.astimezone(UTC)))
+    events = _unpack(found, timelines, persons, span, types, breakdown)
     entries = _walk(events, steps, types, window)
     n = len(steps)
     total = _row(entries, np.ones(len(entries["reached"]), bool), n)

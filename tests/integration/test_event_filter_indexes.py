@@ -67,12 +67,18 @@ def _nodes(node: dict) -> list[dict]:
 
 @pytest.mark.parametrize("breakdown", [None, "app_version", "os_name"])
 def test_the_event_type_index_holds_every_column_a_funnels_scan_reads(project, breakdown):
-    # Migration 0009: so a funnel's scan of its steps' events can be index-only, which it is at
-    # 10M events (docs/performance.md). Which scan the planner picks on a test's few rows, with
-    # the suite's stranger holding the visibility horizon back, says nothing; what the scan
-    # reads, and what each partition's (or chunk's) index holds, does.
+    # Migration 0009: so a funnel's scan of its steps' events can be index-only, which it was at
+    # 10M events (docs/performance.md). Funnels now read the event timelines, and the store only
+    # past their checkpoint; before the timelines have caught up (a new deployment) that is
+    # every event, and this index still serves it: every column but the checkpoint's own
+    # (xact_id, position). Which scan the planner picks on a test's few rows, with the suite's
+    # stranger holding the visibility horizon back, says nothing; what the scan reads, and what
+    # each partition's (or chunk's) index holds, does.
     insert_events([{"project_id": project.project_id, "timestamp": NOW - timedelta(days=d)} for d in (0, 1, 3)])
-    params = {"project_id": project.project_id, "types": ["a", "b"], "after": NOW - timedelta(days=7), "before": NOW}
+    params = {
+        "project_id": project.project_id, "types": ["a", "b"], "after": NOW - timedelta(days=7), "before": NOW,
+        "xact_id": "0", "position": 0,
+    }  # fmt: skip
     value = f"coalesce(u.{breakdown}, '')" if breakdown else "''"
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
@@ -87,7 +93,7 @@ def test_the_event_type_index_holds_every_column_a_funnels_scan_reads(project, b
             text = json.dumps(
                 {k: v for k, v in scan.items() if k in ("Output", "Filter", "Index Cond", "Recheck Cond")}
             )
-            read = set(re.findall(rf'{scan["Alias"]}\.\\?"?([a-z_]+)', text))
+            read = set(re.findall(rf'{scan["Alias"]}\.\\?"?([a-z_]+)', text)) - {"xact_id", "position"}
             assert {"distinct_id", "event_type", "timestamp"} <= read and (breakdown is None or breakdown in read), text
             cursor.execute(
                 """SELECT array_agg(a.attname::text) FROM pg_index i

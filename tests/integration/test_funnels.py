@@ -30,7 +30,7 @@ def identify(distinct_id, anonymous, at):
 
 def load(project_id, events):
     insert_events([{**e, "project_id": project_id} for e in events])
-    run_projections(["people", "event_aggregates"])
+    run_projections(["people", "event_aggregates", "event_timelines"])
 
 
 def funnel(client, project, steps, **query):
@@ -256,6 +256,19 @@ def test_the_breakdown_is_the_entrys_value_and_its_groups_sum_to_the_whole(clien
     assert [(g["breakdown_value"], counts(g)) for g in limited["breakdown"]] == [
         ("2.0", [2, 1]), (None, [1, 0]), ("$other", [2, 1]),
     ]  # fmt: skip
+
+
+def test_entries_at_the_same_instant_take_the_smallest_breakdown_value(client, project):
+    """Two step-1 events of a person at one instant are one chain: the person's value is the
+    smaller (code points), whichever event was stored first."""
+    load(project.project_id, [
+        event("a", "opened", T0, os_name="iOS"), event("a", "opened", T0, os_name="Android"),
+        event("b", "opened", T0, os_name="Android"), event("b", "opened", T0, os_name="iOS"),
+        event("a", "bought", T0 + US), event("b", "bought", T0 + US),
+        event("c", "opened", T0, os_name="iOS"),
+    ])  # fmt: skip
+    body = assert_as_reference(client, project, ["opened", "bought"], breakdown="os_name")
+    assert {g["breakdown_value"]: counts(g) for g in body["breakdown"]} == {"Android": [2, 2], "iOS": [1, 0]}
 
 
 def test_an_empty_funnel_answers_zeros(client, project):

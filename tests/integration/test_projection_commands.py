@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from projections.registry import PROJECTIONS
 from tests.projection_helpers import event_counts, insert_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,8 +60,7 @@ def test_verify_exits_non_zero_and_lists_the_rows_that_differ():
 def test_an_unknown_projection_is_named_in_the_error(action):
     with pytest.raises(
         CommandError,
-        match="no projection 'nope'; known: event_aggregates, event_properties, experiment_conversions, flag_exposures, people, sessions,"
-        " user_activity",
+        match=f"no projection 'nope'; known: {', '.join(sorted(PROJECTIONS))}$",
     ):
         projections(*action, "nope")
 
