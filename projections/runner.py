@@ -26,6 +26,7 @@ from projections.projection import (
     reads_every_property,
 )
 from projections.registry import PROJECTIONS, projection_get
+from projections.user_numbers import batch_numbers
 
 log = logging.getLogger("tidelog.projections")
 
@@ -232,8 +233,9 @@ def _apply_batch(members: Sequence[Member], limit: int | None) -> tuple[int, Sto
         if not events:
             return 0, None
         cursor.execute(_PLANNER_DEFAULTS)
-        for member, member_inputs in zip(members, inputs, strict=True):
-            member.projection.write(cursor, member.projection.apply(events, member_inputs), member.tables)
+        with batch_numbers():  # the members number the batch's ids once between them
+            for member, member_inputs in zip(members, inputs, strict=True):
+                member.projection.write(cursor, member.projection.apply(events, member_inputs), member.tables)
         last = events[-1]
         # Conditional, claimed in SQL. The advisory lock keeps runners of this checkpoint apart,
         # but anything else that writes the row (a replay's handover, an operator resetting
