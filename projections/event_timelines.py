@@ -18,19 +18,23 @@ import numpy as np
 
 from contracts import schema
 from contracts.timelines import HOUR_US, Timeline, concat, decode
-from projections.event_aggregates import hour_of
 from projections.projection import EventsOnly, ReadModelDrift, StoredEvent, VerifyQuery
 from projections.upsert import delete_keys, upsert
 from projections.user_numbers import numbers_known, numbers_of
 
-CHUNK_EVENTS: Final = 16_384
+CHUNK_EVENTS: Final = 2_048
 """The most events a chunk is filled to (under contracts.timelines.MAX_VARIANTS): a batch rewrites
-at most this many of an hour's events a type (160 KB), however many the hour holds."""
+at most this many of an hour's events a type (20 KB), however many the hour holds: live, every
+event is of the current hour, and each batch rewrites that hour's last chunks. A funnel's limit
+on the events it reads bounds the chunks it reads too."""
 _US = timedelta(microseconds=1)
+_HOUR = timedelta(hours=1)
 HourKey = tuple[int, str, datetime]
 """(project, event type, UTC hour)."""
-# Per hour key: the events' distinct_ids, microseconds into the hour, app_versions and os_names.
-Changes = dict[HourKey, tuple[list[str], list[int], list[str], list[str]]]
+# Per (project, event type, hour as hours since 2000-01-01 UTC): the events' distinct_ids,
+# microseconds into the hour, app_versions and os_names.
+Changes = dict[tuple[int, str, int], tuple[list[str], list[int], list[str], list[str]]]
+_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _last_chunks(cursor: Any, into: str, keys: Sequence[HourKey]) -> dict[HourKey, tuple[int, Timeline]]:
@@ -80,14 +84,14 @@ class EventTimelines(EventsOnly):
     def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Changes:
         changes: Changes = {}
         for e in events:
-            moment = e.timestamp
-            hour = hour_of(moment)
+            # In integers: one subtraction a event, not a datetime built for its hour.
+            hour, offset = divmod((e.timestamp - _EPOCH) // _US, HOUR_US)
             key = (e.project_id, e.event_type, hour)
             found = changes.get(key)
             if found is None:
                 found = changes[key] = ([], [], [], [])
             found[0].append(e.distinct_id)
-            found[1].append((moment - hour) // _US)
+            found[1].append(offset)
             found[2].append(e.app_version or "")
             found[3].append(e.os_name or "")
         return changes
@@ -97,11 +101,12 @@ class EventTimelines(EventsOnly):
             return
         into = tables[schema.EVENT_TIMELINES.name]
         numbers = numbers_of(cursor, {(key[0], d) for key, found in changes.items() for d in found[0]})
-        keys = sorted(changes)
+        by_key = {(project, kind, _EPOCH + hour * _HOUR): found for (project, kind, hour), found in changes.items()}
+        keys = sorted(by_key)
         last = _last_chunks(cursor, into, keys)
         rows = []
         for key in keys:
-            distinct_ids, offsets, versions, os_names = changes[key]
+            distinct_ids, offsets, versions, os_names = by_key[key]
             index: dict[tuple[str, str], int] = {}
             codes = [index.setdefault(pair, len(index)) for pair in zip(versions, os_names, strict=True)]
             new = Timeline(
