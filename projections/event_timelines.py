@@ -1,6 +1,6 @@
 """Event timelines: every event as (user number, time, app_version and os_name) per project,
 event type and UTC hour, in columns (schema.EVENT_TIMELINES, contracts/timelines.py). What
-funnels read: a month of three common steps at 10M events is ~100 rows of arrays to fetch, not
+funnels read: a month of three common steps at 10M events is ~2,000 rows of arrays to fetch, not
 1.3M rows of the event store to join to their numbers (query_side/funnels.py).
 
 A batch adds its events to the last chunk of each hour and type it reaches, rewriting that
@@ -84,7 +84,7 @@ class EventTimelines(EventsOnly):
     def apply(self, events: Sequence[StoredEvent], inputs: None = None) -> Changes:
         changes: Changes = {}
         for e in events:
-            # In integers: one subtraction a event, not a datetime built for its hour.
+            # In integers: one subtraction an event, not a datetime built for its hour.
             hour, offset = divmod((e.timestamp - _EPOCH) // _US, HOUR_US)
             key = (e.project_id, e.event_type, hour)
             found = changes.get(key)
