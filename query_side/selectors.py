@@ -157,7 +157,7 @@ def event_aggregate_list(
         if breakdown:
             item[breakdown] = value or None
         item["count"] = count
-        item["unique_users"] = persons.count(user_sets.union(sets))
+        item["unique_users"] = persons.count(sets[0] if len(sets) == 1 else user_sets.union(sets))
         answer.append(item)
     return answer
 

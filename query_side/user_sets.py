@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +58,15 @@ class Persons:
     aliases: npt.NDArray[np.uint32]
     canonical: npt.NDArray[np.uint32]
 
+    @cached_property
+    def lookup(self) -> npt.NDArray[np.uint32]:
+        """Each alias's person's number at the alias's own index (0 elsewhere): one gather
+        swaps a set's aliases, where a binary search in `aliases` cost 9 ms of a month's
+        event-aggregates at 10M events (1,643 cells)."""
+        found = np.zeros(int(self.aliases.max(initial=0)) + 1, np.uint32)
+        found[self.aliases] = self.canonical
+        return found
+
     def of(self, users: BitMap) -> BitMap:
         """The persons' numbers of a set of users' numbers. Vectorized: the aliases present are
         found in the sorted array by binary search, swapped by one gather, and sorted before the
@@ -66,7 +76,7 @@ class Persons:
         if not merged:
             return users
         present = np.frombuffer(merged.to_array(), dtype=np.uint32)
-        swapped = np.sort(self.canonical[np.searchsorted(self.aliases, present)])
+        swapped = np.sort(self.lookup[present])
         return (users - self.numbers) | BitMap(array("I", swapped.tobytes()))
 
     def count(self, users: BitMap) -> int:
@@ -77,7 +87,7 @@ class Persons:
         if not merged:
             return len(users)
         present = np.frombuffer(merged.to_array(), dtype=np.uint32)
-        persons = BitMap(array("I", np.sort(self.canonical[np.searchsorted(self.aliases, present)]).tobytes()))
+        persons = BitMap(array("I", np.sort(self.lookup[present]).tobytes()))
         return len(users) - len(merged) + persons.difference_cardinality(users)
 
 
