@@ -102,8 +102,12 @@ FROM (
 ) e
 GROUP BY 1"""
 _TIMELINES_SQL = f"""
-SELECT event_type, hour, app_versions, os_names, events FROM {schema.EVENT_TIMELINES}
+SELECT event_type, hour, {{variants}}, events FROM {schema.EVENT_TIMELINES}
 WHERE project_id = %s AND event_type = ANY(%s) AND hour >= %s AND hour < %s"""
+# The rows' (app_version, os_name) pairs only for a breakdown: without one, each row's two
+# arrays were a fifth of the read (a month of three steps at 10M: 28 to 21 ms).
+_VARIANTS = "app_versions, os_names"
+_NO_VARIANTS = "'{}'::text[], '{}'::text[]"
 _NUMBERED = np.dtype([("who", ">i4"), ("ts", ">i8"), ("type", ">i2")])
 _UNNUMBERED = struct.Struct(">qhi")
 """An unnumbered id's event: time, type, the id's length in bytes (the UTF-8 id follows)."""
@@ -131,7 +135,7 @@ def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ..
     column = None if breakdown is None else BREAKDOWNS.index(breakdown)
     # Per row: its type's code, its hour, its variants' breakdown values, its three columns.
     rows = [
-        (code[kind], hour_us(hour), (versions, os_names)[column] if column is not None else [""] * len(versions),
+        (code[kind], hour_us(hour), (versions, os_names)[column] if column is not None else [""],
          columns(bytes(blob)))
         for kind, hour, versions, os_names, blob in timelines
     ]  # fmt: skip
@@ -369,7 +373,10 @@ def funnel_compute(
             cursor.execute("SET LOCAL parallel_tuple_cost = 0.001")
             cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s", [TIMELINES])
             checkpoint = cursor.fetchone() or ("0", 0)
-            timelines = user_sets.fetch_binary(_TIMELINES_SQL, [project_id, types, user_sets.floor_hour(after), before])
+            timelines = user_sets.fetch_binary(
+                _TIMELINES_SQL.format(variants=_VARIANTS if breakdown else _NO_VARIANTS),
+                [project_id, types, user_sets.floor_hour(after), before],
+            )
             persons = user_sets.persons_of(project_id)
             params: dict[str, Any] = {
                 "project_id": project_id, "types": types, "after": after, "before": before,
