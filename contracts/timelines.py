@@ -17,8 +17,9 @@ HOUR_US = 3_600_000_000
 MAX_VARIANTS = 1 << 16
 """A chunk's (app_version, os_name) pairs are indexed by uint16 in its bytes: a chunk never holds
 more events than this (projections.event_timelines.CHUNK_EVENTS), so never more pairs."""
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+"""What PostgreSQL's timestamptz_send counts microseconds from: the unit funnels compare times in."""
+US = timedelta(microseconds=1)
 
 
 @dataclass
@@ -68,14 +69,8 @@ def decode(blob: bytes | memoryview, app_versions: list[str], os_names: list[str
     return Timeline(numbers, offsets, codes.astype(np.uint32), list(zip(app_versions, os_names, strict=True)))
 
 
-def empty() -> Timeline:
-    return Timeline(np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, np.uint32), [])
-
-
 def concat(parts: list[Timeline]) -> Timeline:
     """The events of every part, one after the other, their pairs merged."""
-    if not parts:
-        return empty()
     index: dict[tuple[str, str], int] = {}
     codes = []
     for part in parts:
@@ -93,4 +88,4 @@ def concat(parts: list[Timeline]) -> Timeline:
 def hour_us(hour: datetime) -> int:
     """The hour's start in microseconds since 2000-01-01 UTC: PostgreSQL's timestamptz_send,
     the unit funnels compare times in."""
-    return (hour - _EPOCH) // _US
+    return (hour - EPOCH) // US

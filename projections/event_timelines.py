@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 
 from contracts import schema
-from contracts.timelines import HOUR_US, Timeline, concat, decode
+from contracts.timelines import EPOCH, HOUR_US, US, Timeline, concat, decode
 from projections.projection import EventsOnly, ReadModelDrift, StoredEvent, VerifyQuery
 from projections.upsert import delete_keys, upsert
 from projections.user_numbers import numbers_known, numbers_of
@@ -27,30 +27,28 @@ CHUNK_EVENTS: Final = 2_048
 at most this many of an hour's events a type (20 KB), however many the hour holds: live, every
 event is of the current hour, and each batch rewrites that hour's last chunks. A funnel's limit
 on the events it reads bounds the chunks it reads too."""
-_US = timedelta(microseconds=1)
 _HOUR = timedelta(hours=1)
 HourKey = tuple[int, str, datetime]
 """(project, event type, UTC hour)."""
 # Per (project, event type, hour as hours since 2000-01-01 UTC): the events' distinct_ids,
 # microseconds into the hour, app_versions and os_names.
 Changes = dict[tuple[int, str, int], tuple[list[str], list[int], list[str], list[str]]]
-_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def _last_chunks(cursor: Any, into: str, keys: Sequence[HourKey]) -> dict[HourKey, tuple[int, Timeline]]:
-    """The last chunk of each of these hour keys that has one: its number and its events."""
+def _chunks(cursor: Any, into: str, keys: Sequence[HourKey], *, last_only: bool) -> list[tuple[HourKey, int, Timeline]]:
+    """The chunks of these hour keys (each key's last only, or all of them): key, number, events."""
     cursor.execute(
-        f"""SELECT DISTINCT ON (t.project_id, t.event_type, t.hour)
+        f"""SELECT {"DISTINCT ON (t.project_id, t.event_type, t.hour)" if last_only else ""}
                    t.project_id, t.event_type, t.hour, t.chunk, t.app_versions, t.os_names, t.events
             FROM {into} t JOIN unnest(%s::int8[], %s::text[], %s::timestamptz[]) k(project_id, event_type, hour)
               USING (project_id, event_type, hour)
-            ORDER BY t.project_id, t.event_type, t.hour, t.chunk DESC""",
+            {"ORDER BY t.project_id, t.event_type, t.hour, t.chunk DESC" if last_only else ""}""",
         [[key[0] for key in keys], [key[1] for key in keys], [key[2] for key in keys]],
     )
-    return {
-        (project_id, event_type, hour): (chunk, decode(blob, versions, os_names))
+    return [
+        ((project_id, event_type, hour), chunk, decode(blob, versions, os_names))
         for project_id, event_type, hour, chunk, versions, os_names, blob in cursor.fetchall()
-    }
+    ]
 
 
 def _row(key: HourKey, chunk: int, events: Timeline) -> tuple[Any, ...]:
@@ -85,7 +83,7 @@ class EventTimelines(EventsOnly):
         changes: Changes = {}
         for e in events:
             # In integers: one subtraction an event, not a datetime built for its hour.
-            hour, offset = divmod((e.timestamp - _EPOCH) // _US, HOUR_US)
+            hour, offset = divmod((e.timestamp - EPOCH) // US, HOUR_US)
             key = (e.project_id, e.event_type, hour)
             found = changes.get(key)
             if found is None:
@@ -101,9 +99,9 @@ class EventTimelines(EventsOnly):
             return
         into = tables[schema.EVENT_TIMELINES.name]
         numbers = numbers_of(cursor, {(key[0], d) for key, found in changes.items() for d in found[0]})
-        by_key = {(project, kind, _EPOCH + hour * _HOUR): found for (project, kind, hour), found in changes.items()}
+        by_key = {(project, kind, EPOCH + hour * _HOUR): found for (project, kind, hour), found in changes.items()}
         keys = sorted(by_key)
-        last = _last_chunks(cursor, into, keys)
+        last = {key: (chunk, events) for key, chunk, events in _chunks(cursor, into, keys, last_only=True)}
         rows = []
         for key in keys:
             distinct_ids, offsets, versions, os_names = by_key[key]
@@ -154,20 +152,12 @@ class EventTimelines(EventsOnly):
             return 0
         erased = np.array(sorted(numbers_known(cursor, project_id, distinct_ids)), np.uint32)
         keys = sorted(shares)
-        cursor.execute(
-            f"""SELECT t.project_id, t.event_type, t.hour, t.chunk, t.app_versions, t.os_names, t.events
-                FROM {into} t JOIN unnest(%s::int8[], %s::text[], %s::timestamptz[]) k(project_id, event_type, hour)
-                  USING (project_id, event_type, hour)""",
-            [[key[0] for key in keys], [key[1] for key in keys], [key[2] for key in keys]],
-        )
         taken: dict[HourKey, int] = dict.fromkeys(keys, 0)
         rows, gone = [], []
-        for project, event_type, hour, chunk, versions, os_names, blob in cursor.fetchall():
-            events = decode(blob, versions, os_names)
+        for key, chunk, events in _chunks(cursor, into, keys, last_only=False):
             theirs = np.isin(events.numbers, erased)
             if not theirs.any():
                 continue
-            key = (project, event_type, hour)
             taken[key] += int(theirs.sum())
             if theirs.all():
                 gone.append((*key, chunk))

@@ -159,10 +159,7 @@ def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ..
         numbered = np.concatenate([row[3][0] for row in rows])
         times = np.repeat(np.array([row[1] for row in rows], np.int64), counts)
         times += np.concatenate([row[3][1] for row in rows])
-        # Each number to its person's: an alias to its canonical number, any other to itself.
-        lookup = np.arange(max(int(numbered.max(initial=0)), int(persons.aliases.max(initial=0))) + 1, dtype=np.int64)
-        lookup[persons.aliases] = persons.canonical
-        who.append(lookup[numbered])
+        who.append(persons.persons(numbered))
         ts.append(times)
         kinds.append(np.repeat(np.array([row[0] for row in rows], np.int64), counts))
         if column is None:
