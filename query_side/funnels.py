@@ -12,6 +12,7 @@ steps at 10M events; the same walk as nested window functions in SQL took 6 s.)
 """
 
 import struct
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
 from contracts import schema
-from contracts.timelines import HOUR_US, columns, hour_us
+from contracts.timelines import EPOCH, HOUR_US, US, hour_us
 from query_side import user_sets
 from query_side.user_sets import JOIN_PERSON
 from tenancy.api_errors import RangeTooLarge
@@ -101,13 +102,23 @@ FROM (
       AND (u.xact_id, u.position) > (%(xact_id)s::xid8, %(position)s) AND u.xact_id >= %(xact_id)s::xid8
 ) e
 GROUP BY 1"""
+# Each timelines row's type, hour (µs since 2000), events, numbers and µs into the hour (the first
+# two of its three arrays, contracts/timelines.py, apart: joined across rows, each is one array),
+# then {variants}. In no order: sorting the rows here sorts their bytes (a month of three steps
+# at 10M events: 30 to 50 ms); _unpack puts each type's rows together.
 _TIMELINES_SQL = f"""
-SELECT event_type, hour, {{variants}}, events FROM {schema.EVENT_TIMELINES}
+SELECT event_type, (extract(epoch FROM hour)::int8 - {int(EPOCH.timestamp())}) * 1000000, event_count,
+       substring(events FROM 1 FOR 4 * event_count), substring(events FROM 4 * event_count + 1 FOR 4 * event_count),
+       {{variants}}
+FROM {schema.EVENT_TIMELINES}
 WHERE project_id = %s AND event_type = ANY(%s) AND hour >= %s AND hour < %s"""
-# The rows' (app_version, os_name) pairs only for a breakdown: without one, each row's two
-# arrays were a fifth of the read (a month of three steps at 10M: 28 to 21 ms).
-_VARIANTS = "app_versions, os_names"
-_NO_VARIANTS = "'{}'::text[], '{}'::text[]"
+# The events' variant codes and the row's values of the breakdown's column only for a
+# breakdown: without one they were a fifth of the bytes read (a month of three steps at 10M).
+_VARIANTS = {
+    "app_version": "substring(events FROM 8 * event_count + 1), app_versions",
+    "os_name": "substring(events FROM 8 * event_count + 1), os_names",
+    None: "NULL::bytea, NULL::text[]",
+}
 _NUMBERED = np.dtype([("who", ">i4"), ("ts", ">i8"), ("type", ">i2")])
 _UNNUMBERED = struct.Struct(">qhi")
 """An unnumbered id's event: time, type, the id's length in bytes (the UTF-8 id follows)."""
@@ -115,79 +126,97 @@ _UNNUMBERED = struct.Struct(">qhi")
 
 @dataclass
 class _Events:
-    """The scanned events, parallel arrays: person (numbered ids their number, the others
-    negative codes), time (µs), type (1-based in the sorted step types), breakdown value (its
-    index in `values`, which are sorted by code point, PostgreSQL's COLLATE "C")."""
+    """The scanned events, parallel arrays ordered by type: person (numbered ids their number,
+    the others negative codes), time (µs), breakdown value (its index in `values`, which are
+    sorted by code point, PostgreSQL's COLLATE "C"). The events of the n-th of the sorted step
+    types (from 1) are those from starts[n - 1] to starts[n]."""
 
     who: npt.NDArray[np.int64]
     ts: npt.NDArray[np.int64]
-    type: npt.NDArray[np.int64]
     value: npt.NDArray[np.int64]
+    starts: list[int]
     values: list[str]
+
+    def of(self, n: int) -> slice:
+        return slice(self.starts[n - 1], self.starts[n])
+
+    def take(self, where: npt.NDArray[np.bool_]) -> "_Events":
+        """The events `where` selects, still ordered by type (by their indexes: a few of many
+        are three small gathers, where a mask would be read three times)."""
+        taken = np.flatnonzero(where)
+        starts = np.searchsorted(taken, self.starts).tolist()
+        return _Events(self.who[taken], self.ts[taken], self.value[taken], starts, self.values)
 
 
 def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ...]], persons: user_sets.Persons,
-            span: tuple[int, int], types: list[str], breakdown: "Breakdown | None") -> _Events:  # fmt: skip
-    """The events of both sources as one _Events: the timelines' rows (their numbers mapped to
-    persons through `persons`, their times cut to `span`, [after, before) in us since 2000) and
-    the event store's tail (`found`, per breakdown value: _EVENTS_SQL's bytes)."""
+            span: tuple[int, int], types: list[str]) -> _Events:  # fmt: skip
+    """The events of both sources as one _Events: the timelines' rows (_TIMELINES_SQL: their
+    numbers mapped to persons through `persons`, their times cut to `span`, [after, before) in
+    µs since 2000) and the event store's tail (`found`, per breakdown value: _EVENTS_SQL's
+    bytes). No Python object per event, and none per row but its bytes."""
     code = {event_type: n for n, event_type in enumerate(types, start=1)}
-    column = None if breakdown is None else BREAKDOWNS.index(breakdown)
-    # Per row: its type's code, its hour, its variants' breakdown values, its three columns.
-    rows = [
-        (code[kind], hour_us(hour), (versions, os_names)[column] if column is not None else [""],
-         columns(bytes(blob)))
-        for kind, hour, versions, os_names, blob in timelines
-    ]  # fmt: skip
-    values = sorted({row[0] for row in found} | {value for row in rows for value in row[2]})
+    timelines = sorted(timelines, key=lambda row: (code[row[0]], row[1]))  # they mostly come so
+    kinds, hours, counts, numbers, offsets, codes, row_values = zip(*timelines, strict=True) if timelines else ((),) * 7
+    breakdown = bool(timelines) and row_values[0] is not None
+    values = sorted({row[0] for row in found} | ({v for row in row_values for v in row} if breakdown else {""}))
     index = {value: n for n, value in enumerate(values)}
+    # The rows' events, one array each, in the rows' order (by type, then hour): row r's are
+    # at[r]:at[r + 1].
+    at = np.cumsum([0, *counts]).tolist()
+    who = persons.persons(np.frombuffer(b"".join(numbers), "<u4"))
+    ts = np.repeat(np.array(hours, np.int64), counts)
+    ts += np.frombuffer(b"".join(offsets), "<u4")
+    if breakdown:
+        # Each row's values' indexes in one table; a row's codes index its stretch of it.
+        table = np.array([index[v] for row in row_values for v in row] or [0], np.int64)
+        base = np.repeat(np.cumsum([0, *map(len, row_values[:-1])]), counts)
+        value = table[base + np.frombuffer(b"".join(codes), "<u2")]
+    else:
+        value = np.full(len(ts), index[""], np.int64)
+    columns = (who, ts, value)
+
+    def cut(first: int, last: int) -> tuple[npt.NDArray[np.int64], ...]:
+        """The events of rows first:last inside the span."""
+        moments = ts[at[first] : at[last]]
+        inside = (moments >= span[0]) & (moments < span[1])
+        return tuple(column[at[first] : at[last]][inside] for column in columns)
+
+    # Per type: its rows' events, less what the hours at the range's edges (its first and last
+    # rows) hold outside it, then the event store's tail.
+    pieces: dict[int, list[tuple[npt.NDArray[np.int64], ...]]] = {n: [] for n in range(1, len(types) + 1)}
+    whole = True
+    row_codes = [code[kind] for kind in kinds]
+    for n in pieces:
+        first, last = bisect_left(row_codes, n), bisect_right(row_codes, n)
+        low = first
+        while low < last and hours[low] < span[0]:
+            low += 1
+        high = last
+        while high > low and hours[high - 1] + HOUR_US > span[1]:
+            high -= 1
+        whole &= low == first and high == last
+        pieces[n] = [cut(first, low), tuple(column[at[low] : at[high]] for column in columns), cut(high, last)]
     orphans: dict[str, int] = {}
-    who: list[npt.NDArray[np.int64]] = []
-    ts: list[npt.NDArray[np.int64]] = []
-    kinds: list[npt.NDArray[np.int64]] = []
-    at_value: list[npt.NDArray[np.int64]] = []
-    if rows:
-        # All rows at once: each row's columns are views of its bytes, concatenated once; what
-        # is per row (its hour, its type, its variants' values) is repeated over its events.
-        # Only the hours at the range's edges are cut to it, row by row.
-        for n, (kind, hour, row_values, (numbers, offsets, codes)) in enumerate(rows):
-            if hour < span[0] or hour + HOUR_US > span[1]:
-                moments = offsets.astype(np.int64) + hour
-                inside = (moments >= span[0]) & (moments < span[1])
-                rows[n] = (kind, hour, row_values, (numbers[inside], offsets[inside], codes[inside]))
-        counts = np.array([len(row[3][0]) for row in rows], np.int64)
-        numbered = np.concatenate([row[3][0] for row in rows])
-        times = np.repeat(np.array([row[1] for row in rows], np.int64), counts)
-        times += np.concatenate([row[3][1] for row in rows])
-        who.append(persons.persons(numbered))
-        ts.append(times)
-        kinds.append(np.repeat(np.array([row[0] for row in rows], np.int64), counts))
-        if column is None:
-            at_value.append(np.full(len(numbered), index[""], np.int64))
-        else:
-            # Each row's variants' value indexes in one table; a row's codes index its stretch.
-            table = np.array([index[value] for row in rows for value in row[2]] or [0], np.int64)
-            base = np.repeat(np.cumsum([0] + [len(row[2]) for row in rows[:-1]]), counts)
-            at_value.append(table[base + np.concatenate([row[3][2] for row in rows])])
-    for value, numbered_bytes, unnumbered in found:
+    for found_value, numbered_bytes, unnumbered in found:
         events = np.frombuffer(bytes(numbered_bytes), dtype=_NUMBERED)
-        who.append(events["who"].astype(np.int64))
-        ts.append(events["ts"].astype(np.int64))
-        kinds.append(events["type"].astype(np.int64))
-        at_value.append(np.full(len(events), index[value], np.int64))
-        raw, at = bytes(unnumbered), 0
-        while at < len(raw):  # few: only ids the projections have not reached yet
-            time, kind, size = _UNNUMBERED.unpack_from(raw, at)
-            at += _UNNUMBERED.size + size
-            distinct_id = raw[at - size : at].decode()
-            who.append(np.array([-orphans.setdefault(distinct_id, len(orphans) + 1)], np.int64))
-            ts.append(np.array([time], np.int64))
-            kinds.append(np.array([kind], np.int64))
-            at_value.append(np.array([index[value]], np.int64))
-    if not who:
-        none = np.zeros(0, np.int64)
-        return _Events(none, none, none, none, values)
-    return _Events(np.concatenate(who), np.concatenate(ts), np.concatenate(kinds), np.concatenate(at_value), values)
+        for n in np.unique(events["type"]).tolist():
+            mine = events[events["type"] == n]
+            pieces[n].append((mine["who"].astype(np.int64), mine["ts"].astype(np.int64),
+                              np.full(len(mine), index[found_value], np.int64)))  # fmt: skip
+            whole = False
+        raw, offset = bytes(unnumbered), 0
+        while offset < len(raw):  # few: only ids the projections have not reached yet
+            time, kind, size = _UNNUMBERED.unpack_from(raw, offset)
+            offset += _UNNUMBERED.size + size
+            person = -orphans.setdefault(raw[offset - size : offset].decode(), len(orphans) + 1)
+            pieces[kind].append((np.array([person]), np.array([time]), np.array([index[found_value]])))
+            whole = False
+    starts = np.cumsum([0] + [sum(len(piece[0]) for piece in pieces[n]) for n in pieces]).tolist()
+    if whole:  # nothing cut, no tail: the rows' arrays as they are
+        return _Events(who, ts, value, starts, values)
+    ordered = [piece for n in pieces for piece in pieces[n]]
+    who, ts, value = (np.concatenate([piece[c] for piece in ordered]).astype(np.int64) for c in range(3))
+    return _Events(who, ts, value, starts, values)
 
 
 def _percentile_cont_half(values: npt.NDArray[np.float64]) -> float | None:
@@ -235,36 +264,34 @@ class _Keys:
         return self.times[key % self.width]
 
 
-def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta) -> dict[str, Any]:
-    """Every step-1 event's greedy chain, then each person's entry: the furthest step within
-    the window, then the earliest step-1 event reaching it, then the smallest breakdown value.
-
-    TRICKY: the earliest event at each step is the best choice (any chain within the window has
-    each of its steps no earlier than the greedy one's), so a chain is step 1's event, the first
-    step-2 event of the person strictly after it, the first step-3 event strictly after that...
-    Every (person, time) is one sortable int64 (_Keys), so "the person's first event of a type
-    strictly after t" is one binary search over that type's sorted keys, for every chain at
-    once. Returns the entries: step-1 event times, breakdown values, the step reached, and each
-    step's time (n x entries)."""
+def _every_entry(events: _Events, steps: list[str], types: list[str], window: timedelta) -> dict[str, Any]:
+    """Each person's entry by walking the greedy chain of every step-1 event: the furthest step
+    within the window, then the earliest step-1 event reaching it, then the smallest breakdown
+    value. Every (person, time) is one sortable int64 (_Keys), so "the person's first event of
+    a type strictly after t" is one binary search over that type's sorted keys, for every chain
+    at once. Returns what _walk does."""
     code = {event_type: n for n, event_type in enumerate(types, start=1)}
     keys_of = _Keys(events)
     key = keys_of.key
-    by_type = {n: np.sort(key[events.type == n]) for n in code.values()}
-    entry = events.type == code[steps[0]]
+    by_type = {n: np.sort(key[events.of(n)]) for n in code.values()}
+    entry = events.of(code[steps[0]])
+    ties = len(events.values) > 1
     # The entries in (person, time) order: one sort, which makes each step's binary searches
     # look up keys in order, and each person's entries one stretch.
-    if len(events.values) > 1:
+    if ties:
         order = np.argsort(key[entry])
         start, values = key[entry][order], events.value[entry][order]
     else:  # one value (or none): the sorted keys of step 1 are the entries
         start = by_type[code[steps[0]]]
         values = np.zeros(len(start), np.int64)
+    if len(start) == 0:
+        return _no_entries(len(steps))
     entry_person, start_ts = keys_of.person_of(start), keys_of.time_of(start)
     reached = np.ones(len(start), np.int64)
     chain = np.zeros((len(steps), len(start)), np.int64)
     chain[0] = start_ts
     current, alive = start, np.ones(len(start), bool)
-    window_us = window // timedelta(microseconds=1)
+    window_us = window // US
     for k, step in enumerate(steps[1:], start=1):
         keys = by_type[code[step]]
         if len(keys) == 0:
@@ -277,25 +304,94 @@ def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta
         current = np.where(alive, later, current)
     # Each person's entry: of the entries reaching their furthest step, the first in time, and
     # of those at that instant (the same chain), the smallest breakdown value.
-    if len(start) == 0:
-        best = np.zeros(0, np.int64)
-    else:
-        stretch = np.flatnonzero(np.concatenate(([True], entry_person[1:] != entry_person[:-1])))
-        furthest = np.maximum.reduceat(reached, stretch)
-        candidate = np.flatnonzero(reached == np.repeat(furthest, np.diff(np.append(stretch, len(start)))))
-        who = entry_person[candidate]
-        firsts = np.flatnonzero(np.concatenate(([True], who[1:] != who[:-1])))
-        best = candidate[firsts]
-        if len(events.values) > 1:
-            # Ties at the first instant: the argsort left them in no order.
-            same = start[candidate] == np.repeat(start[best], np.diff(np.append(firsts, len(candidate))))
-            tied = candidate[same]
-            values = values.copy()
-            values[best] = np.minimum.reduceat(
-                values[tied],
-                np.flatnonzero(np.concatenate(([True], entry_person[tied][1:] != entry_person[tied][:-1]))),
-            )
+    stretch = _stretches(entry_person)
+    furthest = np.maximum.reduceat(reached, stretch)
+    candidate = np.flatnonzero(reached == np.repeat(furthest, np.diff(np.append(stretch, len(start)))))
+    who = entry_person[candidate]
+    firsts = _stretches(who)
+    best = candidate[firsts]
+    if ties:
+        # Ties at the first instant: the argsort left them in no order.
+        same = start[candidate] == np.repeat(start[best], np.diff(np.append(firsts, len(candidate))))
+        tied = candidate[same]
+        values = values.copy()
+        values[best] = np.minimum.reduceat(values[tied], _stretches(entry_person[tied]))
     return {"reached": reached[best], "start": start_ts[best], "value": values[best], "chain": chain[:, best]}
+
+
+def _stretches(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Where each run of equal values starts in a sorted array (not empty)."""
+    return np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+
+
+def _no_entries(n: int) -> dict[str, Any]:
+    none = np.zeros(0, np.int64)
+    return {"reached": none, "start": none, "value": none, "chain": np.zeros((n, 0), np.int64)}
+
+
+NEVER = np.iinfo(np.int64).max
+
+
+def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta) -> dict[str, Any]:
+    """Each person's entry: the furthest step within the window over the greedy chains of their
+    step-1 events, then the earliest step-1 event reaching it, then the smallest breakdown value.
+    Returns the entries: step-1 event times, breakdown values, the step reached, and each step's
+    time (n x entries).
+
+    TRICKY: the earliest event at each step is the best choice (any chain within the window has
+    each of its steps no earlier than the greedy one's), so a chain is step 1's event, the first
+    step-2 event of the person strictly after it, the first step-3 event strictly after that...
+    and a later step-1 event's chain is never earlier, step by step, than an earlier one's.
+    So where the chain of a person's first step-1 event ends because no event of the next step
+    follows, no chain of theirs gets further; and where the window cut nothing of it, no later
+    entry reaches further than it: that first event is the entry. One chain per person is a
+    grouped minimum per step ("the person's first event of the step after their time"), with no
+    sort: np.minimum.at into an array indexed by person. Only the persons whose first chain the
+    window cut have every step-1 event walked (_every_entry, which sorts): a month of three
+    common steps at 10M events, 6,772 of 119,371 persons and 41,017 of 648,471 step-1 events."""
+    if len(events.who) == 0:
+        return _no_entries(len(steps))
+    # Each person as an index: the numbers' offset from the smallest where they are dense
+    # enough (a project's persons are numbered from 1), else their rank (one sort).
+    low, high = int(events.who.min()), int(events.who.max())
+    if high - low < 4 * len(events.who) + (1 << 16):
+        person, size = events.who - low, high - low + 1
+    else:
+        uniques, person = np.unique(events.who, return_inverse=True)
+        size = len(uniques)
+    code = {event_type: n for n, event_type in enumerate(types, start=1)}
+    window_us = window // US
+    of_step = [events.of(code[step]) for step in steps]
+    first = np.full(size, NEVER, np.int64)
+    np.minimum.at(first, person[of_step[0]], events.ts[of_step[0]])
+    entering = first != NEVER
+    chain, current, alive = [first], first, entering.copy()
+    found, reached = entering.astype(np.int64), entering.astype(np.int64)
+    for k, where in enumerate(of_step[1:], start=1):
+        who, ts = person[where], events.ts[where]
+        after = ts > current[who]  # a dead chain's NEVER: nothing is after it
+        later = np.full(size, NEVER, np.int64)
+        np.minimum.at(later, who[after], ts[after])
+        alive &= later != NEVER
+        found[alive] = k + 1
+        reached[alive & (later - first <= window_us)] = k + 1
+        chain.append(later)
+        current = np.where(alive, later, NEVER)
+    final = np.flatnonzero(entering & (reached == found))
+    # The entry's breakdown value: the smallest of the person's step-1 events at its instant.
+    values = np.zeros(size, np.int64)
+    if len(events.values) > 1:
+        values[:] = NEVER
+        entries, moments = person[of_step[0]], events.ts[of_step[0]]
+        at_first = moments == first[entries]
+        np.minimum.at(values, entries[at_first], events.value[of_step[0]][at_first])
+    rest = _every_entry(events.take((entering & (reached != found))[person]), steps, types, window)
+    return {
+        "reached": np.concatenate((reached[final], rest["reached"])),
+        "start": np.concatenate((first[final], rest["start"])),
+        "value": np.concatenate((values[final], rest["value"])),
+        "chain": np.concatenate((np.stack([times[final] for times in chain]), rest["chain"]), axis=1),
+    }
 
 
 def _row(entries: dict[str, Any], where: npt.NDArray[np.bool_], n: int) -> dict[str, Any]:
@@ -371,7 +467,7 @@ def funnel_compute(
             cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s", [TIMELINES])
             checkpoint = cursor.fetchone() or ("0", 0)
             timelines = user_sets.fetch_binary(
-                _TIMELINES_SQL.format(variants=_VARIANTS if breakdown else _NO_VARIANTS),
+                _TIMELINES_SQL.format(variants=_VARIANTS[breakdown]),
                 [project_id, types, user_sets.floor_hour(after), before],
             )
             persons = user_sets.persons_of(project_id)
@@ -389,7 +485,7 @@ def funnel_compute(
             f"this funnel ran past {settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS:g} s and was stopped: narrow the range",
         ) from exc
     span = (hour_us(after.astimezone(UTC)), hour_us(before.astimezone(UTC)))
-    events = _unpack(found, timelines, persons, span, types, breakdown)
+    events = _unpack(found, timelines, persons, span, types)
     entries = _walk(events, steps, types, window)
     n = len(steps)
     total = _row(entries, np.ones(len(entries["reached"]), bool), n)

@@ -1,27 +1,29 @@
-"""The funnel's walk (query_side/funnels.py) packs each event's (person, time) into one int64,
-bit by bit where both fit in 62 bits and by the time's rank among the distinct times where not:
-both ways give the same entries for the same events."""
+"""The funnel's walk (query_side/funnels.py): each person's entry as the definition has it, by
+one chain per person where that settles it and by every step-1 event's chain where not; and the
+keys of the second way, (person, time) packed into one int64 bit by bit where both fit in 62
+bits and by the time's rank where not, give the same entries both ways."""
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from query_side.funnels import _Events, _Keys, _walk
+from query_side.funnels import _Events, _every_entry, _Keys, _walk
 
 TYPES = ["a", "b", "c"]
 STEPS = ["a", "b", "c"]
 HOUR_US = 3_600_000_000
 
 
-def events_of(rows: list[tuple[int, int, int, int]], who_scale: int) -> _Events:
-    """Events (person, time in µs, type 1-3, value) with each person's code multiplied."""
-    who = np.array([row[0] * who_scale for row in rows], np.int64)
+def events_of(rows: list[tuple[int, int, int, int]], who_scale: int, values: tuple[str, ...] = ("", "x")) -> _Events:
+    """Events (person, time in µs, type 1-3, value) with each person's code multiplied, ordered
+    by type as _unpack leaves them."""
+    rows = sorted(rows, key=lambda row: row[2])
     return _Events(
-        who=who,
+        who=np.array([row[0] * who_scale for row in rows], np.int64),
         ts=np.array([row[1] for row in rows], np.int64),
-        type=np.array([row[2] for row in rows], np.int64),
         value=np.array([row[3] for row in rows], np.int64),
-        values=["", "x"],
+        starts=[sum(1 for row in rows if row[2] <= n) for n in range(len(TYPES) + 1)],
+        values=list(values),
     )
 
 
@@ -43,7 +45,7 @@ def test_the_packed_and_the_ranked_keys_walk_to_the_same_entries(found):
     ranked = events_of(found, 1 << 40)  # 45 bits of persons: past 62, so ranked
     assert _Keys(packed).times is None and _Keys(ranked).times is not None
     window = np.timedelta64(6 * HOUR_US, "us").astype(object)
-    first, second = _walk(packed, STEPS, TYPES, window), _walk(ranked, STEPS, TYPES, window)
+    first, second = _every_entry(packed, STEPS, TYPES, window), _every_entry(ranked, STEPS, TYPES, window)
     for name in ("reached", "start", "value", "chain"):
         assert np.array_equal(first[name], second[name]), name
 
@@ -66,3 +68,68 @@ def test_a_month_of_times_since_2000_and_200k_persons_pack_without_ranks():
     keys = _Keys(events_of(found, 1))
     assert keys.times is None and keys.bits == 42
     assert keys.time_of(keys.key).tolist() == [row[1] for row in found]
+
+
+def reference_entries(found: list[tuple[int, int, int, int]], window_us: int) -> list[tuple[int, int, int, tuple]]:
+    """Each person's entry by the definition, one chain per step-1 event in plain Python: the
+    furthest step within the window, then the earliest step-1 event, then the smallest value."""
+    by_person: dict[int, list[tuple[int, int, int]]] = {}
+    for who, ts, kind, value in found:
+        by_person.setdefault(who, []).append((ts, kind, value))
+    entries = []
+    for events in by_person.values():
+        options = []
+        for ts, kind, value in events:
+            if kind != 1:
+                continue
+            chain, reached, at = [ts], 1, ts
+            for step in (2, 3):
+                later = [t for t, k, _ in events if k == step and t > at]
+                if not later:
+                    break
+                at = min(later)
+                chain.append(at)
+                if at - ts <= window_us:
+                    reached = step
+            options.append((-reached, ts, value, reached, tuple(chain[:reached])))
+        if options:
+            _, ts, value, reached, chain = min(options)
+            entries.append((reached, ts, value, chain))
+    return sorted(entries)
+
+
+# Few persons and instants: chains the window cuts, later entries reaching further, ties.
+dense = st.lists(
+    st.tuples(st.integers(0, 4), st.integers(0, 12).map(lambda t: t * HOUR_US), st.integers(1, 3), st.integers(0, 1)),
+    max_size=40,
+)
+
+
+def entries_of(walked: dict) -> list[tuple[int, int, int, tuple[int, ...]]]:
+    return sorted(
+        (int(reached), int(start), int(value), tuple(int(t) for t in walked["chain"][: int(reached), n]))
+        for n, (reached, start, value) in enumerate(
+            zip(walked["reached"], walked["start"], walked["value"], strict=True)
+        )
+    )
+
+
+@settings(max_examples=400)
+@given(
+    dense,
+    st.sampled_from([0, 1, 2, 3, 5, 12]).map(lambda hours: hours * HOUR_US),
+    st.sampled_from([1, 1 << 40]),
+    st.booleans(),
+)
+def test_the_walk_finds_each_persons_entry_as_the_definition_does(found, window_us, scale, breakdown):
+    """Both walks give the definition's entries (tried on every step-1 event, in plain Python):
+    _walk's one chain per person (persons indexed by their offset, or with `scale` spreading
+    them past that, by their rank) with every entry walked for those whose first chain the
+    window cut, and _every_entry's chain of every step-1 event; with a breakdown's two values
+    and without one."""
+    if not breakdown:
+        found = [(who, ts, kind, 0) for who, ts, kind, _ in found]
+    window = np.timedelta64(window_us, "us").astype(object)
+    events = events_of(found, scale, ("", "x") if breakdown else ("",))
+    for walk in (_walk, _every_entry):
+        assert entries_of(walk(events, STEPS, TYPES, window)) == reference_entries(found, window_us), walk.__name__
