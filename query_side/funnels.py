@@ -215,7 +215,7 @@ def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ..
     if whole:  # nothing cut, no tail: the rows' arrays as they are
         return _Events(who, ts, value, starts, values)
     ordered = [piece for n in pieces for piece in pieces[n]]
-    who, ts, value = (np.concatenate([piece[c] for piece in ordered]).astype(np.int64) for c in range(3))
+    who, ts, value = (np.concatenate([piece[c] for piece in ordered], dtype=np.int64) for c in range(3))
     return _Events(who, ts, value, starts, values)
 
 
@@ -224,9 +224,11 @@ def _percentile_cont_half(values: npt.NDArray[np.float64]) -> float | None:
     as it does (lo + (hi - lo) * 0.5, float8)."""
     if len(values) == 0:
         return None
-    ordered = np.sort(values)
-    position = 0.5 * (len(ordered) - 1)
+    position = 0.5 * (len(values) - 1)
     low = int(position)
+    # The one or two middle values by a partial sort (np.partition: linear, where np.sort of
+    # ~80k times took 3-4 ms a step).
+    ordered = np.partition(values, [low, min(low + 1, len(values) - 1)])
     if position == low:
         return float(ordered[low])
     return float(ordered[low] + (ordered[low + 1] - ordered[low]) * (position - low))

@@ -3,11 +3,14 @@ one chain per person where that settles it and by every step-1 event's chain whe
 keys of the second way, (person, time) packed into one int64 bit by bit where both fit in 62
 bits and by the time's rank where not, give the same entries both ways."""
 
+import statistics
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from query_side.funnels import _Events, _every_entry, _Keys, _walk
+from query_side.funnels import _Events, _every_entry, _Keys, _percentile_cont_half, _walk
 
 TYPES = ["a", "b", "c"]
 STEPS = ["a", "b", "c"]
@@ -133,3 +136,9 @@ def test_the_walk_finds_each_persons_entry_as_the_definition_does(found, window_
     events = events_of(found, scale, ("", "x") if breakdown else ("",))
     for walk in (_walk, _every_entry):
         assert entries_of(walk(events, STEPS, TYPES, window)) == reference_entries(found, window_us), walk.__name__
+
+
+@given(st.lists(st.floats(-1e6, 1e6), max_size=30))
+def test_the_median_by_partial_sort_is_the_middle_or_the_two_middle_values_halved(values):
+    got = _percentile_cont_half(np.array(values, np.float64))
+    assert got == (None if not values else pytest.approx(statistics.median(values), rel=1e-12, abs=1e-9))
