@@ -25,7 +25,7 @@ from django.db import DatabaseError, connections, transaction
 
 from contracts import schema
 from contracts.timelines import EPOCH, HOUR_US, US, hour_us
-from query_side import user_sets
+from query_side import row_cache, user_sets
 from query_side.user_sets import JOIN_PERSON
 from tenancy.api_errors import RangeTooLarge
 
@@ -102,23 +102,30 @@ FROM (
       AND (u.xact_id, u.position) > (%(xact_id)s::xid8, %(position)s) AND u.xact_id >= %(xact_id)s::xid8
 ) e
 GROUP BY 1"""
-# Each timelines row's type, hour (µs since 2000), events, numbers and µs into the hour (the first
-# two of its three arrays, contracts/timelines.py, apart: joined across rows, each is one array),
-# then {variants}. In no order: sorting the rows here sorts their bytes (a month of three steps
-# at 10M events: 30 to 50 ms); _unpack puts each type's rows together.
-_TIMELINES_SQL = f"""
-SELECT event_type, (extract(epoch FROM hour)::int8 - {int(EPOCH.timestamp())}) * 1000000, event_count,
-       substring(events FROM 1 FOR 4 * event_count), substring(events FROM 4 * event_count + 1 FOR 4 * event_count),
-       {{variants}}
-FROM {schema.EVENT_TIMELINES}
-WHERE project_id = %s AND event_type = ANY(%s) AND hour >= %s AND hour < %s"""
-# The events' variant codes and the row's values of the breakdown's column only for a
-# breakdown: without one they were a fifth of the bytes read (a month of three steps at 10M).
-_VARIANTS = {
-    "app_version": "substring(events FROM 8 * event_count + 1), app_versions",
-    "os_name": "substring(events FROM 8 * event_count + 1), os_names",
-    None: "NULL::bytea, NULL::text[]",
+# Each timelines row's type, hour (µs since 2000) and events, then its payload: its numbers and
+# µs into the hour (the first two of its three arrays, contracts/timelines.py, apart: joined
+# across rows, each is one array), and for a breakdown the events' variant codes and the row's
+# values of the breakdown's column (without one they were a fifth of the bytes read). Through
+# the query process's cache (query_side/row_cache.py), and in no order: sorting the rows in SQL
+# sorts their bytes (a month of three steps at 10M events: 30 to 50 ms); _unpack puts each
+# type's rows together.
+_TIMELINE_COLUMNS = f"event_type, (extract(epoch FROM hour)::int8 - {int(EPOCH.timestamp())}) * 1000000, event_count"
+_TIMELINE_WHERE = "project_id = %s AND event_type = ANY(%s) AND hour >= %s AND hour < %s"
+_TIMELINE_ARRAYS = [
+    "substring(events FROM 1 FOR 4 * event_count)",
+    "substring(events FROM 4 * event_count + 1 FOR 4 * event_count)",
+]
+_TIMELINE_PAYLOAD = {
+    None: _TIMELINE_ARRAYS,
+    "app_version": [*_TIMELINE_ARRAYS, "substring(events FROM 8 * event_count + 1)", "app_versions"],
+    "os_name": [*_TIMELINE_ARRAYS, "substring(events FROM 8 * event_count + 1)", "os_names"],
 }
+
+
+def _timeline_payload(*columns: Any) -> tuple[tuple[Any, ...], int]:
+    return columns, sum(len(column) for column in columns[:3])
+
+
 _NUMBERED = np.dtype([("who", ">i4"), ("ts", ">i8"), ("type", ">i2")])
 _UNNUMBERED = struct.Struct(">qhi")
 """An unnumbered id's event: time, type, the id's length in bytes (the UTF-8 id follows)."""
@@ -156,8 +163,11 @@ def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ..
     bytes). No Python object per event, and none per row but its bytes."""
     code = {event_type: n for n, event_type in enumerate(types, start=1)}
     timelines = sorted(timelines, key=lambda row: (code[row[0]], row[1]))  # they mostly come so
-    kinds, hours, counts, numbers, offsets, codes, row_values = zip(*timelines, strict=True) if timelines else ((),) * 7
-    breakdown = bool(timelines) and row_values[0] is not None
+    kinds, hours, counts, payloads = zip(*timelines, strict=True) if timelines else ((),) * 4
+    numbers, offsets = [payload[0] for payload in payloads], [payload[1] for payload in payloads]
+    breakdown = bool(payloads) and len(payloads[0]) > 2
+    codes = [payload[2] for payload in payloads] if breakdown else []
+    row_values = [payload[3] for payload in payloads] if breakdown else []
     values = sorted({row[0] for row in found} | ({v for row in row_values for v in row} if breakdown else {""}))
     index = {value: n for n, value in enumerate(values)}
     # The rows' events, one array each, in the rows' order (by type, then hour): row r's are
@@ -468,10 +478,11 @@ def funnel_compute(
             cursor.execute("SET LOCAL parallel_tuple_cost = 0.001")
             cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s", [TIMELINES])
             checkpoint = cursor.fetchone() or ("0", 0)
-            timelines = user_sets.fetch_binary(
-                _TIMELINES_SQL.format(variants=_VARIANTS[breakdown]),
-                [project_id, types, user_sets.floor_hour(after), before],
-            )
+            timelines = row_cache.fetch_cached(
+                table=str(schema.EVENT_TIMELINES), keys=schema.EVENT_TIMELINES.key, columns=_TIMELINE_COLUMNS,
+                where=_TIMELINE_WHERE, params=[project_id, types, user_sets.floor_hour(after), before],
+                payload=_TIMELINE_PAYLOAD[breakdown], decode=_timeline_payload, kind=breakdown or "",
+            )  # fmt: skip
             persons = user_sets.persons_of(project_id)
             params: dict[str, Any] = {
                 "project_id": project_id, "types": types, "after": after, "before": before,
