@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.db import connections
+from pyroaring import AbstractBitMap
 
 from contracts import schema
 from contracts.user_sets import BitMap, decode
@@ -91,7 +92,7 @@ class _Cell:
     """One bucket (or the whole range) of one breakdown value: events and who sent them."""
 
     events: int = 0
-    sets: list[BitMap] = field(default_factory=list)
+    sets: list[AbstractBitMap] = field(default_factory=list)
     """Rollup path: the sets of users to union."""
     per_person: dict[Any, int] = field(default_factory=dict)
     """Raw path: events per person."""

@@ -12,6 +12,7 @@ from uuid import UUID
 import msgspec
 from django.conf import settings
 from django.db import connections
+from pyroaring import AbstractBitMap
 
 from contracts import schema
 from contracts.schema import (
@@ -138,7 +139,7 @@ def event_aggregate_list(
             project_id, after, before, interval, None if event_type is None else [event_type], breakdown=breakdown
         )
     )
-    groups: dict[tuple[datetime, str, str], tuple[int, list[BitMap]]] = {}
+    groups: dict[tuple[datetime, str, str], tuple[int, list[AbstractBitMap]]] = {}
     for bucket, value, type_, events, users in rows:
         key = (bucket, type_, value)
         count, sets = groups.get(key) or (0, [])
