@@ -124,8 +124,9 @@ def fetch_cached(
 
 
 # A row version: its key, and its xmin and cmin (the transaction and the command within it that
-# wrote it; a transaction that rewrites a row sees its own rewrites, with its one xmin).
-_VERSION = "xmin::text::int8, cmin::text::int8"
+# wrote it; a transaction that rewrites a row sees its own rewrites, with its one xmin), as one
+# text (a record's text quotes what would make it ambiguous): one object a row, not eight.
+_VERSION = "ROW({keys}, xmin, cmin)::text, ctid::text"
 
 
 def _through_cache(
@@ -135,32 +136,39 @@ def _through_cache(
     """fetch_cached's answer through the cache, or None where a row changed between the two
     reads (the list of versions, then the rows the cache lacks)."""
     database = connections[settings.QUERY_DB_ALIAS].settings_dict["NAME"]
-    key_list = ", ".join(keys)
-    listed = fetch_binary(f"SELECT {columns}, {key_list}, {_VERSION}, ctid::text FROM {table} WHERE {where}", params)
-    width = len(listed[0]) - len(keys) - 3 if listed else 0
+    version_of = _VERSION.format(keys=", ".join(keys))
+    listed = fetch_binary(f"SELECT {columns}, {version_of} FROM {table} WHERE {where}", params)
+    width = len(listed[0]) - 2 if listed else 0
     found: dict[str, Any] = {}
-    wanted: dict[str, Key] = {}
+    wanted: dict[str, str] = {}
     for row in listed:
-        version = (database, table, kind, *row[width:-1])
-        value = rows_cache.get(version)
+        value = rows_cache.get((database, table, kind, row[-2]))
         if value is None:
-            wanted[row[-1]] = version
+            wanted[row[-1]] = row[-2]
         else:
             found[row[-1]] = value
     if wanted:
-        # The rows not held, by their tuple ids (a TID scan: no index, no filter), with their
-        # keys and version again: a row rewritten since it was listed is not the one listed.
-        fetched = fetch_binary(
-            f"SELECT ctid::text, {key_list}, {_VERSION}, {', '.join(payload)} FROM {table} WHERE ctid = ANY(%s::tid[])",
-            [list(wanted)],
-        )
-        for tid, *got in fetched:
-            version = (database, table, kind, *got[: len(keys) + 2])
-            if wanted.get(tid) != version:
+        # The rows not held, with their version again: a row rewritten since it was listed is
+        # not the one listed. A few of many by their tuple ids (a TID scan: no index, no
+        # filter); most of them (a first read) by the same WHERE, which sends no list of ids.
+        select = f"SELECT {version_of}, {', '.join(payload)} FROM {table}"
+        if len(wanted) * 2 < len(listed):
+            fetched = fetch_binary(f"{select} WHERE ctid = ANY(%s::tid[])", [list(wanted)])
+        else:
+            fetched = fetch_binary(f"{select} WHERE {where}", _where_params(columns, params))
+        for version, tid, *got in fetched:
+            if tid not in wanted:
+                continue  # held already (the second way reads every row)
+            if wanted[tid] != version:
                 return None
-            value, size = decode(*got[len(keys) + 2 :])
-            rows_cache.put(version, value, size)
+            value, size = decode(*got)
+            rows_cache.put((database, table, kind, version), value, size)
             found[tid] = value
     if len(found) < len(listed):
         return None
     return [(*row[:width], found[row[-1]]) for row in listed]
+
+
+def _where_params(columns: str, params: Sequence[Any]) -> Sequence[Any]:
+    """`params` less those of the SELECT list's placeholders (they come first)."""
+    return params[columns.count("%s") :]
