@@ -126,7 +126,14 @@ def fetch_cached(
 # A row version: its key, and its xmin and cmin (the transaction and the command within it that
 # wrote it; a transaction that rewrites a row sees its own rewrites, with its one xmin), as one
 # text (a record's text quotes what would make it ambiguous): one object a row, not eight.
-_VERSION = "ROW({keys}, xmin, cmin)::text, ctid::text"
+# TRICKY: xmin is 32 bits and wraps around; widened to the 64-bit transaction id nearest the
+# snapshot's (every live row's is within 2^31 of it), a version never repeats. (A row frozen
+# more than 2^31 transactions ago widens differently after a wraparound: a new key, a miss.)
+_XMIN_64 = (
+    "snapshot + ((t.xmin::text::int8 - (snapshot & 4294967295)) %% 4294967296 + 6442450944) %% 4294967296 - 2147483648"
+)
+_VERSION = "ROW({keys}, " + _XMIN_64 + ", t.cmin)::text, t.ctid::text"
+_FROM = "{table} t CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS snapshot) s"
 
 
 def _through_cache(
@@ -137,7 +144,8 @@ def _through_cache(
     reads (the list of versions, then the rows the cache lacks)."""
     database = connections[settings.QUERY_DB_ALIAS].settings_dict["NAME"]
     version_of = _VERSION.format(keys=", ".join(keys))
-    listed = fetch_binary(f"SELECT {columns}, {version_of} FROM {table} WHERE {where}", params)
+    source = _FROM.format(table=table)
+    listed = fetch_binary(f"SELECT {columns}, {version_of} FROM {source} WHERE {where}", params)
     width = len(listed[0]) - 2 if listed else 0
     found: dict[str, Any] = {}
     wanted: dict[str, str] = {}
@@ -151,9 +159,9 @@ def _through_cache(
         # The rows not held, with their version again: a row rewritten since it was listed is
         # not the one listed. A few of many by their tuple ids (a TID scan: no index, no
         # filter); most of them (a first read) by the same WHERE, which sends no list of ids.
-        select = f"SELECT {version_of}, {', '.join(payload)} FROM {table}"
+        select = f"SELECT {version_of}, {', '.join(payload)} FROM {source}"
         if len(wanted) * 2 < len(listed):
-            fetched = fetch_binary(f"{select} WHERE ctid = ANY(%s::tid[])", [list(wanted)])
+            fetched = fetch_binary(f"{select} WHERE t.ctid = ANY(%s::tid[])", [list(wanted)])
         else:
             fetched = fetch_binary(f"{select} WHERE {where}", _where_params(columns, params))
         for version, tid, *got in fetched:

@@ -129,3 +129,22 @@ def test_with_the_cache_off_nothing_is_kept(settings):
     assert [row["unique_users"] for row in aggregates()] == [3, 3]
     assert funnel() == [3, 3]
     assert len(row_cache.cache()) == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "snapshot", "full"),
+    [
+        (1055, 27083, 1055),  # epoch 0, before the snapshot's xmin
+        (27090, 27083, 27090),  # after it (committed before the snapshot was taken)
+        (4294967290, (1 << 32) + 5, 4294967290),  # the epoch before, across the wraparound
+        (3, (1 << 32) + 5, (1 << 32) + 3),
+        (10, (1 << 32) + 5, (1 << 32) + 10),
+        (5, (1 << 32) + 4294967290, (2 << 32) + 5),  # the next epoch, just past the snapshot
+    ],
+)
+def test_a_rows_xmin_widens_to_its_64_bit_transaction_id_across_a_wraparound(raw, snapshot, full):
+    """xmin is 32 bits: the version key widens it to the 64-bit id nearest the snapshot's."""
+    expression = row_cache._XMIN_64.replace("t.xmin::text::int8", "%s::int8").replace("snapshot", "%s::int8")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {expression}", [snapshot, raw, snapshot])
+        assert cursor.fetchone()[0] == full
