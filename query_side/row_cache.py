@@ -105,21 +105,25 @@ def fetch_cached(
     payload: Sequence[str],
     decode: Callable[..., tuple[Any, int]],
     kind: str = "",
+    check: Callable[[list[tuple[Any, ...]]], None] | None = None,
 ) -> list[tuple[Any, ...]]:
     """`SELECT {columns}, {payload} FROM {table} WHERE {where}` (binary), with each row's
     payload (expressions over the row) passed through `decode` (which returns the value and its
     size in bytes), the values served from the cache where the row, its `keys` columns and its
     version, is unchanged. Returns each row's `columns`, then its value. `kind` tells apart
-    values decoded differently from the same rows."""
+    values decoded differently from the same rows. `check`, given the rows' `columns` before
+    any payload is read, may refuse the read by raising (an answer too large to give)."""
     rows_cache = cache()
     if rows_cache.budget > 0:
         for _ in range(RETRIES):
-            found = _through_cache(rows_cache, table, keys, columns, where, params, payload, decode, kind)
+            found = _through_cache(rows_cache, table, keys, columns, where, params, payload, decode, kind, check)
             if found is not None:
                 return found
     # No cache, or rows that kept changing under the reads: everything as it is now.
     rows = fetch_binary(f"SELECT {columns}, {', '.join(payload)} FROM {table} WHERE {where}", params)
     width = len(rows[0]) - len(payload) if rows else 0
+    if check is not None:
+        check([row[:width] for row in rows])
     return [(*row[:width], decode(*row[width:])[0]) for row in rows]
 
 
@@ -139,6 +143,7 @@ _FROM = "{table} t CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot())::t
 def _through_cache(
     rows_cache: RowCache, table: str, keys: Sequence[str], columns: str, where: str, params: Sequence[Any],
     payload: Sequence[str], decode: Callable[..., tuple[Any, int]], kind: str,
+    check: Callable[[list[tuple[Any, ...]]], None] | None,
 ) -> list[tuple[Any, ...]] | None:  # fmt: skip
     """fetch_cached's answer through the cache, or None where a row changed between the two
     reads (the list of versions, then the rows the cache lacks)."""
@@ -147,6 +152,8 @@ def _through_cache(
     source = _FROM.format(table=table)
     listed = fetch_binary(f"SELECT {columns}, {version_of} FROM {source} WHERE {where}", params)
     width = len(listed[0]) - 2 if listed else 0
+    if check is not None:
+        check([row[:width] for row in listed])
     found: dict[str, Any] = {}
     wanted: dict[str, str] = {}
     for row in listed:

@@ -120,6 +120,18 @@ def bucket_start(moment: datetime | date, interval: str) -> datetime:
     return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
 
 
+def _at_most_max_points(rows: list[tuple[Any, ...]]) -> None:
+    """Refuse, before a set is read, an answer of more rows (buckets x types x values) than
+    user_sets.MAX_POINTS: an hourly month of 50 types was 47,000 sets read and then refused."""
+    cells = len({(bucket, type_, value) for bucket, value, type_, _ in rows})
+    if cells > user_sets.MAX_POINTS:
+        raise RangeTooLarge(
+            "interval",
+            f"{cells:,} rows (buckets x event types x breakdown values) is more than {user_sets.MAX_POINTS:,}:"
+            " choose a longer interval, a shorter range, an event_type or no breakdown",
+        )
+
+
 def event_aggregate_list(
     *,
     project_id: int,
@@ -137,7 +149,8 @@ def event_aggregate_list(
     rows = user_sets.bucket_sets(
         user_sets.Buckets(
             project_id, after, before, interval, None if event_type is None else [event_type], breakdown=breakdown
-        )
+        ),
+        check=_at_most_max_points,
     )
     groups: dict[tuple[datetime, str, str], tuple[int, list[AbstractBitMap]]] = {}
     for bucket, value, type_, events, users in rows:
@@ -145,12 +158,6 @@ def event_aggregate_list(
         count, sets = groups.get(key) or (0, [])
         sets.append(users)
         groups[key] = (count + events, sets)
-    if len(groups) > user_sets.MAX_POINTS:
-        raise RangeTooLarge(
-            "interval",
-            f"{len(groups):,} rows (buckets x event types x breakdown values) is more than {user_sets.MAX_POINTS:,}:"
-            " choose a longer interval, a shorter range, an event_type or no breakdown",
-        )
     persons = user_sets.persons_of(project_id)
     answer = []
     for (bucket, type_, value), (count, sets) in sorted(groups.items()):

@@ -148,3 +148,24 @@ def test_a_rows_xmin_widens_to_its_64_bit_transaction_id_across_a_wraparound(raw
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {expression}", [snapshot, raw, snapshot])
         assert cursor.fetchone()[0] == full
+
+
+@pytest.mark.parametrize("breakdown", [None, "os_name"], ids=["per-type-rollups", "per-version-and-os-rollups"])
+def test_an_answer_past_max_points_is_refused_before_any_set_is_decoded(monkeypatch, breakdown):
+    """The per-type rollups list their rows first: refused, no set of theirs is even read."""
+    from query_side import user_sets
+    from tenancy.api_errors import RangeTooLarge
+
+    load(range(3))  # two types in one day: two rows of the answer
+    row_cache.cache().clear()
+    monkeypatch.setattr(user_sets, "MAX_POINTS", 1)
+    decoded = []
+    monkeypatch.setattr(user_sets, "_frozen_set", lambda blob: decoded.append(blob))
+    monkeypatch.setattr(user_sets, "decode", lambda blob: decoded.append(blob))
+    with pytest.raises(RangeTooLarge, match="2 rows"):
+        selectors.event_aggregate_list(project_id=1, interval="day", breakdown=breakdown, **RANGE)
+    assert decoded == []
+    monkeypatch.setattr(user_sets, "MAX_POINTS", 2)
+    with pytest.raises(TypeError):  # now past the check: the sets are read (and this decode fails)
+        selectors.event_aggregate_list(project_id=1, interval="day", breakdown=breakdown, **RANGE)
+    assert decoded
