@@ -182,7 +182,7 @@ def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ..
         base = np.repeat(np.cumsum([0, *map(len, row_values[:-1])]), counts)
         value = table[base + np.frombuffer(b"".join(codes), "<u2")]
     else:
-        value = np.full(len(ts), index[""], np.int64)
+        value = np.zeros(len(ts), np.int64)  # index[""]: "" sorts first
     columns = (who, ts, value)
 
     def cut(first: int, last: int) -> tuple[npt.NDArray[np.int64], ...]:
