@@ -5,8 +5,10 @@ would read, and a larger one is refused.
 The steps' events come from the event timelines read model (schema.EVENT_TIMELINES: each hour's
 events of a type as arrays of user numbers, times and variants), up to the event_timelines
 projection's checkpoint; the few past it (the projection lag) from the event store, in one
-snapshot, so the answer is as current as the store. The chains are then walked in numpy, every
-step-1 event at once. (Before the timelines, the whole scan came from the event store's
+snapshot, so the answer is as current as the store; the rows of past hours, unchanged, come
+decoded from the query process's cache (query_side/row_cache.py). The chains are then walked in
+numpy, one per person at once, and every step-1 event's for the few persons that need it
+(_walk). (Before the timelines, the whole scan came from the event store's
 (project, event_type, time) index, joined to the numbers per event: ~1 s for a month of common
 steps at 10M events; the same walk as nested window functions in SQL took 6 s.)
 """
@@ -123,6 +125,7 @@ _TIMELINE_PAYLOAD = {
 
 
 def _timeline_payload(*columns: Any) -> tuple[tuple[Any, ...], int]:
+    """A row's payload as the row cache keeps it: its columns as they came, sized by its bytes."""
     return columns, sum(len(column) for column in columns[:3])
 
 
@@ -157,10 +160,11 @@ class _Events:
 
 def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ...]], persons: user_sets.Persons,
             span: tuple[int, int], types: list[str]) -> _Events:  # fmt: skip
-    """The events of both sources as one _Events: the timelines' rows (_TIMELINES_SQL: their
-    numbers mapped to persons through `persons`, their times cut to `span`, [after, before) in
-    µs since 2000) and the event store's tail (`found`, per breakdown value: _EVENTS_SQL's
-    bytes). No Python object per event, and none per row but its bytes."""
+    """The events of both sources as one _Events: the timelines' rows (_TIMELINE_COLUMNS, then
+    their _TIMELINE_PAYLOAD: their numbers mapped to persons through `persons`, their times cut
+    to `span`, [after, before) in µs since 2000) and the event store's tail (`found`, per
+    breakdown value: _EVENTS_SQL's bytes). No Python object per event, none per row but its
+    bytes."""
     code = {event_type: n for n, event_type in enumerate(types, start=1)}
     timelines = sorted(timelines, key=lambda row: (code[row[0]], row[1]))  # they mostly come so
     kinds, hours, counts, payloads = zip(*timelines, strict=True) if timelines else ((),) * 4

@@ -121,8 +121,9 @@ def bucket_start(moment: datetime | date, interval: str) -> datetime:
 
 
 def _at_most_max_points(rows: list[tuple[Any, ...]]) -> None:
-    """Refuse, before a set is read, an answer of more rows (buckets x types x values) than
-    user_sets.MAX_POINTS: an hourly month of 50 types was 47,000 sets read and then refused."""
+    """Refuse, before a set is decoded (of the per-type rollups, before one is read), an answer
+    of more rows (buckets x types x values) than user_sets.MAX_POINTS: an hourly month of 50
+    types was 47,000 sets read and decoded, then refused."""
     cells = len({(bucket, type_, value) for bucket, value, type_, _ in rows})
     if cells > user_sets.MAX_POINTS:
         raise RangeTooLarge(

@@ -246,8 +246,8 @@ def bucket_sets(
     cache (query_side/row_cache.py): their sets are shared and frozen, never to be changed in
     place. The rollups per type, version and OS do not: many small sets (a month by day at 10M:
     15,343 rows, ~900 bytes a set), which cost as much to list and look up as to read (by
-    app_version, in-process: 248 ms read, 233-271 ms through the cache, 389-466 ms the first
-    time). `check` sees each row's (bucket, breakdown value, event type, events) before any set
+    app_version, in-process: 248 ms read, 233-271 ms through the cache, more the first time).
+    `check` sees each row's (bucket, breakdown value, event type, events) before any set
     is read, and may refuse by raising."""
     if buckets.table != schema.EVENT_TYPE_ROLLUPS:
         rows = buckets.select("event_type, event_count, users")
