@@ -51,6 +51,12 @@ DRAIN_BATCH_SECONDS: Final = Histogram(
     "tidelog_drain_batch_seconds", "One drain batch: read from the buffer, append to the store, acknowledge.",
     buckets=_SECONDS,
 )  # fmt: skip
+QUERY_CACHE_ROWS: Final = Counter(
+    "tidelog_query_cache_rows",
+    "Read-model rows a query needed decoded, by whether the query process's cache held them (hit) or they were"
+    " read (miss); and rows the cache dropped for room (evicted).",
+    ["result"],
+)
 QUERY_SECONDS: Final = Histogram(
     "tidelog_query_seconds", "Query API requests, by endpoint (its URL pattern) and status class.",
     ["endpoint", "status"], buckets=_SECONDS,

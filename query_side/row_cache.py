@@ -26,6 +26,8 @@ import psycopg
 from django.conf import settings
 from django.db import connections
 
+from observability.metrics import QUERY_CACHE_ROWS
+
 Key = tuple[Any, ...]
 
 
@@ -68,9 +70,13 @@ class RowCache:
                 self.size -= old[1]
             self._values[key] = (value, size)
             self.size += size
+            evicted = 0
             while self.size > self.budget:
                 _, (_, dropped) = self._values.popitem(last=False)
                 self.size -= dropped
+                evicted += 1
+        if evicted:
+            QUERY_CACHE_ROWS.labels("evicted").inc(evicted)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -181,6 +187,8 @@ def _through_cache(
             found[tid] = value
     if len(found) < len(listed):
         return None
+    QUERY_CACHE_ROWS.labels("hit").inc(len(listed) - len(wanted))
+    QUERY_CACHE_ROWS.labels("miss").inc(len(wanted))
     return [(*row[:width], found[row[-1]]) for row in listed]
 
 

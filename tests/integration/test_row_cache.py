@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from django.db import connection, transaction
+from prometheus_client import REGISTRY
 
 from contracts import schema
 from contracts.user_sets import BitMap, encode
@@ -45,10 +46,19 @@ def load(users: range, types=("open", "buy")) -> None:
     project(["event_aggregates", "event_timelines"])
 
 
+def counted(result: str) -> float:
+    return REGISTRY.get_sample_value("tidelog_query_cache_rows_total", {"result": result}) or 0.0
+
+
 def test_rows_rewritten_by_later_batches_are_read_anew_and_answers_equal_the_uncached(settings):
     load(range(5))
+    row_cache.cache().clear()
+    hits, misses = counted("hit"), counted("miss")
     first = aggregates()
     assert [row["unique_users"] for row in first] == [5, 5]
+    assert (counted("hit") - hits, counted("miss") - misses) == (0, 2)  # the day rows of two types
+    assert aggregates() == first
+    assert (counted("hit") - hits, counted("miss") - misses) == (2, 2)
     assert funnel() == [5, 5]
     assert len(row_cache.cache()) > 0
     load(range(5, 8), types=("open",))  # the same day's rows and the same hour's chunk, rewritten
@@ -112,13 +122,14 @@ def test_a_row_rewritten_between_the_two_reads_is_listed_and_read_again(monkeypa
 
 
 def test_the_budget_bounds_the_bytes_kept_least_recently_used_first():
+    evicted = counted("evicted")
     kept = RowCache(budget=10)
     kept.put(("a",), "A", 4)
     kept.put(("b",), "B", 4)
     assert kept.get(("a",)) == "A"  # a is now the most recently used
     kept.put(("c",), "C", 4)
     assert (kept.get(("a",)), kept.get(("b",)), kept.get(("c",))) == ("A", None, "C")
-    assert kept.size == 8
+    assert kept.size == 8 and counted("evicted") - evicted == 1
     kept.put(("d",), "D", 11)  # larger than the whole budget: not kept, nothing dropped
     assert kept.get(("d",)) is None and len(kept) == 2
 
