@@ -8,11 +8,11 @@ rows' keys and versions, and the large column of the rows it does not hold. At 1
 month of event-aggregates by day: 2,862 rows, 10 MB of sets read and decoded on every request
 before; after, their keys (~3 ms) and today's few changed rows.
 
-A row version is its key and its xmin (the transaction that wrote it): PostgreSQL gives every
-rewrite of a row a new tuple with its writer's xmin, so a key with the same xmin is the same
-content (VACUUM FULL and CLUSTER move tuples but keep both). Two rewrites of one key by one
-transaction are never both visible to another session. Keys are per database and table. What
-a cache hit returns is shared by every request: never mutate it (sets are frozen).
+A row version is its key, its xmin (the transaction that wrote it, widened to 64 bits) and its
+cmin (the command within that transaction): PostgreSQL gives every rewrite of a row a new tuple
+with its writer's xmin and cmin, so a key with the same version is the same content (VACUUM
+FULL and CLUSTER move tuples but keep both). Keys are per database and table. What a cache hit
+returns is shared by every request: never mutate it (sets are frozen).
 
 Bounded by TIDELOG_QUERY_CACHE_MB per process, least recently used out first; 0 turns it off.
 """
