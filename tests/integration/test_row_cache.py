@@ -1,7 +1,8 @@
 """The query process's cache of decoded read-model rows (query_side/row_cache.py): a row
 rewritten, by another transaction or by the reader's own, is read anew; a row rewritten between
-the cache's two reads is read again; the budget bounds what is kept; and the answers equal
-those read with the cache off."""
+the cache's two reads is read again; xmin widens to 64 bits across a wraparound; the budget
+bounds what is kept; hits, misses and evictions are counted; an answer too large is refused
+before its sets are read; and the answers equal those read with the cache off."""
 
 from datetime import UTC, datetime, timedelta
 
