@@ -1,7 +1,8 @@
 """The funnel's walk (query_side/funnels.py): each person's entry as the definition has it, by
 one chain per person where that settles it and by every step-1 event's chain where not; and the
 keys of the second way, (person, time) packed into one int64 bit by bit where both fit in 62
-bits and by the time's rank where not, give the same entries both ways."""
+bits and by the time's rank where not, give the same entries both ways; and a step's median
+time is PostgreSQL's percentile_cont(0.5), by a partial sort."""
 
 import statistics
 
