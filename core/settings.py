@@ -285,6 +285,10 @@ TIDELOG_FUNNEL_TIMEOUT_SECONDS = env_float("TIDELOG_FUNNEL_TIMEOUT_SECONDS", 30.
 # Read-model rows the query API keeps decoded per process while unchanged (sets of users, event
 # timelines: query_side/row_cache.py); the least recently used go first past this; 0: off.
 TIDELOG_QUERY_CACHE_MB = env_int("TIDELOG_QUERY_CACHE_MB", 256)
+if TIDELOG_QUERY_CACHE_MB < 0:
+    raise ImproperlyConfigured(
+        f"TIDELOG_QUERY_CACHE_MB must be 0 (off) or a number of MB, not {TIDELOG_QUERY_CACHE_MB}"
+    )
 
 # --- Projections -----------------------------------------------------------------------------
 TIDELOG_PROJECTION_BATCH = env_int("TIDELOG_PROJECTION_BATCH", 5_000)

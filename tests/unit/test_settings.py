@@ -67,6 +67,12 @@ def test_it_refuses_negative_storage_policy_days(name):
     assert f"{name} must be 0 (off) or a number of days, not -1" in loaded.stderr
 
 
+def test_it_refuses_a_negative_query_cache():
+    loaded = load_settings(DJANGO_SECRET_KEY="k", TIDELOG_QUERY_CACHE_MB="-5")
+    assert loaded.returncode != 0
+    assert "TIDELOG_QUERY_CACHE_MB must be 0 (off) or a number of MB, not -5" in loaded.stderr
+
+
 def test_only_the_settings_read_the_environment():
     readers = re.compile(r"os\.environ\.get|os\.getenv|os\.environ\[")
     offenders = [
