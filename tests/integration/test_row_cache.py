@@ -32,11 +32,11 @@ def funnel() -> list[int]:
 
 
 def uncached(read, settings):
-    settings.TIDELOG_QUERY_CACHE_MB = 0
+    budget, settings.TIDELOG_QUERY_CACHE_MB = settings.TIDELOG_QUERY_CACHE_MB, 0
     try:
         return read()
     finally:
-        settings.TIDELOG_QUERY_CACHE_MB = 256
+        settings.TIDELOG_QUERY_CACHE_MB = budget
 
 
 def load(users: range, types=("open", "buy")) -> None:
