@@ -289,6 +289,16 @@ PERSON_ALIASES: Final = Table(
 person's (PERSONS.number). A set of users' numbers maps to its set of persons through these
 rows alone (query_side/user_sets.py): a merge recounts every past set at once."""
 
+PERSON_ALIAS_VERSIONS: Final = Table(
+    "rm_person_alias_versions",
+    _columns("project_id int8, version xid8"),
+    key=("project_id",),
+)
+"""Per project, the transaction (its 64-bit id) that last changed its PERSON_ALIASES rows,
+written in that transaction: a version that never repeats, so a query process keeps a project's
+aliases decoded while it is unchanged (query_side/user_sets.py). Not derived from events: a
+replay's shadow gets its own versions, new ones."""
+
 PERSON_COHORTS: Final = Table(
     "rm_person_cohorts",
     _columns("project_id int8, day date, person_count int4, persons bytea"),
@@ -360,6 +370,7 @@ SHARED: Final = (
     PERSON_PROPERTIES,
     IDENTITY_LINKS,
     PERSON_ALIASES,
+    PERSON_ALIAS_VERSIONS,
     PERSON_COHORTS,
     EVENT_PROPERTY_KEYS,
     EVENT_PROPERTY_VALUES,

@@ -57,6 +57,12 @@ QUERY_CACHE_ROWS: Final = Counter(
     " read (miss); and rows the cache dropped for room (evicted).",
     ["result"],
 )
+QUERY_CACHE_GROUPS: Final = Counter(
+    "tidelog_query_cache_groups",
+    "Buckets of an answer (a bucket's rows computed) the query process's cache held, their rows unchanged"
+    " (hit), or computed anew (miss).",
+    ["result"],
+)
 QUERY_SECONDS: Final = Histogram(
     "tidelog_query_seconds", "Query API requests, by endpoint (its URL pattern) and status class.",
     ["endpoint", "status"], buckets=_SECONDS,

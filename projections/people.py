@@ -73,6 +73,7 @@ class People:
         schema.PERSONS.name,
         schema.PERSON_PROPERTIES.name,
         schema.PERSON_ALIASES.name,
+        schema.PERSON_ALIAS_VERSIONS.name,
         schema.IDENTITY_LINKS.name,
         schema.PERSON_COHORTS.name,
     )
@@ -263,12 +264,16 @@ class People:
         )
         deleted += cursor.rowcount
         cursor.execute(
-            f"""DELETE FROM {tables[schema.PERSON_ALIASES.name]} a USING {schema.USER_NUMBERS} n
-                WHERE a.project_id = %s AND n.project_id = a.project_id AND n.number = a.number
-                  AND n.distinct_id = ANY(%s)""",
+            f"""WITH unaliased AS (
+                    DELETE FROM {tables[schema.PERSON_ALIASES.name]} a USING {schema.USER_NUMBERS} n
+                    WHERE a.project_id = %s AND n.project_id = a.project_id AND n.number = a.number
+                      AND n.distinct_id = ANY(%s)
+                    RETURNING a.project_id),
+                bumped AS ({bump_alias_versions(tables, "SELECT DISTINCT project_id FROM unaliased")})
+                SELECT count(*) FROM unaliased""",
             [project_id, erased],
         )
-        deleted += cursor.rowcount
+        deleted += cursor.fetchone()[0]
         neighbours.difference_update(erased)
         if neighbours:
             touched |= recompute_components(cursor, tables, project_id, neighbours)
@@ -467,7 +472,8 @@ def recompute_persons(
         if old_number is not None:
             left.append((project_id, old_day, old_number))
         taken.append((project_id, day, number))
-    # The aliases of these persons' ids: each id but the person's own number maps to it.
+    # The aliases of these persons' ids: each id but the person's own number maps to it. A
+    # project whose aliases changed gets a new version (bump_alias_versions), in this statement.
     aliases = tables[schema.PERSON_ALIASES.name]
     cursor.execute(
         f"""WITH members AS (
@@ -478,11 +484,15 @@ def recompute_persons(
                 JOIN {persons} p ON p.project_id = d.project_id AND p.person_id = d.person_id),
             unaliased AS (
                 DELETE FROM {aliases} a USING members m
-                WHERE a.project_id = m.project_id AND a.number = m.number AND m.number = m.canonical)
-            INSERT INTO {aliases} AS a (project_id, number, canonical)
-            SELECT project_id, number, canonical FROM members WHERE number <> canonical
-            ON CONFLICT (project_id, number) DO UPDATE SET canonical = EXCLUDED.canonical
-            WHERE a.canonical <> EXCLUDED.canonical""",
+                WHERE a.project_id = m.project_id AND a.number = m.number AND m.number = m.canonical
+                RETURNING a.project_id),
+            aliased AS (
+                INSERT INTO {aliases} AS a (project_id, number, canonical)
+                SELECT project_id, number, canonical FROM members WHERE number <> canonical
+                ON CONFLICT (project_id, number) DO UPDATE SET canonical = EXCLUDED.canonical
+                WHERE a.canonical <> EXCLUDED.canonical
+                RETURNING a.project_id)
+            {bump_alias_versions(tables, "SELECT project_id FROM unaliased UNION SELECT project_id FROM aliased")}""",
         keys,
     )
     gone = sorted(touched if emptied is None else emptied)
@@ -498,6 +508,15 @@ def recompute_persons(
         )
         left.extend((project_id, day, number) for project_id, day, number in cursor.fetchall() if number is not None)
     person_cohorts.move(cursor, tables[schema.PERSON_COHORTS.name], left=left, taken=taken)
+
+
+def bump_alias_versions(tables: Mapping[str, str], changed: str) -> str:
+    """The statement giving each project of `changed` (a query of distinct project ids whose
+    PERSON_ALIASES rows changed) a new alias version: this transaction's id, which no other
+    transaction has, so a version seen twice means the same aliases (schema.PERSON_ALIAS_VERSIONS)."""
+    return f"""INSERT INTO {tables[schema.PERSON_ALIAS_VERSIONS.name]} AS v (project_id, version)
+            SELECT project_id, pg_current_xact_id() FROM ({changed}) c
+            ON CONFLICT (project_id) DO UPDATE SET version = EXCLUDED.version"""
 
 
 _UTC_DAY: Final = "({0}.first_seen AT TIME ZONE 'UTC')::date"

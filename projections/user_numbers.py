@@ -49,9 +49,7 @@ def _numbers_of(cursor: Any, wanted: list[tuple[int, str]]) -> Numbers:
     # by element in Python by the client-side binding, twice, this took 38 ms for 4,000 known
     # ids; so it takes ~10 ms, and every projection with sets calls it each batch.
     stage = "stage_wanted_numbers"
-    cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (project_id int8, distinct_id text) ON COMMIT DELETE ROWS"
-    )
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (project_id int8, distinct_id text) ON COMMIT DELETE ROWS")
     cursor.execute(f"DELETE FROM {stage}")  # a transaction may number twice (an erasure, a test)
     with cursor.copy(f"COPY {stage} (project_id, distinct_id) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(["int8", "text"])

@@ -129,6 +129,9 @@ def _timeline_payload(*columns: Any) -> tuple[tuple[Any, ...], int]:
     return columns, sum(len(column) for column in columns[:3])
 
 
+NEVER = np.iinfo(np.int64).max
+"""A time no event has: a person's step not found, an event outside the range."""
+
 _NUMBERED = np.dtype([("who", ">i4"), ("ts", ">i8"), ("type", ">i2")])
 _UNNUMBERED = struct.Struct(">qhi")
 """An unnumbered id's event: time, type, the id's length in bytes (the UTF-8 id follows)."""
@@ -137,9 +140,9 @@ _UNNUMBERED = struct.Struct(">qhi")
 @dataclass
 class _Events:
     """The scanned events, parallel arrays ordered by type: person (numbered ids their number,
-    the others negative codes), time (µs), breakdown value (its index in `values`, which are
-    sorted by code point, PostgreSQL's COLLATE "C"). The events of the n-th of the sorted step
-    types (from 1) are those from starts[n - 1] to starts[n]."""
+    the others negative codes), time (µs since 2000; NEVER: outside the range), breakdown value
+    (its index in `values`, which are sorted by code point, PostgreSQL's COLLATE "C"). The events
+    of the n-th of the sorted step types (from 1) are those from starts[n - 1] to starts[n]."""
 
     who: npt.NDArray[np.int64]
     ts: npt.NDArray[np.int64]
@@ -151,9 +154,11 @@ class _Events:
         return slice(self.starts[n - 1], self.starts[n])
 
     def take(self, where: npt.NDArray[np.bool_]) -> "_Events":
-        """The events `where` selects, still ordered by type (by their indexes: a few of many
-        are three small gathers, where a mask would be read three times)."""
+        """The events `where` selects, less those outside the range (NEVER), still ordered by
+        type (by their indexes: a few of many are three small gathers, where a mask would be
+        read three times)."""
         taken = np.flatnonzero(where)
+        taken = taken[self.ts[taken] != NEVER]
         starts = np.searchsorted(taken, self.starts).tolist()
         return _Events(self.who[taken], self.ts[taken], self.value[taken], starts, self.values)
 
@@ -161,8 +166,8 @@ class _Events:
 def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ...]], persons: user_sets.Persons,
             span: tuple[int, int], types: list[str]) -> _Events:  # fmt: skip
     """The events of both sources as one _Events: the timelines' rows (_TIMELINE_COLUMNS, then
-    their _TIMELINE_PAYLOAD: their numbers mapped to persons through `persons`, their times cut
-    to `span`, [after, before) in µs since 2000) and the event store's tail (`found`, per
+    their _TIMELINE_PAYLOAD: their numbers mapped to persons through `persons`, their times
+    outside `span`, [after, before) in µs since 2000, as NEVER) and the event store's tail (`found`, per
     breakdown value: _EVENTS_SQL's bytes). No Python object per event, none per row but its
     bytes."""
     code = {event_type: n for n, event_type in enumerate(types, start=1)}
@@ -187,20 +192,11 @@ def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ..
         value = table[base + np.frombuffer(b"".join(codes), "<u2")]
     else:
         value = np.zeros(len(ts), np.int64)  # index[""]: "" sorts first
-    columns = (who, ts, value)
-
-    def cut(first: int, last: int) -> tuple[npt.NDArray[np.int64], ...]:
-        """The events of rows first:last inside the span."""
-        moments = ts[at[first] : at[last]]
-        inside = (moments >= span[0]) & (moments < span[1])
-        return tuple(column[at[first] : at[last]][inside] for column in columns)
-
-    # Per type: its rows' events, less what the hours at the range's edges (its first and last
-    # rows) hold outside it, then the event store's tail.
-    pieces: dict[int, list[tuple[npt.NDArray[np.int64], ...]]] = {n: [] for n in range(1, len(types) + 1)}
-    whole = True
+    # The hours at the range's edges (each type's first and last rows) hold events outside it:
+    # their times become NEVER, which no step matches (_walk), instead of a copy of every array
+    # without them (3 x 1.3M events for a month at 10M).
     row_codes = [code[kind] for kind in kinds]
-    for n in pieces:
+    for n in range(1, len(types) + 1):
         first, last = bisect_left(row_codes, n), bisect_right(row_codes, n)
         low = first
         while low < last and hours[low] < span[0]:
@@ -208,8 +204,15 @@ def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ..
         high = last
         while high > low and hours[high - 1] + HOUR_US > span[1]:
             high -= 1
-        whole &= low == first and high == last
-        pieces[n] = [cut(first, low), tuple(column[at[low] : at[high]] for column in columns), cut(high, last)]
+        for edge in (slice(at[first], at[low]), slice(at[high], at[last])):
+            moments = ts[edge]
+            moments[(moments < span[0]) | (moments >= span[1])] = NEVER
+    # Per type: its rows' events, then the event store's tail.
+    pieces: dict[int, list[tuple[npt.NDArray[np.int64], ...]]] = {}
+    for n in range(1, len(types) + 1):
+        first, last = bisect_left(row_codes, n), bisect_right(row_codes, n)
+        pieces[n] = [(who[at[first] : at[last]], ts[at[first] : at[last]], value[at[first] : at[last]])]
+    tail = False
     orphans: dict[str, int] = {}
     for found_value, numbered_bytes, unnumbered in found:
         events = np.frombuffer(bytes(numbered_bytes), dtype=_NUMBERED)
@@ -217,16 +220,16 @@ def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ..
             mine = events[events["type"] == n]
             pieces[n].append((mine["who"].astype(np.int64), mine["ts"].astype(np.int64),
                               np.full(len(mine), index[found_value], np.int64)))  # fmt: skip
-            whole = False
+            tail = True
         raw, offset = bytes(unnumbered), 0
         while offset < len(raw):  # few: only ids the projections have not reached yet
             time, kind, size = _UNNUMBERED.unpack_from(raw, offset)
             offset += _UNNUMBERED.size + size
             person = -orphans.setdefault(raw[offset - size : offset].decode(), len(orphans) + 1)
             pieces[kind].append((np.array([person]), np.array([time]), np.array([index[found_value]])))
-            whole = False
+            tail = True
     starts = np.cumsum([0] + [sum(len(piece[0]) for piece in pieces[n]) for n in pieces]).tolist()
-    if whole:  # nothing cut, no tail: the rows' arrays as they are
+    if not tail:  # the rows' arrays as they are
         return _Events(who, ts, value, starts, values)
     ordered = [piece for n in pieces for piece in pieces[n]]
     who, ts, value = (np.concatenate([piece[c] for piece in ordered], dtype=np.int64) for c in range(3))
@@ -345,9 +348,6 @@ def _no_entries(n: int) -> dict[str, Any]:
     return {"reached": none, "start": none, "value": none, "chain": np.zeros((n, 0), np.int64)}
 
 
-NEVER = np.iinfo(np.int64).max
-
-
 def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta) -> dict[str, Any]:
     """Each person's entry: the furthest step within the window over the greedy chains of their
     step-1 events, then the earliest step-1 event reaching it, then the smallest breakdown value.
@@ -367,10 +367,13 @@ def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta
     common steps at 10M events, 6,772 of 119,371 persons and 41,017 of 648,471 step-1 events."""
     if len(events.who) == 0:
         return _no_entries(len(steps))
-    # Each person as an index: the numbers' offset from the smallest where they are dense
-    # enough (a project's persons are numbered from 1), else their rank (one sort).
+    # Each person as an index: the numbers themselves where they are dense enough (a project's
+    # persons are numbered from 1), their offset from the smallest where some are negative (ids
+    # not numbered yet), else their rank (one sort).
     low, high = int(events.who.min()), int(events.who.max())
-    if high - low < 4 * len(events.who) + (1 << 16):
+    if 0 <= low and high < 4 * len(events.who) + (1 << 16):
+        person, size = events.who, high + 1  # the numbers themselves, no copy
+    elif high - low < 4 * len(events.who) + (1 << 16):
         person, size = events.who - low, high - low + 1
     else:
         uniques, person = np.unique(events.who, return_inverse=True)

@@ -24,9 +24,9 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 
-from observability.metrics import QUERY_CACHE_ROWS
+from observability.metrics import QUERY_CACHE_GROUPS, QUERY_CACHE_ROWS
 
 Key = tuple[Any, ...]
 
@@ -195,3 +195,80 @@ def _through_cache(
 def _where_params(columns: str, params: Sequence[Any]) -> Sequence[Any]:
     """`params` less those of the SELECT list's placeholders (they come first)."""
     return params[columns.count("%s") :]
+
+
+# --- Answers per group of rows -----------------------------------------------------------------
+
+# A group's digest: every row's tuple id, 64-bit xmin and cmin, in tuple id order. The three name
+# one tuple version (a slot is reused only by a later transaction's tuple), so an equal digest is
+# the same rows, unchanged, whatever the range or filters that chose them.
+_DIGEST = "sha256(string_agg(tidsend(t.ctid) || int8send(" + _XMIN_64 + ") || int4send(t.cmin::text::int4), ''"
+_DIGEST += " ORDER BY t.ctid))"
+
+
+def fetch_groups(
+    *,
+    table: str,
+    group: str,
+    tally: str,
+    columns: str,
+    where: str,
+    params: Sequence[Any],
+    compute: Callable[[list[tuple[Any, ...]]], tuple[Any, int]],
+    kind: str,
+    check: Callable[[list[tuple[Any, Any]]], None] | None = None,
+) -> list[tuple[Any, Any]]:
+    """Per group of the rows of `SELECT … FROM {table} t WHERE {where}` (`group`, an expression
+    over a row with no placeholder): `compute` of the group's rows (their `columns`, after the
+    group), which returns the group's answer and its size in bytes. Served from the cache where
+    the group's rows are unchanged (their digest), so a month asked again computes only the
+    buckets that changed. `kind` names everything else an answer depends on (how the rows are
+    computed, the aliases' version). `check`, given each group's `tally` (an aggregate over its
+    rows) before any of `columns` is read, may refuse by raising. In one snapshot, so the digests
+    and the rows read agree. Returns (group, answer) per group, in no order."""
+    alias = settings.QUERY_DB_ALIAS
+    rows_cache = cache()
+    on = rows_cache.budget > 0
+    is_nested = connections[alias].in_atomic_block
+    with transaction.atomic(using=alias):
+        if not is_nested:  # inside a caller's transaction (a test), its snapshot rules
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        digest = f", {_DIGEST}" if on else ""
+        listed = fetch_binary(
+            f"SELECT {group}, {tally}{digest} FROM {_FROM.format(table=table)} WHERE {where} GROUP BY 1", params
+        )
+        if check is not None:
+            check([(row[0], row[1]) for row in listed])
+        database = connections[alias].settings_dict["NAME"]
+        answers: list[tuple[Any, Any]] = []
+        missing: dict[Any, Key] = {}
+        for row in listed:
+            key = (database, table, kind, row[0], row[-1])
+            answer = rows_cache.get(key) if on else None
+            if answer is None:
+                missing[row[0]] = key
+            else:
+                answers.append((row[0], answer))
+        if not missing:
+            pass
+        elif len(missing) == len(listed):
+            rows = fetch_binary(f"SELECT {group}, {columns} FROM {table} t WHERE {where}", params)
+        else:
+            rows = fetch_binary(
+                f"SELECT {group}, {columns} FROM {table} t WHERE {where} AND {group} = ANY(%s)",
+                [*params, list(missing)],
+            )
+    if on:
+        QUERY_CACHE_GROUPS.labels("hit").inc(len(answers))
+        QUERY_CACHE_GROUPS.labels("miss").inc(len(missing))
+    if missing:
+        grouped: dict[Any, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            grouped.setdefault(row[0], []).append(row[1:])
+        for found, group_rows in grouped.items():
+            answer, size = compute(group_rows)
+            if on:
+                rows_cache.put(missing[found], answer, size)
+            answers.append((found, answer))
+    return answers

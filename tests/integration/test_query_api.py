@@ -14,7 +14,9 @@ from django.db import connection
 from django.urls import URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
 
+from contracts import schema
 from projections import person_cohorts, session_durations
+from projections.people import bump_alias_versions
 from projections.user_numbers import numbers_of
 from tenancy.models import PersonalAPIKey
 from tests.projection_helpers import insert_events, write_as_projected
@@ -237,6 +239,9 @@ def seed_session(project_id, session_id=SAMPLE_SESSION, distinct_id="u1", start=
         session_durations.shift(cursor, "rm_sessions", "rm_session_durations", {(project_id, session_id)}, 1)
 
 
+ALIAS_VERSIONS = {schema.PERSON_ALIAS_VERSIONS.name: schema.PERSON_ALIAS_VERSIONS.name}
+
+
 def seed_person(project_id, person_id=SAMPLE_PERSON, distinct_ids=("u1",), properties=None, last_seen=None, **columns):
     """An rm_persons row and its rm_person_distinct_ids rows, as the people projection writes
     them; the ids were first seen a minute apart, in the order given."""
@@ -266,6 +271,8 @@ def seed_person(project_id, person_id=SAMPLE_PERSON, distinct_ids=("u1",), prope
         )
         for number in numbers[1:]:
             cursor.execute("INSERT INTO rm_person_aliases VALUES (%s, %s, %s)", [project_id, number, numbers[0]])
+        if numbers[1:]:
+            cursor.execute(bump_alias_versions(ALIAS_VERSIONS, "SELECT %s::int8 AS project_id"), [project_id])
         # And its cohort: the day it was first seen.
         person_cohorts.move(cursor, "rm_person_cohorts", left=[], taken=[(project_id, first_seen.date(), numbers[0])])
 

@@ -1,8 +1,10 @@
-"""The query process's cache of decoded read-model rows (query_side/row_cache.py): a row
-rewritten, by another transaction or by the reader's own, is read anew; a row rewritten between
-the cache's two reads is read again; xmin widens to 64 bits across a wraparound; the budget
-bounds what is kept; hits, misses and evictions are counted; an answer too large is refused
-before its sets are read; and the answers equal those read with the cache off."""
+"""The query process's cache (query_side/row_cache.py) of decoded read-model rows and of
+buckets' answers: a row rewritten, by another transaction or by the reader's own, is read anew;
+a row rewritten between the cache's two reads is read again; a bucket is computed again only when
+its rows changed, is answered in one snapshot, and is never shared by ranges cutting it
+differently; xmin widens to 64 bits across a wraparound; the budget bounds what is kept; hits,
+misses and evictions are counted; an answer too large is refused before its sets are read; and
+the answers equal those read with the cache off."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from contracts import schema
 from contracts.user_sets import BitMap, encode
-from query_side import funnels, row_cache, selectors
+from query_side import funnels, row_cache, selectors, user_sets
 from query_side.row_cache import RowCache
 from tests.projection_helpers import conninfo, insert_events, project
 
@@ -22,8 +24,15 @@ T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(da
 RANGE = {"after": T0 - timedelta(days=1), "before": T0 + timedelta(days=1)}
 
 
-def aggregates() -> list[dict]:
-    return selectors.event_aggregate_list(project_id=1, interval="day", **RANGE)
+def aggregates(**range_) -> list[dict]:
+    """Through row_cache.fetch_groups: a bucket's answer kept by its rows' digest."""
+    return selectors.event_aggregate_list(project_id=1, interval="day", **(range_ or RANGE))
+
+
+def type_users() -> dict[str, int]:
+    """Through row_cache.fetch_cached: each per-type rollup row's set kept by the row's version."""
+    rows = user_sets.bucket_sets(user_sets.Buckets(1, RANGE["after"], RANGE["before"], "day"))
+    return {event_type: len(users) for _, _, event_type, _, users in rows}
 
 
 def funnel() -> list[int]:
@@ -47,26 +56,86 @@ def load(users: range, types=("open", "buy")) -> None:
     project(["event_aggregates", "event_timelines"])
 
 
-def counted(result: str) -> float:
-    return REGISTRY.get_sample_value("tidelog_query_cache_rows_total", {"result": result}) or 0.0
+def counted(result: str, of: str = "rows") -> float:
+    return REGISTRY.get_sample_value(f"tidelog_query_cache_{of}_total", {"result": result}) or 0.0
 
 
 def test_rows_rewritten_by_later_batches_are_read_anew_and_answers_equal_the_uncached(settings):
     load(range(5))
     row_cache.cache().clear()
     hits, misses = counted("hit"), counted("miss")
-    first = aggregates()
-    assert [row["unique_users"] for row in first] == [5, 5]
+    first = type_users()
+    assert first == {"open": 5, "buy": 5}
     assert (counted("hit") - hits, counted("miss") - misses) == (0, 2)  # the day rows of two types
-    assert aggregates() == first
+    assert type_users() == first
     assert (counted("hit") - hits, counted("miss") - misses) == (2, 2)
     assert funnel() == [5, 5]
     assert len(row_cache.cache()) > 0
     load(range(5, 8), types=("open",))  # the same day's rows and the same hour's chunk, rewritten
-    assert [row["unique_users"] for row in aggregates()] == [5, 8]
+    assert type_users() == {"open": 8, "buy": 5}
     assert funnel() == [8, 5]
-    assert aggregates() == uncached(aggregates, settings)
+    assert type_users() == uncached(type_users, settings)
     assert funnel() == uncached(funnel, settings)
+
+
+def test_a_bucket_whose_rows_are_unchanged_is_not_computed_again(settings):
+    """Two days; one of them gets events: its answer is computed anew, the other's is kept."""
+    load(range(3))
+    insert_events([{"timestamp": T0 - timedelta(days=1), "event_type": "open", "distinct_id": "u9"}])
+    project(["event_aggregates"])
+    row_cache.cache().clear()
+    hits, misses = counted("hit", "groups"), counted("miss", "groups")
+    first = aggregates()
+    assert [(row["bucket"], row["unique_users"]) for row in first] == [
+        (T0.replace(hour=0) - timedelta(days=1), 1), (T0.replace(hour=0), 3), (T0.replace(hour=0), 3),
+    ]  # fmt: skip
+    assert (counted("hit", "groups") - hits, counted("miss", "groups") - misses) == (0, 2)
+    assert aggregates() == first
+    assert (counted("hit", "groups") - hits, counted("miss", "groups") - misses) == (2, 2)
+    load(range(10, 12), types=("buy",))  # T0's day: its buy row rewritten
+    assert [row["unique_users"] for row in aggregates()] == [1, 5, 3]
+    assert (counted("hit", "groups") - hits, counted("miss", "groups") - misses) == (3, 3)
+    assert aggregates() == uncached(aggregates, settings)
+
+
+def test_ranges_cutting_a_day_at_different_hours_never_share_its_answer(settings):
+    """The first day of a range starting mid-day is read from hour rows: rows one statement
+    wrote (one xmin and cmin) but different ones, told apart by their tuple ids."""
+    midnight = T0.replace(hour=0)
+    insert_events([
+        {"timestamp": midnight + timedelta(hours=hour, minutes=n), "event_type": "open", "distinct_id": f"u{hour}-{n}"}
+        for hour in (10, 11, 12) for n in range(hour - 9)
+    ])  # fmt: skip
+    project(["event_aggregates"])
+    row_cache.cache().clear()
+    # Hours 10-11 and 11-12: as many rows of one statement each, so only their tuple ids differ.
+    cuts = [
+        {"after": midnight + timedelta(hours=start), "before": midnight + timedelta(hours=end)}
+        for start, end in [(10, 12), (11, 13), (10, 12), (10, 24)]
+    ]
+    expected = [uncached(lambda cut=cut: aggregates(**cut), settings) for cut in cuts]  # (this empties the cache)
+    assert [[row["unique_users"] for row in answer] for answer in expected] == [[3], [5], [3], [6]]
+    assert [aggregates(**cut) for cut in cuts] == expected
+
+
+def test_a_bucket_rewritten_after_its_digest_was_listed_is_answered_as_listed(monkeypatch):
+    """The digests and the rows are read in one snapshot: a batch committed between the two
+    reads is in neither, and the next answer has it."""
+    load(range(4), types=("open",))
+    row_cache.cache().clear()
+    real = row_cache.fetch_binary
+    listed = []
+
+    def rewriting(sql, params):
+        found = real(sql, params)
+        if "sha256(" in sql and not listed:
+            listed.append(sql)
+            rewrite_open(6)
+        return found
+
+    monkeypatch.setattr(row_cache, "fetch_binary", rewriting)
+    assert [row["unique_users"] for row in aggregates()] == [4]
+    assert [row["unique_users"] for row in aggregates()] == [6]
 
 
 def test_a_row_its_own_transaction_rewrote_is_read_anew():
@@ -99,7 +168,7 @@ def test_a_row_rewritten_between_the_two_reads_is_listed_and_read_again(monkeypa
     load(range(4), types=("open", "buy", "tap", "view"))
     row_cache.cache().clear()
     if held:
-        aggregates()  # every row held...
+        type_users()  # every row held...
         rewrite_open(5)  # ...but this one, rewritten: one of four missing
     reads = []
     real = row_cache.fetch_binary
@@ -111,12 +180,7 @@ def test_a_row_rewritten_between_the_two_reads_is_listed_and_read_again(monkeypa
         return real(sql, params)
 
     monkeypatch.setattr(row_cache, "fetch_binary", rewriting)
-    assert {row["event_type"]: row["unique_users"] for row in aggregates()} == {
-        "open": 6,
-        "buy": 4,
-        "tap": 4,
-        "view": 4,
-    }
+    assert type_users() == {"open": 6, "buy": 4, "tap": 4, "view": 4}
     second = [read for read in reads if read.startswith("SELECT ROW(")]
     assert ("ctid = ANY" in second[0]) == held
     assert len(reads) - len(second) == 2  # the versions listed twice: the first list's row was gone
