@@ -14,7 +14,6 @@ steps at 10M events; the same walk as nested window functions in SQL took 6 s.)
 """
 
 import struct
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -26,7 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
 from contracts import schema
-from contracts.timelines import EPOCH, HOUR_US, US, hour_us
+from contracts.timelines import EPOCH, US, hour_us
 from query_side import row_cache, user_sets
 from query_side.user_sets import JOIN_PERSON
 from tenancy.api_errors import RangeTooLarge
@@ -104,29 +103,57 @@ FROM (
       AND (u.xact_id, u.position) > (%(xact_id)s::xid8, %(position)s) AND u.xact_id >= %(xact_id)s::xid8
 ) e
 GROUP BY 1"""
-# Each timelines row's type, hour (µs since 2000) and events, then its payload: its numbers and
-# µs into the hour (the first two of its three arrays, contracts/timelines.py, apart: joined
-# across rows, each is one array), and for a breakdown the events' variant codes and the row's
-# values of the breakdown's column (without one they were a fifth of the bytes read). Through
-# the query process's cache (query_side/row_cache.py), and in no order: sorting the rows in SQL
-# sorts their bytes (a month of three steps at 10M events: 30 to 50 ms); _unpack puts each
-# type's rows together.
-_TIMELINE_COLUMNS = f"event_type, (extract(epoch FROM hour)::int8 - {int(EPOCH.timestamp())}) * 1000000, event_count"
-_TIMELINE_WHERE = "project_id = %s AND event_type = ANY(%s) AND hour >= %s AND hour < %s"
-_TIMELINE_ARRAYS = [
-    "substring(events FROM 1 FOR 4 * event_count)",
-    "substring(events FROM 4 * event_count + 1 FOR 4 * event_count)",
-]
-_TIMELINE_PAYLOAD = {
+# The timelines rows of the range, a group per UTC day and type (its key: the day as YYYY-MM-DD,
+# then the type), each group's events decoded once and kept while its rows are unchanged
+# (row_cache.fetch_groups): a month asked again reads only the groups' digests and decodes the
+# days that changed (today's). Each row's hour (µs since 2000) and events, then its numbers and
+# µs into the hour (the first two of its three arrays, contracts/timelines.py, apart), and for a
+# breakdown its events' variant codes and its values of the breakdown's column.
+_DAY_GROUP = "to_char(t.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD') || t.event_type"
+_TIMELINE_WHERE = "t.project_id = %s AND t.event_type = ANY(%s) AND t.hour >= %s AND t.hour < %s"
+_TIMELINE_ARRAYS = (
+    f"(extract(epoch FROM t.hour)::int8 - {int(EPOCH.timestamp())}) * 1000000, t.event_count,"
+    " substring(t.events FROM 1 FOR 4 * t.event_count),"
+    " substring(t.events FROM 4 * t.event_count + 1 FOR 4 * t.event_count)"
+)
+_TIMELINE_COLUMNS = {
     None: _TIMELINE_ARRAYS,
-    "app_version": [*_TIMELINE_ARRAYS, "substring(events FROM 8 * event_count + 1)", "app_versions"],
-    "os_name": [*_TIMELINE_ARRAYS, "substring(events FROM 8 * event_count + 1)", "os_names"],
+    "app_version": f"{_TIMELINE_ARRAYS}, substring(t.events FROM 8 * t.event_count + 1), t.app_versions",
+    "os_name": f"{_TIMELINE_ARRAYS}, substring(t.events FROM 8 * t.event_count + 1), t.os_names",
 }
 
 
-def _timeline_payload(*columns: Any) -> tuple[tuple[Any, ...], int]:
-    """A row's payload as the row cache keeps it: its columns as they came, sized by its bytes."""
-    return columns, sum(len(column) for column in columns[:3])
+@dataclass(frozen=True)
+class _Day:
+    """A day's events of one type, decoded from its timelines rows, in hour order: numbers
+    (users', not persons': the aliases change apart), times (µs since 2000), and for a breakdown
+    each event's value as an index into `values` (the day's, sorted). Shared by the requests of
+    a process (row_cache.fetch_groups): never changed in place."""
+
+    numbers: npt.NDArray[np.uint32]
+    ts: npt.NDArray[np.int64]
+    codes: npt.NDArray[np.uint16] | None
+    values: list[str]
+
+
+def _day(rows: list[tuple[Any, ...]]) -> tuple[_Day, int]:
+    """A day group's rows (_TIMELINE_COLUMNS) as a _Day, and its size in bytes."""
+    rows = sorted(rows, key=lambda row: row[0])
+    hours, counts = [row[0] for row in rows], [row[1] for row in rows]
+    numbers = np.frombuffer(b"".join(row[2] for row in rows), "<u4")
+    ts = np.repeat(np.array(hours, np.int64), counts)
+    ts += np.frombuffer(b"".join(row[3] for row in rows), "<u4")
+    codes, values = None, [""]
+    if len(rows[0]) > 4:
+        row_values = [row[5] for row in rows]
+        values = sorted({value for row in row_values for value in row})
+        index = {value: n for n, value in enumerate(values)}
+        # Each row's values' indexes in one table; a row's codes index its stretch of it.
+        table = np.array([index[value] for row in row_values for value in row], np.uint16)
+        base = np.repeat(np.cumsum([0, *map(len, row_values[:-1])]), counts)
+        codes = table[base + np.frombuffer(b"".join(row[4] for row in rows), "<u2")]
+    found = _Day(numbers, ts, codes, values)
+    return found, numbers.nbytes + ts.nbytes + (codes.nbytes if codes is not None else 0)
 
 
 NEVER = np.iinfo(np.int64).max
@@ -163,92 +190,76 @@ class _Events:
         return _Events(self.who[taken], self.ts[taken], self.value[taken], starts, self.values)
 
 
-def _unpack(found: list[tuple[str, bytes, bytes]], timelines: list[tuple[Any, ...]], persons: user_sets.Persons,
+def _unpack(found: list[tuple[str, bytes, bytes]], days: list[tuple[str, _Day]], persons: user_sets.Persons,
             span: tuple[int, int], types: list[str]) -> _Events:  # fmt: skip
-    """The events of both sources as one _Events: the timelines' rows (_TIMELINE_COLUMNS, then
-    their _TIMELINE_PAYLOAD: their numbers mapped to persons through `persons`, their times
-    outside `span`, [after, before) in µs since 2000, as NEVER) and the event store's tail (`found`, per
-    breakdown value: _EVENTS_SQL's bytes). No Python object per event, none per row but its
-    bytes."""
+    """The events of both sources as one _Events: the timelines' days (per type, day by day;
+    their numbers mapped to persons through `persons`, their times outside `span`, [after,
+    before) in µs since 2000, as NEVER) and the event store's tail (`found`, per breakdown
+    value: _EVENTS_SQL's bytes). No Python object per event, none per row but its bytes."""
     code = {event_type: n for n, event_type in enumerate(types, start=1)}
-    timelines = sorted(timelines, key=lambda row: (code[row[0]], row[1]))  # they mostly come so
-    kinds, hours, counts, payloads = zip(*timelines, strict=True) if timelines else ((),) * 4
-    numbers, offsets = [payload[0] for payload in payloads], [payload[1] for payload in payloads]
-    breakdown = bool(payloads) and len(payloads[0]) > 2
-    codes = [payload[2] for payload in payloads] if breakdown else []
-    row_values = [payload[3] for payload in payloads] if breakdown else []
-    values = sorted({row[0] for row in found} | ({v for row in row_values for v in row} if breakdown else {""}))
+    days = sorted(days, key=lambda day: (code[day[0][10:]], day[0][:10]))  # by type, then day
+    kinds = [code[key[10:]] for key, _ in days]
+    breakdown = bool(days) and days[0][1].codes is not None
+    values = sorted({row[0] for row in found} | {v for _, day in days for v in day.values})
     index = {value: n for n, value in enumerate(values)}
-    # The rows' events, one array each, in the rows' order (by type, then hour): row r's are
-    # at[r]:at[r + 1].
-    at = np.cumsum([0, *counts]).tolist()
-    who = persons.persons(np.frombuffer(b"".join(numbers), "<u4"))
-    ts = np.repeat(np.array(hours, np.int64), counts)
-    ts += np.frombuffer(b"".join(offsets), "<u4")
+    # The days' events, each column one array (by type, then day): type n's from at[n - 1] to
+    # at[n]. The times are a copy (the days are shared) to mark.
+    sizes = {n: [len(day.ts) for kind, (_, day) in zip(kinds, days, strict=True) if kind == n] for n in code.values()}
+    at = np.cumsum([0, *(sum(sizes[n]) for n in code.values())]).tolist()
+    who = persons.persons(np.concatenate([day.numbers for _, day in days] or [np.zeros(0, np.uint32)]))
+    ts = np.concatenate([day.ts for _, day in days] or [np.zeros(0, np.int64)])
     if breakdown:
-        # Each row's values' indexes in one table; a row's codes index its stretch of it.
-        table = np.array([index[v] for row in row_values for v in row] or [0], np.int64)
-        base = np.repeat(np.cumsum([0, *map(len, row_values[:-1])]), counts)
-        value = table[base + np.frombuffer(b"".join(codes), "<u2")]
+        value = np.concatenate([np.array([index[v] for v in day.values], np.int64)[day.codes] for _, day in days])
     else:
         value = np.zeros(len(ts), np.int64)  # index[""]: "" sorts first
-    # The hours at the range's edges (each type's first and last rows) hold events outside it:
-    # their times become NEVER, which no step matches (_walk), instead of a copy of every array
-    # without them (3 x 1.3M events for a month at 10M).
-    row_codes = [code[kind] for kind in kinds]
-    for n in range(1, len(types) + 1):
-        first, last = bisect_left(row_codes, n), bisect_right(row_codes, n)
-        low = first
-        while low < last and hours[low] < span[0]:
-            low += 1
-        high = last
-        while high > low and hours[high - 1] + HOUR_US > span[1]:
-            high -= 1
-        for edge in (slice(at[first], at[low]), slice(at[high], at[last])):
-            moments = ts[edge]
-            moments[(moments < span[0]) | (moments >= span[1])] = NEVER
-    # Per type: its rows' events, then the event store's tail.
-    pieces: dict[int, list[tuple[npt.NDArray[np.int64], ...]]] = {}
-    for n in range(1, len(types) + 1):
-        first, last = bisect_left(row_codes, n), bisect_right(row_codes, n)
-        pieces[n] = [(who[at[first] : at[last]], ts[at[first] : at[last]], value[at[first] : at[last]])]
-    tail = False
+    # A type's first and last days hold the hours at the range's edges, and in them events
+    # outside it: their times become NEVER, which no step matches (_walk), rather than a copy of
+    # every array without them.
+    for n, ours in sizes.items():
+        if ours:
+            for edge in (slice(at[n - 1], at[n - 1] + ours[0]), slice(at[n] - ours[-1], at[n])):
+                moments = ts[edge]
+                moments[(moments < span[0]) | (moments >= span[1])] = NEVER
+    # The event store's tail, per type after its days.
+    tail: dict[int, list[tuple[npt.NDArray[np.int64], ...]]] = {n: [] for n in code.values()}
     orphans: dict[str, int] = {}
     for found_value, numbered_bytes, unnumbered in found:
         events = np.frombuffer(bytes(numbered_bytes), dtype=_NUMBERED)
         for n in np.unique(events["type"]).tolist():
             mine = events[events["type"] == n]
-            pieces[n].append((mine["who"].astype(np.int64), mine["ts"].astype(np.int64),
-                              np.full(len(mine), index[found_value], np.int64)))  # fmt: skip
-            tail = True
+            tail[n].append((mine["who"].astype(np.int64), mine["ts"].astype(np.int64),
+                            np.full(len(mine), index[found_value], np.int64)))  # fmt: skip
         raw, offset = bytes(unnumbered), 0
         while offset < len(raw):  # few: only ids the projections have not reached yet
             time, kind, size = _UNNUMBERED.unpack_from(raw, offset)
             offset += _UNNUMBERED.size + size
             person = -orphans.setdefault(raw[offset - size : offset].decode(), len(orphans) + 1)
-            pieces[kind].append((np.array([person]), np.array([time]), np.array([index[found_value]])))
-            tail = True
-    starts = np.cumsum([0] + [sum(len(piece[0]) for piece in pieces[n]) for n in pieces]).tolist()
-    if not tail:  # the rows' arrays as they are
-        return _Events(who, ts, value, starts, values)
-    ordered = [piece for n in pieces for piece in pieces[n]]
-    who, ts, value = (np.concatenate([piece[c] for piece in ordered], dtype=np.int64) for c in range(3))
-    return _Events(who, ts, value, starts, values)
+            tail[kind].append((np.array([person]), np.array([time]), np.array([index[found_value]])))
+    if not any(tail.values()):  # the days' arrays as they are
+        return _Events(who, ts, value, at, values)
+    columns = (who, ts, value)
+    ordered = [
+        piece for n in code.values() for piece in [tuple(column[at[n - 1] : at[n]] for column in columns), *tail[n]]
+    ]
+    lengths = [at[n] - at[n - 1] + sum(len(piece[0]) for piece in tail[n]) for n in code.values()]
+    who, ts, value = (np.concatenate([piece[c] for piece in ordered]) for c in range(3))
+    return _Events(who, ts, value, np.cumsum([0, *lengths]).tolist(), values)
 
 
-def _percentile_cont_half(values: npt.NDArray[np.float64]) -> float | None:
-    """PostgreSQL's percentile_cont(0.5): the middle value, or the two middle ones interpolated
-    as it does (lo + (hi - lo) * 0.5, float8)."""
-    if len(values) == 0:
+def _percentile_cont_half(durations: npt.NDArray[np.int64]) -> float | None:
+    """PostgreSQL's percentile_cont(0.5) of the durations in seconds (`durations` in µs): the
+    middle value, or the two middle ones interpolated as it does (lo + (hi - lo) * 0.5, float8)."""
+    if len(durations) == 0:
         return None
-    position = 0.5 * (len(values) - 1)
+    position = 0.5 * (len(durations) - 1)
     low = int(position)
     # The one or two middle values by a partial sort (np.partition: linear, where np.sort of
     # ~80k times took 3-4 ms a step).
-    ordered = np.partition(values, [low, min(low + 1, len(values) - 1)])
+    ordered = np.partition(durations, [low, min(low + 1, len(durations) - 1)])
+    lo, hi = float(ordered[low] / 1_000_000), float(ordered[min(low + 1, len(durations) - 1)] / 1_000_000)
     if position == low:
-        return float(ordered[low])
-    return float(ordered[low] + (ordered[low + 1] - ordered[low]) * (position - low))
+        return lo
+    return lo + (hi - lo) * (position - low)
 
 
 class _Keys:
@@ -388,9 +399,10 @@ def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta
     found, reached = entering.astype(np.int64), entering.astype(np.int64)
     for k, where in enumerate(of_step[1:], start=1):
         who, ts = person[where], events.ts[where]
-        after = ts > current[who]  # a dead chain's NEVER: nothing is after it
+        # The events not after their person's chain as NEVER, rather than two copies without
+        # them (a dead chain's NEVER: nothing is after it).
         later = np.full(size, NEVER, np.int64)
-        np.minimum.at(later, who[after], ts[after])
+        np.minimum.at(later, who, np.where(ts > current[who], ts, NEVER))
         alive &= later != NEVER
         found[alive] = k + 1
         reached[alive & (later - first <= window_us)] = k + 1
@@ -402,8 +414,7 @@ def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta
     if len(events.values) > 1:
         values[:] = NEVER
         entries, moments = person[of_step[0]], events.ts[of_step[0]]
-        at_first = moments == first[entries]
-        np.minimum.at(values, entries[at_first], events.value[of_step[0]][at_first])
+        np.minimum.at(values, entries, np.where(moments == first[entries], events.value[of_step[0]], NEVER))
     rest = _every_entry(events.take((entering & (reached != found))[person]), steps, types, window)
     return {
         "reached": np.concatenate((reached[final], rest["reached"])),
@@ -413,15 +424,19 @@ def _walk(events: _Events, steps: list[str], types: list[str], window: timedelta
     }
 
 
-def _row(entries: dict[str, Any], where: npt.NDArray[np.bool_], n: int) -> dict[str, Any]:
-    """count_k and median_k (seconds from step 1, percentile_cont) over the entries `where`."""
-    reached, chain, start = entries["reached"][where], entries["chain"][:, where], entries["start"][where]
+def _row(entries: dict[str, Any], where: npt.NDArray[np.bool_] | None, n: int) -> dict[str, Any]:
+    """count_k and median_k (seconds from step 1, percentile_cont) over the entries `where`
+    (None: all of them). Each step's times from step 1 are taken once, in µs, and only the middle
+    ones become seconds (the same values: the order is the same)."""
+    reached = entries["reached"]
     row: dict[str, Any] = {}
     for k in range(1, n + 1):
         got = reached >= k
-        row[f"count_{k}"] = int(got.sum())
+        if where is not None:
+            got &= where
+        row[f"count_{k}"] = int(np.count_nonzero(got))
         if k > 1:
-            row[f"median_{k}"] = _percentile_cont_half((chain[k - 1][got] - start[got]) / 1_000_000)
+            row[f"median_{k}"] = _percentile_cont_half(entries["chain"][k - 1][got] - entries["start"][got])
     return row
 
 
@@ -485,10 +500,11 @@ def funnel_compute(
             cursor.execute("SET LOCAL parallel_tuple_cost = 0.001")
             cursor.execute(f"SELECT xact_id::text, position FROM {schema.CHECKPOINTS} WHERE name = %s", [TIMELINES])
             checkpoint = cursor.fetchone() or ("0", 0)
-            timelines = row_cache.fetch_cached(
-                table=str(schema.EVENT_TIMELINES), keys=schema.EVENT_TIMELINES.key, columns=_TIMELINE_COLUMNS,
-                where=_TIMELINE_WHERE, params=[project_id, types, user_sets.floor_hour(after), before],
-                payload=_TIMELINE_PAYLOAD[breakdown], decode=_timeline_payload, kind=breakdown or "",
+            days = row_cache.fetch_groups(
+                table=str(schema.EVENT_TIMELINES), group=_DAY_GROUP, tally="count(*)",
+                columns=_TIMELINE_COLUMNS[breakdown], where=_TIMELINE_WHERE,
+                params=[project_id, types, user_sets.floor_hour(after), before], compute=_day,
+                kind=f"funnel days {breakdown}",
             )  # fmt: skip
             persons = user_sets.persons_of(project_id)
             params: dict[str, Any] = {
@@ -505,10 +521,10 @@ def funnel_compute(
             f"this funnel ran past {settings.TIDELOG_FUNNEL_TIMEOUT_SECONDS:g} s and was stopped: narrow the range",
         ) from exc
     span = (hour_us(after.astimezone(UTC)), hour_us(before.astimezone(UTC)))
-    events = _unpack(found, timelines, persons, span, types)
+    events = _unpack(found, days, persons, span, types)
     entries = _walk(events, steps, types, window)
     n = len(steps)
-    total = _row(entries, np.ones(len(entries["reached"]), bool), n)
+    total = _row(entries, None, n)
     groups = None
     if breakdown:
         # The values by persons entering with them (most first, then by value: code points), the

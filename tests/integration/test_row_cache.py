@@ -35,8 +35,8 @@ def type_users() -> dict[str, int]:
     return {event_type: len(users) for _, _, event_type, _, users in rows}
 
 
-def funnel() -> list[int]:
-    found = funnels.funnel_compute(project_id=1, steps=["open", "buy"], window=timedelta(days=1), **RANGE)
+def funnel(**range_) -> list[int]:
+    found = funnels.funnel_compute(project_id=1, steps=["open", "buy"], window=timedelta(days=1), **(range_ or RANGE))
     return [step.count for step in found.steps]
 
 
@@ -98,24 +98,37 @@ def test_a_bucket_whose_rows_are_unchanged_is_not_computed_again(settings):
     assert aggregates() == uncached(aggregates, settings)
 
 
-def test_ranges_cutting_a_day_at_different_hours_never_share_its_answer(settings):
-    """The first day of a range starting mid-day is read from hour rows: rows one statement
-    wrote (one xmin and cmin) but different ones, told apart by their tuple ids."""
+def funnel_by_os(**range_) -> list[tuple[str | None, list[int]]]:
+    found = funnels.funnel_compute(project_id=1, steps=["open", "buy"], window=timedelta(days=1), breakdown="os_name",
+                                   **(range_ or RANGE))  # fmt: skip
+    return [(group.breakdown_value, [step.count for step in group.steps]) for group in found.breakdown]
+
+
+@pytest.mark.parametrize("read", ["aggregates", "funnel", "funnel_by_os"])
+def test_ranges_cutting_a_day_at_different_hours_never_share_its_answer(settings, read):
+    """The first day of a range starting mid-day is read from hour rows (rollups; timelines
+    chunks): rows one statement wrote (one xmin and cmin) but different ones, told apart by
+    their tuple ids. A funnel's day with and without a breakdown is kept apart too."""
     midnight = T0.replace(hour=0)
     insert_events([
-        {"timestamp": midnight + timedelta(hours=hour, minutes=n), "event_type": "open", "distinct_id": f"u{hour}-{n}"}
-        for hour in (10, 11, 12) for n in range(hour - 9)
+        {"timestamp": midnight + timedelta(hours=hour, minutes=n, seconds=k), "event_type": kind,
+         "distinct_id": f"u{hour}-{n}", "os_name": "iOS" if n % 2 else "Android"}
+        for hour in (10, 11, 12) for n in range(hour - 9) for k, kind in enumerate(("open", "buy"))
     ])  # fmt: skip
-    project(["event_aggregates"])
+    project(["event_aggregates", "event_timelines"])
     row_cache.cache().clear()
+    answer = {"aggregates": aggregates, "funnel": funnel, "funnel_by_os": funnel_by_os}[read]
     # Hours 10-11 and 11-12: as many rows of one statement each, so only their tuple ids differ.
     cuts = [
         {"after": midnight + timedelta(hours=start), "before": midnight + timedelta(hours=end)}
         for start, end in [(10, 12), (11, 13), (10, 12), (10, 24)]
     ]
-    expected = [uncached(lambda cut=cut: aggregates(**cut), settings) for cut in cuts]  # (this empties the cache)
-    assert [[row["unique_users"] for row in answer] for answer in expected] == [[3], [5], [3], [6]]
-    assert [aggregates(**cut) for cut in cuts] == expected
+    expected = [uncached(lambda cut=cut: answer(**cut), settings) for cut in cuts]  # (this empties the cache)
+    assert expected[0] != expected[1] and expected[0] == expected[2]
+    other = {"funnel": funnel_by_os, "funnel_by_os": funnel}.get(read)
+    if other is not None:  # the same days, kept with their values or without: not this one's
+        other(**cuts[0])
+    assert [answer(**cut) for cut in cuts] == expected
 
 
 def test_a_bucket_rewritten_after_its_digest_was_listed_is_answered_as_listed(monkeypatch):

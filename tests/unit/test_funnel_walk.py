@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from query_side.funnels import _Events, _every_entry, _Keys, _percentile_cont_half, _walk
+from query_side.funnels import NEVER, _Events, _every_entry, _Keys, _percentile_cont_half, _walk
 
 TYPES = ["a", "b", "c"]
 STEPS = ["a", "b", "c"]
@@ -102,9 +102,10 @@ def reference_entries(found: list[tuple[int, int, int, int]], window_us: int) ->
     return sorted(entries)
 
 
-# Few persons and instants: chains the window cuts, later entries reaching further, ties.
+# Few persons and instants: chains the window cuts, later entries reaching further, ties; some
+# persons negative (ids not numbered yet: _walk indexes them by offset, not by number).
 dense = st.lists(
-    st.tuples(st.integers(0, 4), st.integers(0, 12).map(lambda t: t * HOUR_US), st.integers(1, 3), st.integers(0, 1)),
+    st.tuples(st.integers(-2, 4), st.integers(0, 12).map(lambda t: t * HOUR_US), st.integers(1, 3), st.integers(0, 1)),
     max_size=40,
 )
 
@@ -127,8 +128,8 @@ def entries_of(walked: dict) -> list[tuple[int, int, int, tuple[int, ...]]]:
 )
 def test_the_walk_finds_each_persons_entry_as_the_definition_does(found, window_us, scale, breakdown):
     """Both walks give the definition's entries (tried on every step-1 event, in plain Python):
-    _walk's one chain per person (persons indexed by their offset, or with `scale` spreading
-    them past that, by their rank) with every entry walked for those whose first chain the
+    _walk's one chain per person (persons indexed by their numbers, by their offsets where some
+    are negative, or with `scale` spreading them, by their rank) with every entry walked for those whose first chain the
     window cut, and _every_entry's chain of every step-1 event; with a breakdown's two values
     and without one."""
     if not breakdown:
@@ -139,7 +140,25 @@ def test_the_walk_finds_each_persons_entry_as_the_definition_does(found, window_
         assert entries_of(walk(events, STEPS, TYPES, window)) == reference_entries(found, window_us), walk.__name__
 
 
-@given(st.lists(st.floats(-1e6, 1e6), max_size=30))
-def test_the_median_by_partial_sort_is_the_middle_or_the_two_middle_values_halved(values):
-    got = _percentile_cont_half(np.array(values, np.float64))
-    assert got == (None if not values else pytest.approx(statistics.median(values), rel=1e-12, abs=1e-9))
+@settings(max_examples=200)
+@given(dense, dense, st.booleans())
+def test_events_outside_the_range_marked_never_change_no_entry(found, outside, breakdown):
+    """_unpack marks the events of the range's edge hours outside it NEVER instead of dropping
+    them: _walk must pass them over, whatever their type, person or value, and so must the
+    every-entry walk it hands persons to (_Events.take drops them on the way)."""
+    if not breakdown:
+        found = [(who, ts, kind, 0) for who, ts, kind, _ in found]
+    window = np.timedelta64(5 * HOUR_US, "us").astype(object)
+    marked = [*found, *((who, int(NEVER), kind, value) for who, _, kind, value in outside)]
+    events = events_of(marked, 1, ("", "x") if breakdown else ("",))
+    expected = reference_entries(found, 5 * HOUR_US)
+    assert entries_of(_walk(events, STEPS, TYPES, window)) == expected
+    every = events.take(np.ones(len(events.who), bool))
+    assert entries_of(_every_entry(every, STEPS, TYPES, window)) == expected
+
+
+@given(st.lists(st.integers(-(10**12), 10**12), max_size=30))
+def test_the_median_by_partial_sort_is_the_middle_or_the_two_middle_values_halved(durations):
+    got = _percentile_cont_half(np.array(durations, np.int64))
+    seconds = [duration / 1_000_000 for duration in durations]
+    assert got == (None if not durations else pytest.approx(statistics.median(seconds), rel=1e-12, abs=1e-9))
