@@ -54,7 +54,7 @@ DRAIN_BATCH_SECONDS: Final = Histogram(
 QUERY_CACHE_ROWS: Final = Counter(
     "tidelog_query_cache_rows",
     "Read-model rows a query needed decoded, by whether the query process's cache held them (hit) or they were"
-    " read (miss); and rows the cache dropped for room (evicted).",
+    " read (miss); and what the cache dropped for room, rows or groups' answers (evicted).",
     ["result"],
 )
 QUERY_CACHE_GROUPS: Final = Counter(

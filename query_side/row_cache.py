@@ -1,22 +1,26 @@
-"""Read-model rows decoded once per query process, reused while they are unchanged.
+"""Read-model rows decoded once per query process, and answers computed from them, reused while
+the rows are unchanged.
 
 A dashboard asks the same months again and again, and almost all of a month's read-model rows
 (a day's rollup of a type, an hour's timelines chunk) stop changing once their hour is past:
-only late events, an erasure or a replay rewrite them. So the rows' large column (a set of
-users, a timeline's arrays) is read and decoded once and kept here, and a query reads only the
-rows' keys and versions, and the large column of the rows it does not hold. At 10M events, a
-month of event-aggregates by day: 2,862 rows, 10 MB of sets read and decoded on every request
-before; after, their keys (~3 ms) and today's few changed rows.
+only late events, an erasure or a replay rewrite them. Two ways to keep what they give:
 
-A row version is its key, its xmin (the transaction that wrote it, widened to 64 bits) and its
-cmin (the command within that transaction): PostgreSQL gives every rewrite of a row a new tuple
-with its writer's xmin and cmin, so a key with the same version is the same content (VACUUM
+- fetch_cached: each row's large column (a set of users) read and decoded once, kept by the
+  row's version; a query reads the rows' keys and versions, and the large column of the rows it
+  does not hold.
+- fetch_groups: per group of rows (a bucket of event-aggregates, a day of a funnel's step type),
+  the answer computed from them, kept by a digest of the group's row versions; a query reads one
+  digest a group (at 10M events, a month of event-aggregates by app_version: 30 digests of
+  15,343 rows) and computes only the groups that changed.
+
+A row version is its key (or its tuple id), its xmin (the transaction that wrote it, widened to
+64 bits) and its cmin (the command within that transaction): PostgreSQL gives every rewrite of a
+row a new tuple with its writer's xmin and cmin, so the same version is the same content (VACUUM
 FULL and CLUSTER move tuples but keep both). Keys are per database and table. What a cache hit
-returns is shared by every request: never mutate it (sets are frozen).
+returns is shared by every request: never mutate it (sets are frozen, arrays copied first).
 
 Bounded by TIDELOG_QUERY_CACHE_MB per process, least recently used out first; 0 turns it off.
 """
-
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
