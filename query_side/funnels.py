@@ -209,7 +209,13 @@ def _unpack(found: list[tuple[str, bytes, bytes]], days: list[tuple[str, _Day]],
     who = persons.persons(np.concatenate([day.numbers for _, day in days] or [np.zeros(0, np.uint32)]))
     ts = np.concatenate([day.ts for _, day in days] or [np.zeros(0, np.int64)])
     if breakdown:
-        value = np.concatenate([np.array([index[v] for v in day.values], np.int64)[day.codes] for _, day in days])
+        # A day whose values are all of them (most: a few OS names, the current app versions)
+        # has its codes as they are; another's go through its values' indexes.
+        parts = []
+        for _, day in days:
+            assert day.codes is not None  # every day read with a breakdown has its codes
+            parts.append(day.codes if day.values == values else np.array([index[v] for v in day.values])[day.codes])
+        value = np.concatenate(parts, dtype=np.int64)
     else:
         value = np.zeros(len(ts), np.int64)  # index[""]: "" sorts first
     # A type's first and last days hold the hours at the range's edges, and in them events

@@ -307,26 +307,32 @@ def test_random_funnels_equal_the_reference(client, project):
         assert_as_reference(client, project, steps, window_hours=window_hours, breakdown=rng.choice([None, "os_name"]))
 
 
-def test_random_funnels_over_the_timelines_and_the_stores_tail_cut_mid_hour_equal_the_reference(client, project):
+@pytest.mark.parametrize("days", [0, 2], ids=["hours", "days"])
+def test_random_funnels_over_the_timelines_and_the_stores_tail_cut_mid_hour_equal_the_reference(client, project, days):
     """Half the events reach the timelines, the other half only the store (past the timelines'
     checkpoint: people and the directory have them), in every type; the range starts and ends
-    inside an hour, so its edge hours hold events on both sides of it."""
+    inside an hour, so its edge hours hold events on both sides of it. Over days: the timelines
+    come a day at a time, each with its own app versions, and the edges are in different days."""
     rng = random.Random(11)
     types = ["a", "b", "c"]
+    after, before = T0 + timedelta(minutes=25), T0 + timedelta(days=days, hours=4, minutes=35)
     halves: list[list[dict]] = [[], []]
+    for n in range(40, 50):  # persons with every type's events in the edge hours, on both sides
+        for kind in types:
+            for moment in (after - timedelta(minutes=rng.randint(1, 25)), after + timedelta(minutes=rng.randint(0, 30)),
+                           before - timedelta(minutes=rng.randint(1, 30)), before + timedelta(minutes=rng.randint(0, 20))):  # fmt: skip
+                halves[0].append(event(f"u{n}", kind, moment, app_version=rng.choice(["1.0", "2.0"])))
     for n in range(40):
         ids = [f"u{n}", f"anon{n}"] if n % 4 == 0 else [f"u{n}"]
         for _ in range(rng.randint(1, 14)):
-            at = T0 + timedelta(minutes=5 * rng.randint(0, 60), microseconds=rng.choice([0, 1]))
-            halves[rng.randint(0, 1)].append(
-                event(rng.choice(ids), rng.choice(types), at, app_version=rng.choice(["1.0", "2.0", None]))
-            )
+            at = T0 + timedelta(minutes=5 * rng.randint(0, 60 * (1 + 12 * days)), microseconds=rng.choice([0, 1]))
+            version = rng.choice(["1.0", "2.0", None, f"3.{at.day}"])
+            halves[rng.randint(0, 1)].append(event(rng.choice(ids), rng.choice(types), at, app_version=version))
         if len(ids) == 2:
             halves[0].append(identify(ids[0], ids[1], T0))
     load(project.project_id, halves[0])
     insert_events([{**e, "project_id": project.project_id} for e in halves[1]])
     run_projections(["people", "event_aggregates"])
-    after, before = T0 + timedelta(minutes=25), T0 + timedelta(hours=4, minutes=35)
     for _ in range(10):
         steps = [rng.choice(types) for _ in range(rng.randint(2, 4))]
         assert_as_reference(
