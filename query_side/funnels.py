@@ -131,6 +131,8 @@ class _Day:
     a process (row_cache.fetch_groups): never changed in place."""
 
     numbers: npt.NDArray[np.uint32]
+    top: int
+    """The largest of the numbers."""
     ts: npt.NDArray[np.int64]
     codes: npt.NDArray[np.uint16] | None
     values: list[str]
@@ -152,7 +154,7 @@ def _day(rows: list[tuple[Any, ...]]) -> tuple[_Day, int]:
         table = np.array([index[value] for row in row_values for value in row], np.uint16)
         base = np.repeat(np.cumsum([0, *map(len, row_values[:-1])]), counts)
         codes = table[base + np.frombuffer(b"".join(row[4] for row in rows), "<u2")]
-    found = _Day(numbers, ts, codes, values)
+    found = _Day(numbers, int(numbers.max()), ts, codes, values)
     return found, numbers.nbytes + ts.nbytes + (codes.nbytes if codes is not None else 0)
 
 
@@ -206,7 +208,8 @@ def _unpack(found: list[tuple[str, bytes, bytes]], days: list[tuple[str, _Day]],
     # at[n]. The times are a copy (the days are shared) to mark.
     sizes = {n: [len(day.ts) for kind, (_, day) in zip(kinds, days, strict=True) if kind == n] for n in code.values()}
     at = np.cumsum([0, *(sum(sizes[n]) for n in code.values())]).tolist()
-    who = persons.persons(np.concatenate([day.numbers for _, day in days] or [np.zeros(0, np.uint32)]))
+    numbers = np.concatenate([day.numbers for _, day in days] or [np.zeros(0, np.uint32)], dtype=np.int64)
+    who = persons.persons(numbers, max((day.top for _, day in days), default=0))
     ts = np.concatenate([day.ts for _, day in days] or [np.zeros(0, np.int64)])
     if breakdown:
         # A day whose values are all of them (most: a few OS names, the current app versions)

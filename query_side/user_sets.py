@@ -60,19 +60,14 @@ class Persons:
         found[self.aliases] = self.canonical
         return found
 
-    @cached_property
-    def lookup64(self) -> npt.NDArray[np.int64]:
-        """The lookup as int64, so that a gather of a funnel's 1.3M numbers is the answer."""
-        return self.lookup.astype(np.int64)
-
-    def persons(self, numbers: npt.NDArray[np.uint32]) -> npt.NDArray[np.int64]:
+    def persons(self, numbers: npt.NDArray[np.int64], top: int) -> npt.NDArray[np.int64]:
         """Each of these numbers' person's number (an alias's canonical, any other itself), in
-        one gather: a funnel's events, not a set."""
-        top = int(numbers.max(initial=0))
-        lookup = self.lookup64
+        one gather: a funnel's events, not a set. `top`: the largest of the numbers. (int64
+        indexes into the uint32 lookup, widened after: a third of the time of the other ways.)"""
+        lookup = self.lookup
         if top >= len(lookup):  # numbers past the largest alias are no alias
-            lookup = np.concatenate([lookup, np.arange(len(lookup), top + 1, dtype=np.int64)])
-        return lookup[numbers]
+            lookup = np.concatenate([lookup, np.arange(len(lookup), top + 1, dtype=np.uint32)])
+        return lookup[numbers].astype(np.int64)
 
     def of(self, users: BitMap) -> BitMap:
         """The persons' numbers of a set of users' numbers. Vectorized: the aliases present are
@@ -113,9 +108,9 @@ def persons_of(project_id: int) -> Persons:
     [row] = fetch_binary(f"SELECT {_ALIASES_VERSION}, {_ALIASES}", [project_id, project_id])
     persons = _persons(bytes(row[-1]), (database, *row[:-1]))
     if rows_cache.budget > 0:
-        # Held with its lookups built, what they take counted: 12 bytes a number up to the
-        # largest alias, and ~16 an alias.
-        size = 12 * len(persons.lookup64) + 2 * len(row[-1])
+        # Held with its lookup built, what it takes counted: 4 bytes a number up to the largest
+        # alias, and ~16 an alias.
+        size = 4 * len(persons.lookup) + 2 * len(row[-1])
         rows_cache.put((database, str(schema.PERSON_ALIASES), "persons", *row[:-1]), persons, size)
     return persons
 
