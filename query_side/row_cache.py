@@ -21,6 +21,7 @@ returns is shared by every request: never mutate it (sets are frozen, arrays cop
 
 Bounded by TIDELOG_QUERY_CACHE_MB per process, least recently used out first; 0 turns it off.
 """
+
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -234,8 +235,10 @@ def fetch_groups(
     rows_cache = cache()
     on = rows_cache.budget > 0
     is_nested = connections[alias].in_atomic_block
-    with transaction.atomic(using=alias):
-        if not is_nested:  # inside a caller's transaction (a test), its snapshot rules
+    # No savepoint inside a caller's transaction: nothing here writes, and an error ends the
+    # caller's transaction anyway.
+    with transaction.atomic(using=alias, savepoint=False):
+        if not is_nested:  # a caller's transaction (a funnel's: REPEATABLE READ) keeps its own
             with connections[alias].cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         digest = f", {_DIGEST}" if on else ""
@@ -254,11 +257,10 @@ def fetch_groups(
                 missing[row[0]] = key
             else:
                 answers.append((row[0], answer))
-        if not missing:
-            pass
-        elif len(missing) == len(listed):
+        rows: list[tuple[Any, ...]] = []
+        if len(missing) == len(listed):  # everything (a first request; the cache off)
             rows = fetch_binary(f"SELECT {group}, {columns} FROM {table} t WHERE {where}", params)
-        else:
+        elif missing:
             rows = fetch_binary(
                 f"SELECT {group}, {columns} FROM {table} t WHERE {where} AND {group} = ANY(%s)",
                 [*params, list(missing)],
