@@ -12,6 +12,7 @@ from projections.erasure import erase_person
 from projections.registry import projection_get
 from projections.replay import replay
 from query_side import row_cache, selectors, user_sets
+from tests.integration.test_row_cache import uncached
 from tests.projection_helpers import insert_events, project
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,14 +33,6 @@ def opened_by() -> int:
     [row] = [row for row in selectors.event_aggregate_list(project_id=1, interval="day", **RANGE)
              if row["event_type"] == "opened"]  # fmt: skip
     return row["unique_users"]
-
-
-def uncached(read, settings):
-    budget, settings.TIDELOG_QUERY_CACHE_MB = settings.TIDELOG_QUERY_CACHE_MB, 0
-    try:
-        return read()
-    finally:
-        settings.TIDELOG_QUERY_CACHE_MB = budget
 
 
 def version() -> int | None:

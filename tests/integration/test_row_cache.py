@@ -41,6 +41,8 @@ def funnel(**range_) -> list[int]:
 
 
 def uncached(read, settings):
+    """`read()` with the query cache off. A new budget is a new cache (row_cache.cache): what
+    was kept is gone after this, so compute expected answers before the cached ones."""
     budget, settings.TIDELOG_QUERY_CACHE_MB = settings.TIDELOG_QUERY_CACHE_MB, 0
     try:
         return read()
