@@ -11,7 +11,7 @@ leaves only the anonymous days' numbers to swap.
 
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Any, Literal
@@ -50,6 +50,7 @@ class Persons:
     version: tuple[Any, ...] = ()
     """What names these aliases (the table's identity and the project's alias version): an
     answer computed with them may be kept under it."""
+    _changed: tuple["Persons", AbstractBitMap] | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def lookup(self) -> npt.NDArray[np.uint32]:
@@ -68,6 +69,22 @@ class Persons:
         if top >= len(lookup):  # numbers past the largest alias are no alias
             lookup = np.concatenate([lookup, np.arange(len(lookup), top + 1, dtype=np.uint32)])
         return lookup[numbers].astype(np.int64)
+
+    def changed_since(self, before: "Persons") -> AbstractBitMap:
+        """The numbers whose person differs between `before`'s aliases and these: a set of users
+        holding none of them has the same persons under both (its count is unchanged). Usually
+        the few ids a batch's logins merged; kept for the last `before` asked."""
+        memo = self._changed
+        if memo is not None and memo[0] is before:
+            return memo[1]
+        old, new = before.lookup, self.lookup
+        size = max(len(old), len(new))
+        # Each lookup to the same length: a number past one's end is no alias there (itself).
+        old = np.concatenate([old, np.arange(len(old), size, dtype=np.uint32)])
+        new = np.concatenate([new, np.arange(len(new), size, dtype=np.uint32)])
+        changed = FrozenBitMap(array("I", np.flatnonzero(old != new).astype(np.uint32).tobytes()))
+        object.__setattr__(self, "_changed", (before, changed))
+        return changed
 
     def of(self, users: BitMap) -> BitMap:
         """The persons' numbers of a set of users' numbers. Vectorized: the aliases present are
@@ -308,13 +325,42 @@ Cell = tuple[datetime, str, str, int, int]
 """(bucket, breakdown value, event type, events, unique persons)."""
 
 
+@dataclass
+class _BucketCells:
+    """A bucket's cells, kept in the process (row_cache.fetch_groups) while its rows are
+    unchanged: per (event type, breakdown value), events and the union of the users' sets
+    (frozen: shared). Their persons counted with one version of the aliases are kept beside them
+    (`counted`, with those aliases). A system whose users log in has its aliases change every
+    batch: after a change only the cells holding a number whose person changed are counted again
+    (Persons.changed_since), without reading or unioning a set."""
+
+    cells: list[tuple[str, str, int, AbstractBitMap]]
+    counted: tuple["Persons", list[int]] | None = None
+
+    def unique(self, persons: "Persons") -> list[int]:
+        counted = self.counted
+        if counted is not None and counted[0].version == persons.version:
+            return counted[1]
+        if counted is None:
+            counts = [persons.count(users) for _, _, _, users in self.cells]
+        else:
+            changed = persons.changed_since(counted[0])
+            counts = [
+                persons.count(users) if users.intersect(changed) else count
+                for (_, _, _, users), count in zip(self.cells, counted[1], strict=True)
+            ]
+        # Replaced whole, never changed in place: another request may be reading the last.
+        self.counted = (persons, counts)
+        return counts
+
+
 def bucket_cells(buckets: Buckets, check: Callable[[int], None] | None = None) -> list[Cell]:
     """Events and unique persons per bucket, breakdown value and event type, sorted. Each
-    bucket's cells are computed once from its rollup rows (their sets unioned per cell, mapped to
-    persons, counted) and kept while its rows and the aliases are unchanged (row_cache.fetch_groups):
-    a month asked again reads only its buckets' digests and computes the ones that changed (today's).
-    At 10M events by app_version: 15,343 rows, 5,372 cells. `check`, given the number of cells
-    before any set is read, may refuse by raising."""
+    bucket's cells (their sets unioned per cell) are computed once from its rollup rows and kept
+    while the rows are unchanged (row_cache.fetch_groups), their persons counted once per version
+    of the aliases: a month asked again reads only its buckets' digests and computes the ones
+    that changed (today's). At 10M events by app_version: 15,343 rows, 5,372 cells. `check`,
+    given the number of cells before any set is read, may refuse by raising."""
     if buckets.interval not in ("hour", "day", "week", "month"):
         # Spliced into the SQL (a group has no placeholder): only known names pass.
         raise ValueError(f"unknown interval {buckets.interval!r}")
@@ -325,21 +371,7 @@ def bucket_cells(buckets: Buckets, check: Callable[[int], None] | None = None) -
     if found is None:
         return []
     where, params = found
-    persons = persons_of(buckets.project_id)
     value = f"t.{buckets.breakdown}" if buckets.breakdown else "''::text"
-
-    def compute(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[str, str, int, int]], int]:
-        sets: dict[tuple[str, str], list[AbstractBitMap]] = {}
-        events: dict[tuple[str, str], int] = {}
-        for event_type, found_value, count, blob in rows:
-            key = (event_type, found_value)
-            sets.setdefault(key, []).append(decode(blob))
-            events[key] = events.get(key, 0) + count
-        cells = []
-        for key in sorted(sets):
-            parts = sets[key]
-            cells.append((*key, events[key], persons.count(parts[0] if len(parts) == 1 else union(parts))))
-        return cells, 64 + 96 * len(cells)
 
     def checked(tallies: list[tuple[Any, Any]]) -> None:
         if check is not None:
@@ -348,14 +380,35 @@ def bucket_cells(buckets: Buckets, check: Callable[[int], None] | None = None) -
     groups = fetch_groups(
         table=str(buckets.table), group=f"date_trunc('{buckets.interval}', t.bucket, 'UTC')",
         tally=f"count(DISTINCT (t.event_type, {value}))::int8",
-        columns=f"t.event_type, {value}, t.event_count, t.users", where=where, params=params, compute=compute,
-        kind=f"cells {value} {persons.version}", check=checked,
+        columns=f"t.event_type, {value}, t.event_count, t.users", where=where, params=params, compute=_bucket_cells,
+        kind=f"cells {value}", check=checked,
     )  # fmt: skip
+    persons = persons_of(buckets.project_id)
     return [
         (bucket, found_value, event_type, count, unique)
         for bucket, cells in sorted(groups, key=lambda group: group[0])
-        for event_type, found_value, count, unique in cells
+        for (event_type, found_value, count, _), unique in zip(cells.cells, cells.unique(persons), strict=True)
     ]
+
+
+def _bucket_cells(rows: list[tuple[Any, ...]]) -> tuple[_BucketCells, int]:
+    """A bucket's rows (event type, breakdown value, events, set) as its cells, and their size
+    (the sets' bytes read: at least what their unions take)."""
+    blobs: dict[tuple[str, str], list[bytes]] = {}
+    events: dict[tuple[str, str], int] = {}
+    for event_type, found_value, count, blob in rows:
+        key = (event_type, found_value)
+        blobs.setdefault(key, []).append(blob)
+        events[key] = events.get(key, 0) + count
+    cells: list[tuple[str, str, int, AbstractBitMap]] = []
+    for key in sorted(blobs):
+        parts = blobs[key]
+        if len(parts) == 1:
+            users: AbstractBitMap = _frozen_set(parts[0])[0]
+        else:
+            users = FrozenBitMap().union(*(decode(part) for part in parts))
+        cells.append((*key, events[key], users))
+    return _BucketCells(cells), 64 * len(cells) + sum(len(blob) for parts in blobs.values() for blob in parts)
 
 
 def event_counts(

@@ -1,11 +1,13 @@
 """A project's aliases kept decoded in the query process (query_side/user_sets.persons_of) by
 their version (schema.PERSON_ALIAS_VERSIONS): read once while unchanged; a merge, an erasure or
-a replay's swap makes the next answer read them anew, and every answer equals the uncached one."""
+a replay's swap makes the next answer read them anew; a kept bucket is recounted with the new
+aliases without reading its rows; and every answer equals the uncached one."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from prometheus_client import REGISTRY
 
 from contracts import schema
 from projections.erasure import erase_person
@@ -21,9 +23,10 @@ RANGE = {"after": T0 - timedelta(days=1), "before": T0 + timedelta(days=1)}
 PROJECTIONS = ["people", "event_aggregates"]
 
 
-def events(*rows: tuple[str, str, dict]) -> None:
+def events(*rows: tuple[str, str, dict], day: int = 0) -> None:
     insert_events([
-        {"timestamp": T0 + timedelta(minutes=n), "event_type": kind, "distinct_id": who, "properties": properties}
+        {"timestamp": T0 + timedelta(days=day, minutes=n), "event_type": kind, "distinct_id": who,
+         "properties": properties}
         for n, (who, kind, properties) in enumerate(rows)
     ])  # fmt: skip
     project(PROJECTIONS)
@@ -33,6 +36,34 @@ def opened_by() -> int:
     [row] = [row for row in selectors.event_aggregate_list(project_id=1, interval="day", **RANGE)
              if row["event_type"] == "opened"]  # fmt: skip
     return row["unique_users"]
+
+
+def groups(result: str) -> float:
+    return REGISTRY.get_sample_value("tidelog_query_cache_groups_total", {"result": result}) or 0.0
+
+
+def test_a_merge_recounts_a_kept_buckets_cells_holding_a_merged_id_and_no_others(monkeypatch, settings):
+    """A system whose users log in has its aliases change every batch: a past day's bucket, its
+    rows unchanged, keeps its cells' sets and counts the persons again only in the cells that
+    hold an id whose person changed."""
+    events(("a", "opened", {}), ("b", "opened", {}), ("c", "opened", {}), ("a", "tapped", {}), day=-1)
+    events(("a", "opened", {}))
+    row_cache.cache().clear()
+    found = selectors.event_aggregate_list(project_id=1, interval="day", **RANGE)
+    assert [(row["event_type"], row["unique_users"]) for row in found] == [("opened", 3), ("tapped", 1), ("opened", 1)]
+    hits, misses = groups("hit"), groups("miss")
+    events(("b", "$identify", {"$anon_distinct_id": "c"}))  # today's bucket changes; yesterday's not
+    counted = []
+    real = user_sets.Persons.count
+    monkeypatch.setattr(user_sets.Persons, "count", lambda self, users: counted.append(len(users)) or real(self, users))
+    found = selectors.event_aggregate_list(project_id=1, interval="day", **RANGE)
+    assert [(row["event_type"], row["unique_users"]) for row in found] == [
+        ("opened", 2), ("tapped", 1), ("$identify", 1), ("opened", 1),
+    ]  # fmt: skip
+    assert (groups("hit") - hits, groups("miss") - misses) == (1, 1)
+    # Yesterday: "opened" (holds c), not "tapped" (a alone); today, anew: "$identify", "opened".
+    assert sorted(counted) == [1, 1, 3]
+    assert found == uncached(lambda: selectors.event_aggregate_list(project_id=1, interval="day", **RANGE), settings)
 
 
 def version() -> int | None:

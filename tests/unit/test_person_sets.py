@@ -35,3 +35,24 @@ def test_a_set_without_aliases_counts_its_users() -> None:
     assert persons.count(BitMap([10, 11])) == 1
     assert persons.count(BitMap([1, 10, 11])) == 1
     assert persons.count(BitMap()) == 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_set_holding_no_changed_number_counts_the_same_persons_under_both_aliases(seed: int) -> None:
+    """changed_since names every number whose person differs between two versions of the
+    aliases (merged, moved to another person, no longer an alias, past either one's largest
+    alias), and no other: a set holding none of them has the same persons under both."""
+    rng = np.random.default_rng(seed)
+    old = {alias: int(rng.integers(0, 50)) for alias in range(1000, 2000 + 500 * (seed % 3)) if rng.random() < 0.4}
+    new = {alias: person for alias, person in old.items() if rng.random() < 0.9}  # some no longer aliases
+    for alias in rng.choice(3000, size=30, replace=False).tolist():  # some merged or moved anew
+        if alias >= 50:
+            new[alias] = int(rng.integers(0, 50))
+    before, after = _persons(old), _persons(new)
+    changed = after.changed_since(before)
+    assert set(changed) == {n for n in range(3000) if old.get(n, n) != new.get(n, n)}
+    assert after.changed_since(before) is changed  # asked again for the same aliases: kept
+    for _ in range(20):
+        users = BitMap(rng.choice(3000, size=int(rng.integers(0, 300)), replace=False).tolist())
+        if not users.intersect(changed):
+            assert after.count(users) == before.count(users)
