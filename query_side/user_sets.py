@@ -50,7 +50,9 @@ class Persons:
     version: tuple[Any, ...] = ()
     """What names these aliases (the table's identity and the project's alias version): an
     answer computed with them may be kept under it."""
-    _changed: tuple["Persons", AbstractBitMap] | None = field(default=None, compare=False, repr=False)
+    _changed: tuple[tuple[Any, ...], AbstractBitMap] | None = field(default=None, compare=False, repr=False)
+    """changed_since's last answer, by the other aliases' version (not the object: each would
+    hold the one before it, a chain of every version a process saw)."""
 
     @cached_property
     def lookup(self) -> npt.NDArray[np.uint32]:
@@ -75,7 +77,7 @@ class Persons:
         holding none of them has the same persons under both (its count is unchanged). Usually
         the few ids a batch's logins merged; kept for the last `before` asked."""
         memo = self._changed
-        if memo is not None and memo[0] is before:
+        if memo is not None and memo[0] == before.version:
             return memo[1]
         old, new = before.lookup, self.lookup
         size = max(len(old), len(new))
@@ -83,7 +85,7 @@ class Persons:
         old = np.concatenate([old, np.arange(len(old), size, dtype=np.uint32)])
         new = np.concatenate([new, np.arange(len(new), size, dtype=np.uint32)])
         changed = FrozenBitMap(array("I", np.flatnonzero(old != new).astype(np.uint32).tobytes()))
-        object.__setattr__(self, "_changed", (before, changed))
+        object.__setattr__(self, "_changed", (before.version, changed))  # a memo: frozen otherwise
         return changed
 
     def of(self, users: BitMap) -> BitMap:
