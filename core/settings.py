@@ -282,8 +282,9 @@ if TIDELOG_BODY_READ_TIMEOUT_SECONDS <= 0 or TIDELOG_COMMAND_MAX_CONNECTIONS < 1
 TIDELOG_FUNNEL_MAX_EVENTS = env_int("TIDELOG_FUNNEL_MAX_EVENTS", 1_500_000)
 # ...and one that runs longer than this anyway (the counts trail the store) is stopped: the same 400.
 TIDELOG_FUNNEL_TIMEOUT_SECONDS = env_float("TIDELOG_FUNNEL_TIMEOUT_SECONDS", 30.0)
-# Read-model rows the query API keeps decoded per process while unchanged (sets of users, event
-# timelines: query_side/row_cache.py); the least recently used go first past this; 0: off.
+# What the query API keeps per process while the read-model rows it came from are unchanged
+# (decoded sets of users, buckets' answers, a funnel's days, aliases: query_side/row_cache.py);
+# the least recently used go first past this; 0: off.
 TIDELOG_QUERY_CACHE_MB = env_int("TIDELOG_QUERY_CACHE_MB", 256)
 if TIDELOG_QUERY_CACHE_MB < 0:
     raise ImproperlyConfigured(

@@ -115,26 +115,20 @@ def fetch_cached(
     params: Sequence[Any],
     payload: Sequence[str],
     decode: Callable[..., tuple[Any, int]],
-    kind: str = "",
-    check: Callable[[list[tuple[Any, ...]]], None] | None = None,
 ) -> list[tuple[Any, ...]]:
     """`SELECT {columns}, {payload} FROM {table} WHERE {where}` (binary), with each row's
     payload (expressions over the row) passed through `decode` (which returns the value and its
     size in bytes), the values served from the cache where the row, its `keys` columns and its
-    version, is unchanged. Returns each row's `columns`, then its value. `kind` tells apart
-    values decoded differently from the same rows. `check`, given the rows' `columns` before
-    any payload is read, may refuse the read by raising (an answer too large to give)."""
+    version, is unchanged. Returns each row's `columns`, then its value."""
     rows_cache = cache()
     if rows_cache.budget > 0:
         for _ in range(RETRIES):
-            found = _through_cache(rows_cache, table, keys, columns, where, params, payload, decode, kind, check)
+            found = _through_cache(rows_cache, table, keys, columns, where, params, payload, decode)
             if found is not None:
                 return found
     # No cache, or rows that kept changing under the reads: everything as it is now.
     rows = fetch_binary(f"SELECT {columns}, {', '.join(payload)} FROM {table} WHERE {where}", params)
     width = len(rows[0]) - len(payload) if rows else 0
-    if check is not None:
-        check([row[:width] for row in rows])
     return [(*row[:width], decode(*row[width:])[0]) for row in rows]
 
 
@@ -153,8 +147,7 @@ _FROM = "{table} t CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot())::t
 
 def _through_cache(
     rows_cache: RowCache, table: str, keys: Sequence[str], columns: str, where: str, params: Sequence[Any],
-    payload: Sequence[str], decode: Callable[..., tuple[Any, int]], kind: str,
-    check: Callable[[list[tuple[Any, ...]]], None] | None,
+    payload: Sequence[str], decode: Callable[..., tuple[Any, int]],
 ) -> list[tuple[Any, ...]] | None:  # fmt: skip
     """fetch_cached's answer through the cache, or None where a row changed between the two
     reads (the list of versions, then the rows the cache lacks)."""
@@ -163,12 +156,10 @@ def _through_cache(
     source = _FROM.format(table=table)
     listed = fetch_binary(f"SELECT {columns}, {version_of} FROM {source} WHERE {where}", params)
     width = len(listed[0]) - 2 if listed else 0
-    if check is not None:
-        check([row[:width] for row in listed])
     found: dict[str, Any] = {}
     wanted: dict[str, str] = {}
     for row in listed:
-        value = rows_cache.get((database, table, kind, row[-2]))
+        value = rows_cache.get((database, table, row[-2]))
         if value is None:
             wanted[row[-1]] = row[-2]
         else:
@@ -188,7 +179,7 @@ def _through_cache(
             if wanted[tid] != version:
                 return None
             value, size = decode(*got)
-            rows_cache.put((database, table, kind, version), value, size)
+            rows_cache.put((database, table, version), value, size)
             found[tid] = value
     if len(found) < len(listed):
         return None
@@ -228,9 +219,10 @@ def fetch_groups(
     group), which returns the group's answer and its size in bytes. Served from the cache where
     the group's rows are unchanged (their digest), so a month asked again computes only the
     buckets that changed. `kind` names everything else an answer depends on (how the rows are
-    computed, the aliases' version). `check`, given each group's `tally` (an aggregate over its
-    rows) before any of `columns` is read, may refuse by raising. In one snapshot, so the digests
-    and the rows read agree. Returns (group, answer) per group, in no order."""
+    computed: which columns, with a breakdown's values or without). `check`, given each group's
+    `tally` (an aggregate over its rows) before any of `columns` is read, may refuse by raising.
+    In one snapshot, so the digests and the rows read agree. Returns (group, answer) per group,
+    in no order."""
     alias = settings.QUERY_DB_ALIAS
     rows_cache = cache()
     on = rows_cache.budget > 0

@@ -285,9 +285,7 @@ class Buckets:
         return schema.EVENT_ROLLUPS if split else schema.EVENT_TYPE_ROLLUPS
 
 
-def bucket_sets(
-    buckets: Buckets, check: Callable[[list[tuple[Any, ...]]], None] | None = None
-) -> list[tuple[datetime, str, str, int, AbstractBitMap]]:
+def bucket_sets(buckets: Buckets) -> list[tuple[datetime, str, str, int, AbstractBitMap]]:
     """Each rollup row as (bucket, breakdown value, event type, events, set of users): no Python
     object per row but the set (a month at 10M: 12,661 rows, ~40 ms less than an object a row).
 
@@ -295,13 +293,9 @@ def bucket_sets(
     cache (query_side/row_cache.py): their sets are shared and frozen, never to be changed in
     place. The rollups per type, version and OS do not: many small sets (a month by day at 10M:
     15,343 rows, ~900 bytes a set), which cost as much to list and look up as to read (by
-    app_version, in-process: 248 ms read, 233-271 ms through the cache, more the first time).
-    `check` sees each row's (bucket, breakdown value, event type, events) before any set
-    is read, and may refuse by raising."""
+    app_version, in-process: 248 ms read, 233-271 ms through the cache, more the first time)."""
     if buckets.table != schema.EVENT_TYPE_ROLLUPS:
         rows = buckets.select("event_type, event_count, users")
-        if check is not None:
-            check([row[:4] for row in rows])
         return [(bucket, value, event_type, count, decode(blob)) for bucket, value, event_type, count, blob in rows]
     found = buckets.query("event_type, event_count")
     if found is None:
@@ -310,7 +304,7 @@ def bucket_sets(
     table = buckets.table
     return fetch_cached(
         table=str(table), keys=table.key, columns=selected, where=where, params=params, payload=["users"],
-        decode=_frozen_set, check=check,
+        decode=_frozen_set,
     )  # fmt: skip
 
 
